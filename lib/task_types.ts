@@ -1,0 +1,177 @@
+/**
+ * The server's view of a task: statuses, the JSON shapes of the HTTP API, and the
+ * interfaces between the HTTP edge, the task service and the store.
+ *
+ * @module
+ */
+import type { FetchResponse, JournalEntry, LogEntry, VMState } from "./types.ts";
+
+/** Task statuses, as an `as const` object with the derived union type. */
+export const TaskStatus = {
+  Running: "running",
+  Paused: "paused",
+  Completed: "completed",
+  Error: "error",
+} as const;
+
+/** One of the {@link TaskStatus} values. */
+export type TaskStatus = typeof TaskStatus[keyof typeof TaskStatus];
+
+/** Whether `value` is a task status. */
+export function isTaskStatus(value: unknown): value is TaskStatus {
+  return Object.values(TaskStatus).includes(value as TaskStatus);
+}
+
+/** A pending request as the API shows it. */
+export interface FetchRequestView {
+  id: string;
+  url: string;
+  method: string;
+}
+
+/** Why a task ended in `error`. */
+export interface TaskErrorView {
+  name: string;
+  message: string;
+  kind: string;
+}
+
+/** The task as every endpoint returns it. */
+export interface TaskView {
+  id: string;
+  name: string;
+  status: TaskStatus;
+  pauseCount: number;
+  fetchRequest?: FetchRequestView;
+  fetchRequests?: FetchRequestView[];
+  result?: unknown;
+  error?: TaskErrorView;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** One fetch made by a task, as `GET /status?id=` lists it. */
+export interface FetchLogView {
+  id: string;
+  method: string;
+  url: string;
+  /** HTTP status, or `null` while pending or when the request failed. */
+  status: number | null;
+  error?: string;
+  requestedAt: string;
+  respondedAt?: string;
+}
+
+/** `GET /status?id=`: the view plus logs and the fetches made so far. */
+export interface TaskDetailView extends TaskView {
+  logs: LogEntry[];
+  fetches: FetchLogView[];
+}
+
+/** Body of `POST /task` once validated. */
+export interface CreateTaskInput {
+  id?: string;
+  name?: string;
+  /** Inline code, or... */
+  code?: string;
+  /** ...the name of a definition in `tasks/<task>.js`. */
+  task?: string;
+  /** Exposed to the code as the global `input`. */
+  input?: unknown;
+  /** Per-task override of AUTO_FETCH. */
+  autoFetch?: boolean;
+}
+
+/** Filters of `GET /status`. */
+export interface ListTasksQuery {
+  status?: TaskStatus;
+  limit?: number;
+}
+
+/** What `GET /health` reports. */
+export interface HealthView {
+  status: "ok" | "shutting_down";
+  version: string;
+  tasks: Record<TaskStatus, number>;
+}
+
+/** What the HTTP edge needs from the task service. */
+export interface TaskService {
+  /** Runs a new task to its first pause, completion or error. 400/409 on bad input. */
+  create(input: CreateTaskInput): Promise<TaskView>;
+  /** Delivers a response to a paused task and runs it on. 404 unknown task, 409 not pending. */
+  deliver(taskId: string, response: FetchResponse): Promise<TaskView>;
+  /** One task in detail. 404 unknown. */
+  get(id: string): Promise<TaskDetailView>;
+  /** Tasks oldest first. */
+  list(query: ListTasksQuery): TaskView[];
+  /** Version and counts by status. */
+  health(): HealthView;
+}
+
+/**
+ * The durable record of a task: everything but the journal and the logs, which live
+ * append-only beside it.
+ */
+export interface TaskRecord {
+  id: string;
+  name: string;
+  status: TaskStatus;
+  pauseCount: number;
+  createdAt: string;
+  updatedAt: string;
+  code: string;
+  /** Name of the `tasks/` definition, when the task came from one. */
+  task?: string;
+  input?: unknown;
+  autoFetch: boolean;
+  result?: unknown;
+  error?: TaskErrorView;
+  /** The engine state without `journal` and `logs` (those are in the journal file). */
+  vm?: Omit<VMState, "journal" | "logs">;
+  /** How many journal entries and log lines this record accounts for. */
+  journalLength: number;
+  logCount: number;
+  /** Size of the journal file this record accounts for; maintained by the store. */
+  eventsBytes: number;
+}
+
+/** An event of the append-only task journal file. */
+export type TaskEvent = JournalEntry | ({ type: "log" } & LogEntry);
+
+/** A record read back at startup. */
+export interface LoadedTask {
+  record: TaskRecord;
+  /**
+   * `true` when the journal file holds events the record does not account for: the
+   * server died after appending them and before writing the record, so the task must be
+   * re-run from its journal.
+   */
+  behind: boolean;
+}
+
+/** A file in the states directory that could not be read as a task. */
+export interface SkippedFile {
+  file: string;
+  reason: string;
+}
+
+/**
+ * Durable storage of tasks. Durability contract: when `save()` resolves, the events are
+ * appended to the journal and the record is atomically replaced (temp file, fsync,
+ * rename, directory fsync when `fsync` is on); a crash at any moment leaves either the
+ * old or the new record, never a torn one, and a journal whose complete lines are valid.
+ */
+export interface TaskStore {
+  /** Every readable record; unreadable or foreign files are reported and skipped. */
+  loadAll(): Promise<{ tasks: LoadedTask[]; skipped: SkippedFile[] }>;
+  /**
+   * Appends `events` to the task's journal, then writes `record` with `eventsBytes`
+   * updated; returns the record as written.
+   */
+  save(record: TaskRecord, events: readonly TaskEvent[]): Promise<TaskRecord>;
+  /** The record, or `null` if there is none. */
+  readRecord(id: string): Promise<TaskRecord | null>;
+  /** The complete events of the journal, in order (a torn last line is ignored). */
+  readEvents(id: string): Promise<TaskEvent[]>;
+}

@@ -1,0 +1,137 @@
+/**
+ * Public types of the FetchFlow engine: what goes into it and what comes out.
+ *
+ * Everything here is plain JSON so that a paused {@link VMState} can be written to disk,
+ * read back in another process and resumed there.
+ *
+ * @module
+ */
+
+/** Which quickjs-emscripten build runs the guest. */
+export type Variant = "asyncify" | "sync";
+
+/** A request the guest made with `fetch()`; the host performs it. */
+export interface FetchRequest {
+  /** Unique id of this request; the matching {@link FetchResponse} carries the same id. */
+  id: string;
+  /** Absolute or relative URL exactly as the guest gave it (after `toString()`). */
+  url: string;
+  /** Method, headers and body as the guest gave them (headers normalised to an object). */
+  options: { method?: string; headers?: Record<string, string>; body?: string };
+  /** When the guest asked (host clock, ms since the epoch). */
+  timestamp: number;
+}
+
+/** The outcome of a {@link FetchRequest}, delivered to the guest on resume. */
+export interface FetchResponse {
+  /** Id of the request this answers. */
+  id: string;
+  /** `true` when the HTTP exchange happened and the status is 2xx. */
+  success: boolean;
+  /** HTTP status; absent when the request failed before a response arrived. */
+  status?: number;
+  /** HTTP status text. */
+  statusText?: string;
+  /** Parsed JSON body when the response was JSON, else the body text. */
+  data?: unknown;
+  /** Why the request failed (network error, timeout, refused by policy...). */
+  error?: string;
+  /** Response headers (lower-case names). */
+  headers?: Record<string, string>;
+  /** Final URL after redirects, when known. */
+  url?: string;
+  /** When the response was received (ms since the epoch). */
+  timestamp?: number;
+}
+
+/** Levels of the guest `console`. */
+export type LogLevel = "log" | "info" | "warn" | "error" | "debug";
+
+/** One line the guest wrote with `console.*`. */
+export interface LogEntry {
+  level: LogLevel;
+  message: string;
+  /** Host time the line was written (ms since the epoch). */
+  time: number;
+}
+
+/**
+ * One event of the replay journal, in the order it happened.
+ *
+ * `step` is the index of the `execute()` call that was current when the event happened
+ * (always 0 unless the VM was used as a REPL).
+ */
+export type JournalEntry =
+  | { type: "request"; step: number; index: number; request: FetchRequest }
+  | { type: "response"; step: number; response: FetchResponse; at: number };
+
+/** A paused execution, complete enough to resume in a fresh VM in another process. */
+export interface VMState {
+  /** Id of the VM/execution (stable across resumes). */
+  id: string;
+  /** Code of the current (latest) step. */
+  code: string;
+  /** Best-effort JSON view of the guest's global variables, for humans only. */
+  variables: Record<string, unknown>;
+  /** When this state was produced (ms since the epoch). */
+  timestamp: number;
+  /** State format version. */
+  version: 1;
+  /** Build the state was produced with; replay uses the same one. */
+  variant: Variant;
+  /** Seed of the guest `Math.random()`. */
+  seed: number;
+  /** Guest clock at the start of the first segment (ms since the epoch). */
+  startedAt: number;
+  /** Code of earlier `execute()` calls on the same VM, replayed before `code`. */
+  priorSteps: string[];
+  /** Extra globals defined before the code ran (e.g. `input`). */
+  globals: Record<string, unknown>;
+  /** Requests and responses in the order they happened. */
+  journal: JournalEntry[];
+  /** Ids of requests still waiting for a response. */
+  pending: string[];
+  /** Console output so far (bounded, newest kept). */
+  logs: LogEntry[];
+  /** How many older log lines were dropped to respect the log limit. */
+  droppedLogs: number;
+}
+
+/** What a run segment ended with. */
+export interface ExecutionResult {
+  type: "completed" | "paused";
+  /** JSON value of the last expression statement (awaited); absent for `undefined`. */
+  result?: unknown;
+  /** The state to persist and resume from (present in both cases). */
+  state?: VMState;
+  /** First pending request (compatibility with FetchFlow). */
+  fetchRequest?: FetchRequest;
+  /** Every pending request. */
+  fetchRequests?: FetchRequest[];
+  /** Console lines written during this segment only. */
+  logs: LogEntry[];
+}
+
+/** Engine limits and settings; every field has a documented default. */
+export interface EngineOptions {
+  /** QuickJS build. Default `"asyncify"`. */
+  variant?: Variant;
+  /** CPU time allowed per run segment, ms. Default 5,000. */
+  timeLimitMs?: number;
+  /** Hard cap on the VM's linear memory, bytes. Default 64 MiB. */
+  memoryLimitBytes?: number;
+  /** Guest stack size, bytes. Default 256 KiB. */
+  maxStackBytes?: number;
+  /** Largest accepted code, bytes (UTF-8). Default 1 MiB. */
+  maxCodeBytes?: number;
+  /** Most requests pending at once. Default 100. */
+  maxPendingFetches?: number;
+  /** Most journal entries (requests plus responses). Default 20,000. */
+  maxJournalEntries?: number;
+  /** Largest journal, bytes of JSON. Default 64 MiB. */
+  maxJournalBytes?: number;
+  /** Most log lines kept in the state. Default 1,000. */
+  maxLogEntries?: number;
+  /** Extra globals defined before the code runs (JSON values). */
+  globals?: Record<string, unknown>;
+}
