@@ -58,10 +58,13 @@ export interface LogEntry {
 /**
  * One event of the replay journal, in the order it happened.
  *
- * `step` is the index of the `execute()` call that was current when the event happened
- * (always 0 unless the VM was used as a REPL).
+ * - `eval`: an `execute()` call; step 0 runs `VMState.code`, later steps (a VM used as a
+ *   REPL) carry their own `code`. `at` is the guest clock for that segment.
+ * - `request`: the guest called `fetch()`; `index` counts requests from 0.
+ * - `response`: a response was delivered; `at` is the guest clock for the segment it began.
  */
 export type JournalEntry =
+  | { type: "eval"; step: number; at: number; code?: string }
   | { type: "request"; step: number; index: number; request: FetchRequest }
   | { type: "response"; step: number; response: FetchResponse; at: number };
 
@@ -69,7 +72,7 @@ export type JournalEntry =
 export interface VMState {
   /** Id of the VM/execution (stable across resumes). */
   id: string;
-  /** Code of the current (latest) step. */
+  /** The code the execution started with (later REPL steps are in the journal). */
   code: string;
   /** Best-effort JSON view of the guest's global variables, for humans only. */
   variables: Record<string, unknown>;
@@ -81,10 +84,6 @@ export interface VMState {
   variant: Variant;
   /** Seed of the guest `Math.random()`. */
   seed: number;
-  /** Guest clock at the start of the first segment (ms since the epoch). */
-  startedAt: number;
-  /** Code of earlier `execute()` calls on the same VM, replayed before `code`. */
-  priorSteps: string[];
   /** Extra globals defined before the code ran (e.g. `input`). */
   globals: Record<string, unknown>;
   /** Requests and responses in the order they happened. */
@@ -132,6 +131,8 @@ export interface EngineOptions {
   maxJournalBytes?: number;
   /** Most log lines kept in the state. Default 1,000. */
   maxLogEntries?: number;
+  /** Largest result, bytes of JSON. Default 4 MiB. */
+  maxResultBytes?: number;
   /** Extra globals defined before the code runs (JSON values). */
   globals?: Record<string, unknown>;
 }

@@ -1,0 +1,328 @@
+/**
+ * Server configuration from environment variables.
+ *
+ * {@link CONFIG_DOC} lists every variable with its default and meaning; the README table is
+ * generated from it and a test checks that {@link loadConfig} reads nothing else.
+ *
+ * @module
+ */
+import { parseAllowEntry } from "./egress_policy.ts";
+import { isLogLevel, LOG_LEVELS, type LogLevelName } from "./log.ts";
+import type { EngineOptions, Variant } from "./types.ts";
+
+/** The validated configuration of the server. */
+export interface Config {
+  /** `PORT`: port to listen on (0 picks a free one). */
+  port: number;
+  /** `HOST`: interface to listen on. */
+  host: string;
+  /** `CALL_ENDPOINT`: where fetch responses are POSTed back to (this server's `/call`). */
+  callEndpoint: string;
+  /** `STATES_DIR`: directory of persisted tasks. */
+  statesDir: string;
+  /** `TASKS_DIR`: directory of named task definitions (`<name>.js`). */
+  tasksDir: string;
+  /** `FLOWSTATE_TOKEN`: bearer token required by every route but `/health`; unset = no auth. */
+  token: string | undefined;
+  /** `AUTO_FETCH`: whether the server performs the fetches of paused tasks itself. */
+  autoFetch: boolean;
+  /** `MAX_BODY_BYTES`: largest accepted request body. */
+  maxBodyBytes: number;
+  /** `FETCH_TIMEOUT_MS`: time limit of one outbound fetch, body included. */
+  fetchTimeoutMs: number;
+  /** `FETCH_MAX_BYTES`: largest accepted outbound response body. */
+  fetchMaxBytes: number;
+  /** `FETCH_ALLOW`: host names, IPs and CIDRs exempt from the egress policy. */
+  fetchAllow: string[];
+  /** `FETCH_DENY_PRIVATE`: also refuse loopback and private addresses. */
+  fetchDenyPrivate: boolean;
+  /** `WORKERS`: number of engine workers. */
+  workers: number;
+  /** `LIVE_VMS`: live paused VMs kept per worker. */
+  liveVms: number;
+  /** `FSYNC`: fsync state files and their directory on every save. */
+  fsync: boolean;
+  /** `LOG_LEVEL`: lowest level logged. */
+  logLevel: LogLevelName;
+  /** `TIME_LIMIT_MS`: CPU time per run segment. */
+  timeLimitMs: number;
+  /** `MEMORY_LIMIT_MB`: VM memory limit, in MiB. */
+  memoryLimitMb: number;
+  /** `STACK_BYTES`: guest stack size. */
+  stackBytes: number;
+  /** `MAX_CODE_BYTES`: largest accepted task code (UTF-8). */
+  maxCodeBytes: number;
+  /** `MAX_PENDING_FETCHES`: most fetches pending at once per task. */
+  maxPendingFetches: number;
+  /** `MAX_FETCHES`: most fetches per task over its life. */
+  maxFetches: number;
+  /** `MAX_JOURNAL_BYTES`: largest journal per task, bytes of JSON. */
+  maxJournalBytes: number;
+  /** `MAX_LOG_ENTRIES`: most console lines kept per task. */
+  maxLogEntries: number;
+  /** `ENGINE_VARIANT`: QuickJS build. */
+  engineVariant: Variant;
+  /** `SELF_POST_RETRIES`: attempts at POSTing a fetch response to `/call` before giving up. */
+  selfPostRetries: number;
+}
+
+/** One documented environment variable. */
+export interface ConfigDocEntry {
+  /** Variable name. */
+  name: string;
+  /** Default, as shown in the README. */
+  default: string;
+  /** What it does. */
+  description: string;
+}
+
+const KIB = 1024;
+const MIB = 1024 * KIB;
+/** Largest delay a timer accepts (2^31 - 1 ms). */
+const MAX_TIMER_MS = 2_147_483_647;
+/** Largest memory a 32-bit WebAssembly VM can address, in MiB. */
+const MAX_WASM_MEMORY_MB = 4096;
+const VARIANTS: readonly Variant[] = ["asyncify", "sync"];
+const TRUE_WORDS = new Set(["true", "1", "yes"]);
+const FALSE_WORDS = new Set(["false", "0", "no"]);
+
+/** Default number of workers: the CPU count, at least 1. */
+function defaultWorkers(): number {
+  const cpus = globalThis.navigator?.hardwareConcurrency;
+  return typeof cpus === "number" && Number.isInteger(cpus) && cpus >= 1 ? cpus : 1;
+}
+
+/** Every environment variable {@link loadConfig} reads, for the README table. */
+export const CONFIG_DOC: readonly ConfigDocEntry[] = [
+  { name: "PORT", default: "8080", description: "Port to listen on (0 picks a free port)." },
+  { name: "HOST", default: "0.0.0.0", description: "Interface to listen on." },
+  {
+    name: "CALL_ENDPOINT",
+    default: "http://localhost:<PORT>/call",
+    description: "URL fetch responses are POSTed to (this server's `/call`).",
+  },
+  { name: "STATES_DIR", default: "./states", description: "Directory of persisted tasks." },
+  {
+    name: "TASKS_DIR",
+    default: "./tasks",
+    description: "Directory of named task definitions (`<name>.js`).",
+  },
+  {
+    name: "FLOWSTATE_TOKEN",
+    default: "(unset)",
+    description:
+      "Bearer token required by every route but `/health`; unset or empty disables auth.",
+  },
+  {
+    name: "AUTO_FETCH",
+    default: "true",
+    description: "Perform the fetches of paused tasks and resume them automatically.",
+  },
+  { name: "MAX_BODY_BYTES", default: "1048576", description: "Largest accepted request body." },
+  {
+    name: "FETCH_TIMEOUT_MS",
+    default: "30000",
+    description: "Time limit of one outbound fetch, reading the body included.",
+  },
+  {
+    name: "FETCH_MAX_BYTES",
+    default: "10485760",
+    description: "Largest accepted outbound response body.",
+  },
+  {
+    name: "FETCH_ALLOW",
+    default: "(empty)",
+    description: "Comma-separated host names, IPs and CIDRs exempt from the egress policy.",
+  },
+  {
+    name: "FETCH_DENY_PRIVATE",
+    default: "false",
+    description: "Also refuse fetches to loopback and private addresses.",
+  },
+  { name: "WORKERS", default: "CPU count", description: "Number of engine workers (min 1)." },
+  { name: "LIVE_VMS", default: "256", description: "Live paused VMs kept in memory per worker." },
+  {
+    name: "FSYNC",
+    default: "true",
+    description: "Fsync state files and their directory on every save.",
+  },
+  {
+    name: "LOG_LEVEL",
+    default: "info",
+    description: `Lowest level logged: ${LOG_LEVELS.join(", ")}.`,
+  },
+  { name: "TIME_LIMIT_MS", default: "5000", description: "CPU time allowed per run segment." },
+  { name: "MEMORY_LIMIT_MB", default: "64", description: "Memory limit of a VM, in MiB." },
+  { name: "STACK_BYTES", default: "262144", description: "Guest stack size, in bytes." },
+  {
+    name: "MAX_CODE_BYTES",
+    default: "1048576",
+    description: "Largest accepted task code, UTF-8 bytes.",
+  },
+  {
+    name: "MAX_PENDING_FETCHES",
+    default: "100",
+    description: "Most fetches pending at once per task.",
+  },
+  { name: "MAX_FETCHES", default: "10000", description: "Most fetches per task over its life." },
+  {
+    name: "MAX_JOURNAL_BYTES",
+    default: "67108864",
+    description: "Largest journal per task, bytes of JSON.",
+  },
+  { name: "MAX_LOG_ENTRIES", default: "1000", description: "Most console lines kept per task." },
+  {
+    name: "ENGINE_VARIANT",
+    default: "asyncify",
+    description: "QuickJS build: `asyncify` or `sync`.",
+  },
+  {
+    name: "SELF_POST_RETRIES",
+    default: "8",
+    description: "Attempts at POSTing a fetch response to `/call` before the task fails.",
+  },
+];
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * Reads and validates the configuration. A bad value throws a `TypeError` (wrong form) or
+ * `RangeError` (out of range) naming the variable and quoting the value.
+ */
+export function loadConfig(env: Env = Deno.env.toObject()): Config {
+  const port = int(env, "PORT", 8080, 0, 65_535);
+  const callEndpoint = url(env, "CALL_ENDPOINT", `http://localhost:${port}/call`);
+  const fetchAllow = list(env, "FETCH_ALLOW");
+  for (const entry of fetchAllow) {
+    try {
+      parseAllowEntry(entry);
+    } catch (error) {
+      throw new TypeError(`Invalid FETCH_ALLOW "${env.FETCH_ALLOW}": ${(error as Error).message}`);
+    }
+  }
+  return {
+    port,
+    host: text(env, "HOST", "0.0.0.0"),
+    callEndpoint,
+    statesDir: text(env, "STATES_DIR", "./states"),
+    tasksDir: text(env, "TASKS_DIR", "./tasks"),
+    token: token(env, "FLOWSTATE_TOKEN"),
+    autoFetch: bool(env, "AUTO_FETCH", true),
+    maxBodyBytes: int(env, "MAX_BODY_BYTES", MIB, 1),
+    fetchTimeoutMs: int(env, "FETCH_TIMEOUT_MS", 30_000, 1, MAX_TIMER_MS),
+    fetchMaxBytes: int(env, "FETCH_MAX_BYTES", 10 * MIB, 1),
+    fetchAllow,
+    fetchDenyPrivate: bool(env, "FETCH_DENY_PRIVATE", false),
+    workers: int(env, "WORKERS", defaultWorkers(), 1, 1024),
+    liveVms: int(env, "LIVE_VMS", 256, 0),
+    fsync: bool(env, "FSYNC", true),
+    logLevel: oneOf(env, "LOG_LEVEL", "info", LOG_LEVELS, isLogLevel),
+    timeLimitMs: int(env, "TIME_LIMIT_MS", 5_000, 1, MAX_TIMER_MS),
+    memoryLimitMb: int(env, "MEMORY_LIMIT_MB", 64, 1, MAX_WASM_MEMORY_MB),
+    stackBytes: int(env, "STACK_BYTES", 256 * KIB, 1 * KIB, 1024 * MIB),
+    maxCodeBytes: int(env, "MAX_CODE_BYTES", MIB, 1),
+    maxPendingFetches: int(env, "MAX_PENDING_FETCHES", 100, 1),
+    maxFetches: int(env, "MAX_FETCHES", 10_000, 1),
+    maxJournalBytes: int(env, "MAX_JOURNAL_BYTES", 64 * MIB, 1),
+    maxLogEntries: int(env, "MAX_LOG_ENTRIES", 1_000, 0),
+    engineVariant: oneOf(env, "ENGINE_VARIANT", "asyncify", VARIANTS, isVariant),
+    selfPostRetries: int(env, "SELF_POST_RETRIES", 8, 0, 1_000),
+  };
+}
+
+/**
+ * The engine limits of a configuration. A task's journal holds one request and one
+ * response per fetch, so `MAX_FETCHES` becomes twice as many journal entries.
+ */
+export function engineOptions(config: Config): EngineOptions {
+  return {
+    variant: config.engineVariant,
+    timeLimitMs: config.timeLimitMs,
+    memoryLimitBytes: config.memoryLimitMb * MIB,
+    maxStackBytes: config.stackBytes,
+    maxCodeBytes: config.maxCodeBytes,
+    maxPendingFetches: config.maxPendingFetches,
+    maxJournalEntries: config.maxFetches * 2,
+    maxJournalBytes: config.maxJournalBytes,
+    maxLogEntries: config.maxLogEntries,
+  };
+}
+
+function isVariant(value: string): value is Variant {
+  return VARIANTS.includes(value as Variant);
+}
+
+/** The value with surrounding white space removed, or `undefined` when unset or blank. */
+function raw(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value === undefined || value === "" ? undefined : value;
+}
+
+function text(env: Env, name: string, fallback: string): string {
+  return raw(env, name) ?? fallback;
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER) {
+  const value = raw(env, name);
+  if (value === undefined) return fallback;
+  if (!/^[0-9]+$/.test(value)) {
+    throw new TypeError(`Invalid ${name} "${env[name]}": expected a whole number`);
+  }
+  const n = Number(value);
+  if (n < min || n > max) {
+    throw new RangeError(`Invalid ${name} "${env[name]}": expected ${min} to ${max}`);
+  }
+  return n;
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const value = raw(env, name)?.toLowerCase();
+  if (value === undefined) return fallback;
+  if (TRUE_WORDS.has(value)) return true;
+  if (FALSE_WORDS.has(value)) return false;
+  throw new TypeError(`Invalid ${name} "${env[name]}": expected true/false, 1/0 or yes/no`);
+}
+
+function oneOf<T extends string>(
+  env: Env,
+  name: string,
+  fallback: T,
+  values: readonly T[],
+  is: (value: string) => value is T,
+): T {
+  const value = raw(env, name)?.toLowerCase();
+  if (value === undefined) return fallback;
+  if (is(value)) return value;
+  throw new TypeError(`Invalid ${name} "${env[name]}": expected one of ${values.join(", ")}`);
+}
+
+function url(env: Env, name: string, fallback: string): string {
+  const value = raw(env, name) ?? fallback;
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw new TypeError(`Invalid ${name} "${value}": expected an absolute http or https URL`);
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw new TypeError(`Invalid ${name} "${value}": expected an absolute http or https URL`);
+  }
+  return parsed.href;
+}
+
+function list(env: Env, name: string): string[] {
+  return (raw(env, name) ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
+}
+
+/** A bearer token: visible ASCII only, so it survives an HTTP header unchanged. */
+function token(env: Env, name: string): string | undefined {
+  const value = env[name];
+  if (value === undefined || value === "") return undefined;
+  if (!/^[\x21-\x7e]+$/.test(value)) {
+    // Do not echo a secret into logs.
+    throw new TypeError(
+      `Invalid ${name} (value not shown): expected visible ASCII characters without spaces`,
+    );
+  }
+  return value;
+}

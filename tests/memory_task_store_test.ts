@@ -1,0 +1,7 @@
+import { MemoryTaskStore } from "../lib/memory_task_store.ts";
+import { testTaskStoreContract } from "./task_store_contract.ts";
+
+testTaskStoreContract(
+  "MemoryTaskStore",
+  () => Promise.resolve({ store: new MemoryTaskStore(), cleanup: () => Promise.resolve() }),
+);
