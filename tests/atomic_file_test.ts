@@ -1,0 +1,132 @@
+import { assert, assertEquals, assertRejects } from "@std/assert";
+import { join } from "node:path";
+import {
+  appendLines,
+  ensureDir,
+  isTempFileName,
+  readTextOrNull,
+  truncateAfterLastNewline,
+  writeFileAtomic,
+} from "../lib/atomic_file.ts";
+
+async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(dir)) names.push(entry.name);
+  return names.sort();
+}
+
+Deno.test("ensureDir creates missing parents and accepts an existing directory", async () => {
+  await withTempDir(async (dir) => {
+    const nested = join(dir, "a", "b", "c");
+    await ensureDir(nested);
+    assert((await Deno.stat(nested)).isDirectory);
+    await ensureDir(nested);
+    assert((await Deno.stat(nested)).isDirectory);
+  });
+});
+
+Deno.test("writeFileAtomic writes text and bytes, replaces the file, leaves no temp file", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "record.json");
+    await writeFileAtomic(path, "first ✓");
+    assertEquals(await Deno.readTextFile(path), "first ✓");
+    await writeFileAtomic(path, new TextEncoder().encode("second"), { fsync: false });
+    assertEquals(await Deno.readTextFile(path), "second");
+    assertEquals(await listDir(dir), ["record.json"]);
+  });
+});
+
+Deno.test("writeFileAtomic removes its temp file and rejects when the rename fails", async () => {
+  await withTempDir(async (dir) => {
+    const target = join(dir, "target");
+    await Deno.mkdir(target);
+    await Deno.writeTextFile(join(target, "inside"), "x");
+    await assertRejects(() => writeFileAtomic(target, "data"));
+    assertEquals(await listDir(dir), ["target"]);
+    assertEquals(await listDir(target), ["inside"]);
+  });
+});
+
+Deno.test("writeFileAtomic rejects when the directory does not exist", async () => {
+  await withTempDir(async (dir) => {
+    await assertRejects(
+      () => writeFileAtomic(join(dir, "missing", "file"), "data"),
+      Deno.errors.NotFound,
+    );
+    assertEquals(await listDir(dir), []);
+  });
+});
+
+Deno.test("isTempFileName recognises only temp file names of writeFileAtomic", () => {
+  assert(isTempFileName(".task-1.json.0123456789abcdef.tmp"));
+  assert(!isTempFileName("task-1.json"));
+  assert(!isTempFileName(".task-1.json.tmp"));
+  assert(!isTempFileName("task-1.json.0123456789abcdef.tmp"));
+  assert(!isTempFileName(".task-1.json.0123456789ABCDEF.tmp"));
+});
+
+Deno.test("readTextOrNull returns null for a missing file and the text otherwise", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "file.txt");
+    assertEquals(await readTextOrNull(path), null);
+    await Deno.writeTextFile(path, "hello");
+    assertEquals(await readTextOrNull(path), "hello");
+    await assertRejects(() => readTextOrNull(dir));
+  });
+});
+
+Deno.test("appendLines creates the file, appends, and returns the UTF-8 byte count", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "lines.jsonl");
+    assertEquals(await appendLines(path, "one\n"), 4);
+    assertEquals(await appendLines(path, "dé\nthree\n", { fsync: false }), 10);
+    assertEquals(await Deno.readTextFile(path), "one\ndé\nthree\n");
+  });
+});
+
+Deno.test("truncateAfterLastNewline drops an unterminated last line only", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "lines.jsonl");
+    await Deno.writeTextFile(path, "one\ntwo\n");
+    assertEquals(await truncateAfterLastNewline(path), 8);
+    assertEquals(await Deno.readTextFile(path), "one\ntwo\n");
+    await Deno.writeTextFile(path, 'one\ntwo\n{"torn');
+    assertEquals(await truncateAfterLastNewline(path), 8);
+    assertEquals(await Deno.readTextFile(path), "one\ntwo\n");
+  });
+});
+
+Deno.test("truncateAfterLastNewline empties a file without any newline", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "lines.jsonl");
+    await Deno.writeTextFile(path, "x".repeat(200_000));
+    assertEquals(await truncateAfterLastNewline(path), 0);
+    assertEquals((await Deno.stat(path)).size, 0);
+  });
+});
+
+Deno.test("truncateAfterLastNewline finds a newline far before a long torn tail", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "lines.jsonl");
+    const head = "a\n" + "b".repeat(70_000) + "\n";
+    await Deno.writeTextFile(path, head + "c".repeat(150_000));
+    assertEquals(await truncateAfterLastNewline(path), head.length);
+    assertEquals(await Deno.readTextFile(path), head);
+  });
+});
+
+Deno.test("truncateAfterLastNewline returns 0 for a missing file and does not create it", async () => {
+  await withTempDir(async (dir) => {
+    assertEquals(await truncateAfterLastNewline(join(dir, "missing.jsonl")), 0);
+    assertEquals(await listDir(dir), []);
+  });
+});
