@@ -23,8 +23,8 @@ import {
   type CreateTaskInput,
   isTaskStatus,
   type ListTasksQuery,
-  TaskStatus,
   type TaskService,
+  TaskStatus,
 } from "./task_types.ts";
 import type { FetchResponse } from "./types.ts";
 
@@ -91,7 +91,7 @@ function quote(value: unknown): string {
   } catch {
     text = String(value);
   }
-  return text.length > MAX_QUOTE_LENGTH ? `${text.slice(0, MAX_QUOTE_LENGTH)}...` : text;
+  return text.length > MAX_QUOTE_LENGTH ? `${text.slice(0, MAX_QUOTE_LENGTH)}…` : text;
 }
 
 type Handler = (req: Request, url: URL) => Promise<Response>;
@@ -165,7 +165,7 @@ export function createApp(deps: AppDeps): App {
     const method = req.method === "HEAD" && route.methods.GET ? "GET" : req.method;
     const handler = Object.hasOwn(route.methods, method) ? route.methods[method] : undefined;
     if (!handler) {
-      const allow = Object.keys(route.methods).flatMap((m) => (m === "GET" ? ["GET", "HEAD"] : [m]));
+      const allow = Object.keys(route.methods).flatMap((m) => m === "GET" ? [m, "HEAD"] : [m]);
       throw new MethodNotAllowedError(req.method, url.pathname, allow);
     }
     const response = await handler(req, url);
@@ -353,9 +353,9 @@ export function parseDelivery(body: unknown): { taskId: string; fetchResponse: F
   if (has(r, "status")) {
     const s = r.status;
     if (typeof s !== "number" || !Number.isInteger(s) || s < 0 || s > MAX_STATUS) {
-      throw fail(`"fetchResponse.status" must be an integer from 0 to ${MAX_STATUS}, got ${
-        quote(s)
-      }`);
+      throw fail(
+        `"fetchResponse.status" must be an integer from 0 to ${MAX_STATUS}, got ${quote(s)}`,
+      );
     }
     out.status = s;
   }
@@ -391,9 +391,9 @@ export function parseListQuery(url: URL): ListTasksQuery {
   if (status !== null) {
     if (!isTaskStatus(status)) {
       throw new BadRequestError(
-        `Cannot list tasks: "status" must be one of ${
-          Object.values(TaskStatus).join(", ")
-        }, got ${quote(status)}`,
+        `Cannot list tasks: "status" must be one of ${Object.values(TaskStatus).join(", ")}, got ${
+          quote(status)
+        }`,
       );
     }
     query.status = status;

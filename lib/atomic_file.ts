@@ -1,22 +1,17 @@
 /**
  * Small file helpers for durable storage, on `Deno.*` built-ins: create a directory,
- * replace a file atomically, read a file that may not exist, append lines and repair a
- * line file whose last append was torn by a crash.
+ * replace a file atomically, read a file (or its first bytes) that may not exist, append
+ * lines and cut a file back to a committed length.
  *
  * @module
  */
 import { basename, dirname, join } from "node:path";
-
-/** Bytes read per step when scanning a file backwards for its last newline. */
-const TAIL_CHUNK_BYTES = 64 * 1024;
 
 /** Random bytes in a temp file name (written as twice as many hex digits). */
 const TEMP_RANDOM_BYTES = 8;
 
 /** Names of the temp files of {@link writeFileAtomic}: `.<target name>.<16 hex digits>.tmp`. */
 const TEMP_FILE_PATTERN = /^\..+\.[0-9a-f]{16}\.tmp$/;
-
-const NEWLINE = 0x0a;
 
 /** Options of the writing helpers. */
 export interface SyncOptions {
@@ -88,11 +83,34 @@ export async function appendLines(
 }
 
 /**
- * Truncates `path` to just after its last `\n`, dropping a last line whose append was
- * torn by a crash (to zero bytes when there is no `\n` at all). Reads only the tail.
- * Returns the resulting size; 0 when the file does not exist.
+ * The first `length` bytes of `path`, reading no further; fewer when the file is shorter,
+ * `null` when it does not exist.
  */
-export async function truncateAfterLastNewline(path: string): Promise<number> {
+export async function readHead(path: string, length: number): Promise<Uint8Array | null> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+  using _ = file;
+  const bytes = new Uint8Array(length);
+  let filled = 0;
+  while (filled < length) {
+    const read = await file.read(bytes.subarray(filled));
+    if (read === null) break;
+    filled += read;
+  }
+  return bytes.subarray(0, filled);
+}
+
+/**
+ * Truncates `path` to `length` bytes when it is longer; never lengthens it and never
+ * creates it. Returns the file's size before (0 when it does not exist), so a caller can
+ * tell a file shorter than `length`. The new size is not flushed to the disk.
+ */
+export async function shrinkFile(path: string, length: number): Promise<number> {
   let file: Deno.FsFile;
   try {
     file = await Deno.open(path, { read: true, write: true });
@@ -102,22 +120,8 @@ export async function truncateAfterLastNewline(path: string): Promise<number> {
   }
   using _ = file;
   const { size } = await file.stat();
-  let end = size;
-  let keep = 0;
-  const chunk = new Uint8Array(TAIL_CHUNK_BYTES);
-  while (end > 0) {
-    const start = Math.max(0, end - TAIL_CHUNK_BYTES);
-    const view = chunk.subarray(0, end - start);
-    await readFullAt(file, view, start);
-    const index = view.lastIndexOf(NEWLINE);
-    if (index !== -1) {
-      keep = start + index + 1;
-      break;
-    }
-    end = start;
-  }
-  if (keep !== size) await file.truncate(keep);
-  return keep;
+  if (size > length) await file.truncate(length);
+  return size;
 }
 
 /** Flushes a directory's entries (a no-op on Windows, which cannot open directories). */
@@ -130,20 +134,6 @@ async function syncDir(path: string): Promise<void> {
 async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   let written = 0;
   while (written < bytes.length) written += await file.write(bytes.subarray(written));
-}
-
-async function readFullAt(file: Deno.FsFile, into: Uint8Array, position: number): Promise<void> {
-  await file.seek(position, Deno.SeekMode.Start);
-  let filled = 0;
-  while (filled < into.length) {
-    const read = await file.read(into.subarray(filled));
-    if (read === null) {
-      throw new Error(
-        `Cannot read bytes ${position}-${position + into.length}: the file is shorter`,
-      );
-    }
-    filled += read;
-  }
 }
 
 function randomHex(byteCount: number): string {

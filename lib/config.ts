@@ -183,6 +183,15 @@ export const CONFIG_DOC: readonly ConfigDocEntry[] = [
   },
 ];
 
+/** The README table of {@link CONFIG_DOC}, as Markdown. */
+export function renderConfigTable(): string {
+  const cell = (text: string) => text.replaceAll("|", "\\|");
+  const rows = CONFIG_DOC.map((e) =>
+    `| \`${e.name}\` | ${cell(e.default)} | ${cell(e.description)} |`
+  );
+  return ["| Variable | Default | Description |", "| --- | --- | --- |", ...rows].join("\n");
+}
+
 type Env = Record<string, string | undefined>;
 
 /**

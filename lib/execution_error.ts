@@ -1,3 +1,5 @@
+import type { LogEntry } from "./types.ts";
+
 /**
  * The one error the engine rejects with: a guest exception, a syntax error, a broken
  * limit, or a replay that does not match its journal.
@@ -39,6 +41,8 @@ export class ExecutionError extends Error {
   readonly guestName: string;
   /** Guest stack trace (`at f (task.js:3)`), empty when there is none. */
   readonly guestStack: string;
+  /** Console lines the guest wrote in the failing run segment before it failed. */
+  logs: LogEntry[] = [];
 
   constructor(
     kind: ExecutionErrorKind,

@@ -217,6 +217,21 @@ export class FetchVM {
   }
 
   /**
+   * Delivers `response` to this live VM (the hot path of {@link FetchVM.resume}, for hosts
+   * that keep the VM and know its journal length). Rejects with kind `"stale"` if the id
+   * is not pending, and with kind `"internal"` if the VM is not live.
+   */
+  deliver(response: FetchResponse): Promise<ExecutionResult> {
+    assertResponse(response);
+    if (!this.#live) {
+      return Promise.reject(
+        new ExecutionError("internal", "Error", "The VM is not live; resume from a saved state"),
+      );
+    }
+    return this.#deliver(response);
+  }
+
+  /**
    * Loads `state` into a fresh VM by replaying its journal, and reports where it stands
    * (paused on its pending requests, or completed). Console output is not repeated.
    */
@@ -306,6 +321,7 @@ export class FetchVM {
       return this.#report();
     } catch (error) {
       const failure = this.#classify(error);
+      failure.logs = this.#segmentLogs;
       if (failure.kind !== "exception" && failure.kind !== "syntax") this.#disposeLive();
       throw failure;
     } finally {

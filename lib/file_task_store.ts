@@ -4,9 +4,10 @@
  * - `<id>.json`: the {@link TaskRecord}, pretty-printed, replaced atomically on every save.
  * - `<id>.journal.jsonl`: the append-only journal, one JSON {@link TaskEvent} per line.
  *
- * A save appends the events first, then writes the record with `eventsBytes` set to the
- * journal's size, so after a crash the journal is never behind the record; when it is
- * ahead, {@link FileTaskStore.loadAll} reports the task as `behind`.
+ * The record's `eventsBytes` is the commit point: the journal's first `eventsBytes` bytes
+ * are committed, the rest was left by an interrupted save. A save cuts the journal back to
+ * the record's `eventsBytes`, appends the events, then writes the record with the new size;
+ * `readEvents` reads the committed bytes only.
  *
  * The store assumes it is the only writer of its directory, and `loadAll()` runs before
  * any save (it creates the directory and removes temp files of interrupted writes).
@@ -18,14 +19,14 @@ import {
   appendLines,
   ensureDir,
   isTempFileName,
+  readHead,
   readTextOrNull,
-  truncateAfterLastNewline,
+  shrinkFile,
   writeFileAtomic,
 } from "./atomic_file.ts";
 import { BadRequestError, ensureError, UnavailableError } from "./http_errors.ts";
 import {
   isTaskStatus,
-  type LoadedTask,
   type SkippedFile,
   type TaskEvent,
   type TaskRecord,
@@ -63,7 +64,7 @@ export interface FileTaskStoreOptions {
 export class FileTaskStore implements TaskStore {
   readonly #dir: string;
   readonly #fsync: boolean;
-  /** Journal size per id, known since this process repaired (or created) the journal. */
+  /** Journal size per id, known since this process last cut back or appended to it. */
   readonly #journalSizes = new Map<string, number>();
 
   /** A store in `dir`, which `loadAll()` creates if missing. */
@@ -73,13 +74,12 @@ export class FileTaskStore implements TaskStore {
   }
 
   /**
-   * Every record in the directory, with `behind` set when its journal is larger than the
-   * record's `eventsBytes`. Files that are not a valid record named `<id>.json` are skipped
-   * and left on disk; so is a record whose journal is shorter than its `eventsBytes` (the
-   * journal lost events the record relies on, which the save order rules out, so the task
-   * cannot be resumed). Temp files of interrupted writes are removed.
+   * Every record in the directory. Files that are not a valid record named `<id>.json` are
+   * skipped and left on disk; so is a record whose journal is shorter than its
+   * `eventsBytes` (the journal lost committed events, so the task cannot be resumed). Temp
+   * files of interrupted writes are removed.
    */
-  async loadAll(): Promise<{ tasks: LoadedTask[]; skipped: SkippedFile[] }> {
+  async loadAll(): Promise<{ tasks: TaskRecord[]; skipped: SkippedFile[] }> {
     const recordFiles: string[] = [];
     const tempFiles: string[] = [];
     try {
@@ -97,38 +97,54 @@ export class FileTaskStore implements TaskStore {
       const problem = await this.#removeTempFile(file);
       if (problem) skipped.push(problem);
     }
-    const tasks: LoadedTask[] = [];
+    const tasks: TaskRecord[] = [];
     recordFiles.sort();
     for (const outcome of await mapWithLimit(recordFiles, LOAD_CONCURRENCY, (f) => this.#load(f))) {
-      if ("record" in outcome) tasks.push(outcome);
-      else skipped.push(outcome);
+      if (outcome.record) tasks.push(outcome.record);
+      else skipped.push(outcome.skipped);
     }
     return { tasks, skipped };
   }
 
   /**
-   * Appends `events` to the journal (first dropping a torn last line if this process has
-   * not touched the journal yet), then atomically writes `record` with `eventsBytes` set to
-   * the journal's size. Returns a copy of the written record. I/O failures reject with an
-   * `UnavailableError`; the previous record is then intact.
+   * Cuts the journal back to `record.eventsBytes`, discarding what an interrupted save left
+   * after it (skipped when this process knows the journal has exactly that size), appends
+   * `events`, then atomically writes `record` with `eventsBytes` set to the journal's new
+   * size. Returns a copy of the written record. Rejects with an `UnavailableError` when the
+   * journal is shorter than `record.eventsBytes` or on I/O failure; the previous record is
+   * then intact.
    */
   async save(record: TaskRecord, events: readonly TaskEvent[]): Promise<TaskRecord> {
     const id = record.id;
     assertTaskId(id);
-    const lines = events.map((event) => JSON.stringify(event) + "\n").join("");
-    let eventsBytes: number;
-    try {
-      eventsBytes = this.#journalSizes.get(id) ??
-        await truncateAfterLastNewline(this.#journalPath(id));
-      if (lines) {
-        eventsBytes += await appendLines(this.#journalPath(id), lines, { fsync: this.#fsync });
-      }
-    } catch (error) {
-      // The append may have been cut short: repair the tail again before the next one.
-      this.#journalSizes.delete(id);
-      throw unavailable(`Cannot append to the journal of task "${id}"`, error);
+    const committed = record.eventsBytes;
+    if (!isCount(committed)) {
+      throw new TypeError(`Invalid eventsBytes ${committed} in the record of task "${id}"`);
     }
-    this.#journalSizes.set(id, eventsBytes);
+    const path = this.#journalPath(id);
+    if (this.#journalSizes.get(id) !== committed) {
+      this.#journalSizes.delete(id);
+      let size: number;
+      try {
+        size = await shrinkFile(path, committed);
+      } catch (error) {
+        throw unavailable(`Cannot cut back the journal of task "${id}"`, error);
+      }
+      if (size < committed) throw journalTooShort(id, size, committed);
+      this.#journalSizes.set(id, committed);
+    }
+    const lines = events.map((event) => JSON.stringify(event) + "\n").join("");
+    let eventsBytes = committed;
+    if (lines) {
+      try {
+        eventsBytes += await appendLines(path, lines, { fsync: this.#fsync });
+      } catch (error) {
+        // The append may have been cut short: check the size again before the next one.
+        this.#journalSizes.delete(id);
+        throw unavailable(`Cannot append to the journal of task "${id}"`, error);
+      }
+      this.#journalSizes.set(id, eventsBytes);
+    }
     const text = JSON.stringify({ ...record, eventsBytes }, null, RECORD_INDENT) + "\n";
     try {
       // Also makes a newly created journal's directory entry durable.
@@ -156,51 +172,59 @@ export class FileTaskStore implements TaskStore {
   }
 
   /**
-   * The journal's complete lines, parsed, in order; `[]` when there is no journal. A torn
-   * (unterminated or unparsable) last line is ignored; an unparsable line before it throws.
+   * The events of the journal's first `record.eventsBytes` bytes, parsed, in order; reads
+   * no further, so what an interrupted save appended after them is ignored. Throws naming
+   * the file and line when a committed line is not a JSON event, and rejects with an
+   * `UnavailableError` when the journal is shorter than `eventsBytes`.
    */
-  async readEvents(id: string): Promise<TaskEvent[]> {
+  async readEvents(record: Pick<TaskRecord, "id" | "eventsBytes">): Promise<TaskEvent[]> {
+    const { id, eventsBytes } = record;
     assertTaskId(id);
+    if (!isCount(eventsBytes)) {
+      throw new TypeError(`Invalid eventsBytes ${eventsBytes} for the journal of task "${id}"`);
+    }
+    if (eventsBytes === 0) return [];
     const path = this.#journalPath(id);
-    let text: string | null;
+    let bytes: Uint8Array | null;
     try {
-      text = await readTextOrNull(path);
+      bytes = await readHead(path, eventsBytes);
     } catch (error) {
       throw unavailable(`Cannot read the journal of task "${id}"`, error);
     }
-    return text === null ? [] : parseJournal(text, path);
+    const size = bytes?.length ?? 0;
+    if (!bytes || size < eventsBytes) throw journalTooShort(id, size, eventsBytes);
+    return parseJournal(new TextDecoder().decode(bytes), path);
   }
 
-  async #load(file: string): Promise<LoadedTask | SkippedFile> {
+  async #load(
+    file: string,
+  ): Promise<{ record: TaskRecord } | { record?: never; skipped: SkippedFile }> {
+    const skip = (reason: string) => ({ skipped: { file, reason } });
     const id = file.slice(0, -RECORD_SUFFIX.length);
-    if (!TASK_ID_PATTERN.test(id)) return { file, reason: "File name is not a valid task id" };
+    if (!TASK_ID_PATTERN.test(id)) return skip("File name is not a valid task id");
     let text: string;
     try {
       text = await Deno.readTextFile(join(this.#dir, file));
     } catch (error) {
-      return { file, reason: `Cannot read the file: ${osReason(error)}` };
+      return skip(`Cannot read the file: ${osReason(error)}`);
     }
     const record = parseRecord(text, id);
-    if (typeof record === "string") return { file, reason: record };
+    if (typeof record === "string") return skip(record);
     let journalBytes = 0;
     try {
       journalBytes = (await Deno.stat(this.#journalPath(id))).size;
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) {
-        return {
-          file,
-          reason: `Cannot stat the journal "${id}${JOURNAL_SUFFIX}": ${osReason(error)}`,
-        };
+        return skip(`Cannot stat the journal "${id}${JOURNAL_SUFFIX}": ${osReason(error)}`);
       }
     }
     if (journalBytes < record.eventsBytes) {
-      return {
-        file,
-        reason: `Journal "${id}${JOURNAL_SUFFIX}" has ${journalBytes} bytes, fewer than the ` +
+      return skip(
+        `Journal "${id}${JOURNAL_SUFFIX}" has ${journalBytes} bytes, fewer than the ` +
           `${record.eventsBytes} the record accounts for`,
-      };
+      );
     }
-    return { record, behind: journalBytes > record.eventsBytes };
+    return { record };
   }
 
   async #removeTempFile(file: string): Promise<SkippedFile | undefined> {
@@ -243,6 +267,7 @@ const REQUIRED_FIELDS = {
   updatedAt: isString,
   code: isString,
   autoFetch: isBoolean,
+  pending: Array.isArray,
   journalLength: isCount,
   logCount: isCount,
   eventsBytes: isCount,
@@ -276,19 +301,26 @@ function parseRecord(text: string, id: string): TaskRecord | string {
   return value as unknown as TaskRecord;
 }
 
-/** The events of a journal's complete lines; `path` names the file in errors. */
+/**
+ * The events of a journal's committed text, which must be whole lines (each ending with
+ * `\n`); `path` names the file in errors.
+ */
 function parseJournal(text: string, path: string): TaskEvent[] {
   const lines = text.split("\n");
-  lines.pop(); // What follows the last "\n": nothing, or a torn line.
-  const events: TaskEvent[] = [];
-  for (const [index, line] of lines.entries()) {
+  const rest = lines.pop(); // What follows the last "\n": nothing, as eventsBytes ends a line.
+  if (rest) {
+    throw new Error(
+      `Cannot read journal "${path}": line ${lines.length + 1} is cut off by the record's ` +
+        "eventsBytes",
+    );
+  }
+  return lines.map((line, index) => {
     const event = parseEvent(line);
-    if (event) events.push(event);
-    else if (index < lines.length - 1) {
+    if (!event) {
       throw new Error(`Cannot read journal "${path}": line ${index + 1} is not a JSON event`);
     }
-  }
-  return events;
+    return event;
+  });
 }
 
 function parseEvent(line: string): TaskEvent | undefined {
@@ -304,6 +336,14 @@ function parseEvent(line: string): TaskEvent | undefined {
 function osReason(error: unknown): string {
   const message = ensureError(error).message;
   return /^.*?\(os error \d+\)/.exec(message)?.[0] ?? message;
+}
+
+/** The error for a journal that lost committed bytes: corruption the save order rules out. */
+function journalTooShort(id: string, size: number, eventsBytes: number): UnavailableError {
+  return new UnavailableError(
+    `The journal of task "${id}" is shorter than its record: ${size} bytes, fewer than the ` +
+      `${eventsBytes} the record accounts for (corrupted)`,
+  );
 }
 
 function unavailable(what: string, error: unknown): UnavailableError {

@@ -1,19 +1,21 @@
 /**
  * A {@link TaskStore} in memory, for tests and benchmarks: the semantics of the file store
- * (id validation, `eventsBytes` as the UTF-8 size of one JSON line per event, JSON copies
- * in and out) without the disk.
+ * (id validation, `eventsBytes` as the UTF-8 size of one JSON line per event and as the
+ * commit point of the journal, JSON copies in and out) without the disk.
  *
  * @module
  */
 import { assertTaskId } from "./file_task_store.ts";
-import type { LoadedTask, SkippedFile, TaskEvent, TaskRecord, TaskStore } from "./task_types.ts";
+import { UnavailableError } from "./http_errors.ts";
+import type { SkippedFile, TaskEvent, TaskRecord, TaskStore } from "./task_types.ts";
 
 interface StoredTask {
   /** The record as JSON text, so that nothing a caller holds aliases it. */
   record: string;
   /** The journal's lines, without their `\n`. */
-  events: string[];
-  eventsBytes: number;
+  lines: string[];
+  /** `ends[i]`: the journal's size up to and including line `i` and its `\n`. */
+  ends: number[];
 }
 
 /** A {@link TaskStore} that keeps JSON copies of records and events in memory. */
@@ -21,30 +23,35 @@ export class MemoryTaskStore implements TaskStore {
   readonly #tasks = new Map<string, StoredTask>();
   readonly #encoder = new TextEncoder();
 
-  /** Every saved record, none `behind`, nothing skipped. */
-  loadAll(): Promise<{ tasks: LoadedTask[]; skipped: SkippedFile[] }> {
-    const tasks = [...this.#tasks.values()].map((stored): LoadedTask => ({
-      record: JSON.parse(stored.record),
-      behind: false,
-    }));
+  /** Every saved record, nothing skipped. */
+  loadAll(): Promise<{ tasks: TaskRecord[]; skipped: SkippedFile[] }> {
+    const tasks = [...this.#tasks.values()].map((stored): TaskRecord => JSON.parse(stored.record));
     return Promise.resolve({ tasks, skipped: [] });
   }
 
-  /** Appends copies of `events`, stores a copy of `record` with `eventsBytes` updated. */
+  /**
+   * Cuts the journal back to `record.eventsBytes`, appends copies of `events`, stores a copy
+   * of `record` with `eventsBytes` updated. Rejects with an `UnavailableError` when the
+   * journal is shorter than `record.eventsBytes`.
+   */
   save(record: TaskRecord, events: readonly TaskEvent[]): Promise<TaskRecord> {
     return Promise.try(() => {
-      assertTaskId(record.id);
-      const stored = this.#tasks.get(record.id) ?? { record: "", events: [], eventsBytes: 0 };
+      const id = record.id;
+      assertTaskId(id);
+      const stored = this.#tasks.get(id) ?? { record: "", lines: [], ends: [] };
+      const count = committedCount(id, stored, record.eventsBytes);
       const lines = events.map((event) => JSON.stringify(event));
-      const eventsBytes = lines.reduce(
-        (bytes, line) => bytes + this.#encoder.encode(line).length + 1,
-        stored.eventsBytes,
-      );
-      const text = JSON.stringify({ ...record, eventsBytes });
-      stored.events.push(...lines);
-      stored.eventsBytes = eventsBytes;
+      let end = record.eventsBytes;
+      const ends = lines.map((line) => end += this.#encoder.encode(line).length + 1);
+      const text = JSON.stringify({ ...record, eventsBytes: end });
+      stored.lines.length = count;
+      stored.ends.length = count;
+      for (const [index, line] of lines.entries()) {
+        stored.lines.push(line);
+        stored.ends.push(ends[index]!);
+      }
       stored.record = text;
-      this.#tasks.set(record.id, stored);
+      this.#tasks.set(id, stored);
       return JSON.parse(text);
     });
   }
@@ -58,11 +65,37 @@ export class MemoryTaskStore implements TaskStore {
     });
   }
 
-  /** Copies of the task's events, in order; `[]` when there are none. */
-  readEvents(id: string): Promise<TaskEvent[]> {
+  /** Copies of the events in the first `record.eventsBytes` bytes, in order. */
+  readEvents(record: Pick<TaskRecord, "id" | "eventsBytes">): Promise<TaskEvent[]> {
     return Promise.try(() => {
+      const { id, eventsBytes } = record;
       assertTaskId(id);
-      return (this.#tasks.get(id)?.events ?? []).map((line) => JSON.parse(line));
+      const stored = this.#tasks.get(id) ?? { record: "", lines: [], ends: [] };
+      const count = committedCount(id, stored, eventsBytes);
+      return stored.lines.slice(0, count).map((line) => JSON.parse(line));
     });
   }
+}
+
+/** How many lines of `stored`'s journal its first `eventsBytes` bytes hold. */
+function committedCount(id: string, stored: StoredTask, eventsBytes: number): number {
+  if (!Number.isSafeInteger(eventsBytes) || eventsBytes < 0) {
+    throw new TypeError(`Invalid eventsBytes ${eventsBytes} for the journal of task "${id}"`);
+  }
+  const size = stored.ends.at(-1) ?? 0;
+  if (size < eventsBytes) {
+    throw new UnavailableError(
+      `The journal of task "${id}" is shorter than its record: ${size} bytes, fewer than ` +
+        `the ${eventsBytes} the record accounts for (corrupted)`,
+    );
+  }
+  let count = stored.ends.length;
+  while (count > 0 && stored.ends[count - 1]! > eventsBytes) count--;
+  if ((stored.ends[count - 1] ?? 0) !== eventsBytes) {
+    throw new Error(
+      `Cannot read the journal of task "${id}": line ${count + 1} is cut off by the ` +
+        "record's eventsBytes",
+    );
+  }
+  return count;
 }

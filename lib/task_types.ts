@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { FetchResponse, JournalEntry, LogEntry, VMState } from "./types.ts";
+import type { FetchRequest, FetchResponse, JournalEntry, LogEntry, VMState } from "./types.ts";
 
 /** Task statuses, as an `as const` object with the derived union type. */
 export const TaskStatus = {
@@ -129,6 +129,8 @@ export interface TaskRecord {
   error?: TaskErrorView;
   /** The engine state without `journal` and `logs` (those are in the journal file). */
   vm?: Omit<VMState, "journal" | "logs">;
+  /** Requests waiting for a response (performed again after a restart). */
+  pending: FetchRequest[];
   /** How many journal entries and log lines this record accounts for. */
   journalLength: number;
   logCount: number;
@@ -139,17 +141,6 @@ export interface TaskRecord {
 /** An event of the append-only task journal file. */
 export type TaskEvent = JournalEntry | ({ type: "log" } & LogEntry);
 
-/** A record read back at startup. */
-export interface LoadedTask {
-  record: TaskRecord;
-  /**
-   * `true` when the journal file holds events the record does not account for: the
-   * server died after appending them and before writing the record, so the task must be
-   * re-run from its journal.
-   */
-  behind: boolean;
-}
-
 /** A file in the states directory that could not be read as a task. */
 export interface SkippedFile {
   file: string;
@@ -157,21 +148,33 @@ export interface SkippedFile {
 }
 
 /**
- * Durable storage of tasks. Durability contract: when `save()` resolves, the events are
- * appended to the journal and the record is atomically replaced (temp file, fsync,
- * rename, directory fsync when `fsync` is on); a crash at any moment leaves either the
- * old or the new record, never a torn one, and a journal whose complete lines are valid.
+ * Durable storage of tasks. Durability contract: a record's `eventsBytes` is the commit
+ * point of its journal: the journal's first `eventsBytes` bytes are committed, and anything
+ * after them was left by an interrupted save and is never returned. `save()` appends the
+ * events, then replaces the record atomically (temp file, fsync, rename, directory fsync
+ * when `fsync` is on), so a crash at any moment leaves the old or the new record, never a
+ * torn one, and the events of an interrupted save are discarded, not replayed.
  */
 export interface TaskStore {
-  /** Every readable record; unreadable or foreign files are reported and skipped. */
-  loadAll(): Promise<{ tasks: LoadedTask[]; skipped: SkippedFile[] }>;
   /**
-   * Appends `events` to the task's journal, then writes `record` with `eventsBytes`
-   * updated; returns the record as written.
+   * Every readable record; unreadable or foreign files, and records whose journal is
+   * shorter than their `eventsBytes`, are reported and skipped.
+   */
+  loadAll(): Promise<{ tasks: TaskRecord[]; skipped: SkippedFile[] }>;
+  /**
+   * Cuts the task's journal back to `record.eventsBytes` (discarding uncommitted events),
+   * appends `events`, then writes `record` with `eventsBytes` updated; returns the record as
+   * written. `record` must be the last record `save` returned for the task, or a new one
+   * with `eventsBytes: 0`; one save per task at a time. Rejects with an `UnavailableError`
+   * when the journal is shorter than `record.eventsBytes`.
    */
   save(record: TaskRecord, events: readonly TaskEvent[]): Promise<TaskRecord>;
   /** The record, or `null` if there is none. */
   readRecord(id: string): Promise<TaskRecord | null>;
-  /** The complete events of the journal, in order (a torn last line is ignored). */
-  readEvents(id: string): Promise<TaskEvent[]>;
+  /**
+   * The committed events of the task's journal, in order: those in its first
+   * `record.eventsBytes` bytes. Lines after them are ignored; an unparsable committed
+   * line, or a journal shorter than `eventsBytes`, is an error.
+   */
+  readEvents(record: Pick<TaskRecord, "id" | "eventsBytes">): Promise<TaskEvent[]>;
 }

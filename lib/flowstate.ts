@@ -1,0 +1,116 @@
+/**
+ * Assembles a FlowState server from its configuration: store, engine pool, task service,
+ * automatic fetch, and the HTTP app. `server.ts` only binds the result to a socket.
+ *
+ * @module
+ */
+import { type App, createApp } from "./app.ts";
+import { type Config, engineOptions } from "./config.ts";
+import { createEgressPolicy } from "./egress_policy.ts";
+import { WorkerPool } from "./executor.ts";
+import { type DeliveryOutcome, FetchDispatcher } from "./fetch_dispatcher.ts";
+import { FileTaskStore } from "./file_task_store.ts";
+import { HttpError } from "./http_errors.ts";
+import type { Logger } from "./log.ts";
+import { performFetch } from "./outbound_fetch.ts";
+import { FlowTaskService } from "./task_service.ts";
+import type { FetchResponse } from "./types.ts";
+
+/** Version reported by `/health`. */
+export const VERSION = "1.0.0";
+
+/** Most outbound requests in flight at once. */
+const OUTBOUND_CONCURRENCY = 256;
+/** Time allowed to one self-POST, ms (a segment may run up to its time limit first). */
+const SELF_POST_TIMEOUT_MS = 60_000;
+
+/** A running FlowState instance, not yet bound to a socket. */
+export interface FlowState {
+  app: App;
+  service: FlowTaskService;
+  /** Loads and recovers the tasks on disk. */
+  start(): Promise<{ loaded: number; skipped: number }>;
+  /** Graceful stop: refuse new work, finish running segments, stop fetching, stop workers. */
+  close(): Promise<void>;
+}
+
+/** Builds a FlowState instance for `config`. */
+export function createFlowState(config: Config, logger: Logger): FlowState {
+  let shuttingDown = false;
+  const pool = new WorkerPool({ size: config.workers, liveVms: config.liveVms });
+  const store = new FileTaskStore(config.statesDir, { fsync: config.fsync });
+  const policy = createEgressPolicy({
+    allow: config.fetchAllow,
+    denyPrivate: config.fetchDenyPrivate,
+    selfOrigins: [new URL(config.callEndpoint), new URL(`http://localhost:${config.port}`)],
+  });
+  const dispatcher: FetchDispatcher = new FetchDispatcher({
+    perform: (request, signal) =>
+      performFetch(request, {
+        timeoutMs: config.fetchTimeoutMs,
+        maxBytes: config.fetchMaxBytes,
+        policy,
+        signal,
+      }),
+    post: (taskId, response) => selfPost(taskId, response),
+    deliverDirect: (taskId, response) => deliverDirect(taskId, response),
+    isPending: (taskId, requestId) => service.isPending(taskId, requestId),
+    logger,
+    postAttempts: config.selfPostRetries,
+    concurrency: OUTBOUND_CONCURRENCY,
+  });
+  const service: FlowTaskService = new FlowTaskService({
+    store,
+    pool,
+    engine: engineOptions(config),
+    tasksDir: config.tasksDir,
+    autoFetch: config.autoFetch,
+    onPaused: (taskId, requests) => dispatcher.dispatch(taskId, requests),
+    logger,
+    version: VERSION,
+  });
+
+  async function selfPost(taskId: string, fetchResponse: FetchResponse): Promise<DeliveryOutcome> {
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (config.token) headers.authorization = `Bearer ${config.token}`;
+    const response = await fetch(config.callEndpoint, {
+      method: "POST",
+      headers,
+      body: JSON.stringify({ taskId, fetchResponse }),
+      signal: AbortSignal.timeout(SELF_POST_TIMEOUT_MS),
+    });
+    await response.body?.cancel();
+    if (response.ok) return "delivered";
+    if (response.status === 404 || response.status === 409) return "gone";
+    // Too large for MAX_BODY_BYTES, or refused as malformed: hand it over in-process.
+    if (response.status === 413 || response.status === 400) {
+      return deliverDirect(taskId, fetchResponse);
+    }
+    return "retry";
+  }
+
+  async function deliverDirect(taskId: string, response: FetchResponse): Promise<DeliveryOutcome> {
+    try {
+      await service.deliver(taskId, response);
+      return "delivered";
+    } catch (error) {
+      if (error instanceof HttpError && (error.status === 404 || error.status === 409)) {
+        return "gone";
+      }
+      return "retry";
+    }
+  }
+
+  const app = createApp({ service, config, logger, isShuttingDown: () => shuttingDown });
+  return {
+    app,
+    service,
+    start: () => service.start(),
+    async close() {
+      shuttingDown = true;
+      await service.close();
+      await dispatcher.close();
+      pool.close();
+    },
+  };
+}

@@ -1,0 +1,261 @@
+/**
+ * Performs a guest's request for the server: policy check at every hop, manual redirects,
+ * one time limit for the whole exchange, and a bounded, streamed body.
+ *
+ * {@link performFetch} never throws for anything about the request: every failure becomes
+ * a {@link FetchResponse} with `success: false`, an `error` and no `status`.
+ *
+ * @module
+ */
+import { EgressDeniedError, type EgressPolicy } from "./egress_policy.ts";
+import type { FetchRequest, FetchResponse } from "./types.ts";
+
+/** Most redirects followed before giving up. */
+export const MAX_REDIRECTS = 10;
+
+/** Request headers never forwarded: hop-by-hop ones, and those the client computes. */
+const DROPPED_HEADERS = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "host",
+  "content-length",
+]);
+
+/** Headers describing the body; dropped when a redirect turns the request into a GET. */
+const BODY_HEADERS = ["content-type", "content-encoding", "content-language", "content-location"];
+
+/** Credentials not sent to another origin after a redirect. */
+const CREDENTIAL_HEADERS = ["authorization", "cookie"];
+
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+
+/** Options of {@link performFetch}. */
+export interface PerformFetchOptions {
+  /** Time limit of the whole exchange, redirects and body included, in ms. */
+  timeoutMs: number;
+  /** Largest accepted response body, in bytes. */
+  maxBytes: number;
+  /** Checked before every hop. */
+  policy: EgressPolicy;
+  /** Aborts the exchange (e.g. on shutdown). */
+  signal?: AbortSignal;
+  /** The `fetch` to use. Default: the global one. */
+  fetchImpl?: typeof fetch;
+}
+
+/** Thrown internally to end the exchange with a given error text. */
+class FetchFailure extends Error {
+  override name = "FetchFailure";
+}
+
+/** Performs `request`; resolves with the response or with a failure, never rejects. */
+export async function performFetch(
+  request: FetchRequest,
+  options: PerformFetchOptions,
+): Promise<FetchResponse> {
+  const fail = (error: string): FetchResponse => ({
+    id: request.id,
+    success: false,
+    error,
+    timestamp: Date.now(),
+  });
+  let url: URL;
+  try {
+    url = new URL(request.url);
+  } catch {
+    return fail(`Invalid URL "${request.url}"`);
+  }
+
+  const timeout = new AbortController();
+  const timer = setTimeout(() => timeout.abort(), options.timeoutMs);
+  const signal = options.signal
+    ? AbortSignal.any([timeout.signal, options.signal])
+    : timeout.signal;
+  try {
+    return await exchange(request, url, signal, options);
+  } catch (error) {
+    if (timeout.signal.aborted) {
+      return fail(`Request to ${url.href} timed out after ${options.timeoutMs} ms`);
+    }
+    if (options.signal?.aborted) return fail(`Request to ${url.href} was aborted`);
+    if (error instanceof FetchFailure || error instanceof EgressDeniedError) {
+      return fail(error.message);
+    }
+    return fail(`Request to ${url.href} failed: ${describe(error)}`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function exchange(
+  request: FetchRequest,
+  firstUrl: URL,
+  signal: AbortSignal,
+  options: PerformFetchOptions,
+): Promise<FetchResponse> {
+  const fetchImpl = options.fetchImpl ?? fetch;
+  let url = firstUrl;
+  let method = (request.options.method ?? "GET").toUpperCase();
+  let body = request.options.body;
+  const headers = requestHeaders(request);
+
+  for (let redirects = 0;; redirects++) {
+    await abortable(options.policy.check(url, signal), signal);
+    const response = await fetchImpl(url, {
+      method,
+      headers,
+      body,
+      redirect: "manual",
+      signal,
+    });
+    const location = response.headers.get("location");
+    if (!REDIRECT_STATUSES.has(response.status) || location === null) {
+      return await readResponse(request, url, response, signal, options.maxBytes);
+    }
+    await response.body?.cancel().catch(() => {});
+    if (redirects >= MAX_REDIRECTS) {
+      throw new FetchFailure(
+        `Request to ${firstUrl.href} failed: more than ${MAX_REDIRECTS} redirects`,
+      );
+    }
+    let next: URL;
+    try {
+      next = new URL(location, url);
+    } catch {
+      throw new FetchFailure(`Request to ${url.href} redirected to an invalid URL "${location}"`);
+    }
+    if ([301, 302, 303].includes(response.status) && method !== "HEAD") {
+      method = "GET";
+      body = undefined;
+      for (const name of BODY_HEADERS) headers.delete(name);
+    }
+    if (next.origin !== url.origin) {
+      for (const name of CREDENTIAL_HEADERS) headers.delete(name);
+    }
+    url = next;
+  }
+}
+
+function requestHeaders(request: FetchRequest): Headers {
+  const headers = new Headers(request.options.headers ?? {});
+  const listed = (headers.get("connection") ?? "").split(",").map((s) => s.trim().toLowerCase());
+  for (const name of [...DROPPED_HEADERS, ...listed]) {
+    if (name !== "") headers.delete(name);
+  }
+  if (!headers.has("idempotency-key")) headers.set("idempotency-key", request.id);
+  return headers;
+}
+
+async function readResponse(
+  request: FetchRequest,
+  url: URL,
+  response: Response,
+  signal: AbortSignal,
+  maxBytes: number,
+): Promise<FetchResponse> {
+  const tooLarge = () =>
+    new FetchFailure(`Response body from ${url.href} exceeds ${maxBytes} bytes`);
+  const declared = response.headers.get("content-length");
+  if (declared !== null && /^[0-9]+$/.test(declared) && Number(declared) > maxBytes) {
+    await response.body?.cancel().catch(() => {});
+    throw tooLarge();
+  }
+  const bytes = await readBounded(response, signal, maxBytes, tooLarge);
+  const text = new TextDecoder("utf-8").decode(bytes);
+  const headers: Record<string, string> = {};
+  for (const [name, value] of response.headers) {
+    headers[name] = Object.hasOwn(headers, name) ? `${headers[name]}, ${value}` : value;
+  }
+  return {
+    id: request.id,
+    success: response.ok,
+    status: response.status,
+    statusText: response.statusText,
+    headers,
+    url: url.href,
+    data: isJsonType(response.headers.get("content-type")) ? parseJsonData(text) : text,
+    timestamp: Date.now(),
+  };
+}
+
+async function readBounded(
+  response: Response,
+  signal: AbortSignal,
+  maxBytes: number,
+  tooLarge: () => Error,
+): Promise<Uint8Array> {
+  if (!response.body) return new Uint8Array();
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await abortable(reader.read(), signal);
+      if (done) break;
+      size += value.byteLength;
+      if (size > maxBytes) throw tooLarge();
+      chunks.push(value);
+    }
+  } catch (error) {
+    await reader.cancel().catch(() => {});
+    throw error;
+  } finally {
+    reader.releaseLock();
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return bytes;
+}
+
+/** `application/json`, or any `<type>/<subtype>+json`. */
+function isJsonType(contentType: string | null): boolean {
+  const essence = (contentType ?? "").split(";")[0]!.trim().toLowerCase();
+  return essence === "application/json" ||
+    /^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+\+json$/.test(essence);
+}
+
+/** Parsed JSON unless it is invalid or a string literal; then the text itself. */
+function parseJsonData(text: string): unknown {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === "string" ? text : value;
+  } catch {
+    return text;
+  }
+}
+
+/** Rejects as soon as `signal` aborts, even if `promise` never settles. */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    promise.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  // Deno wraps the cause in "error sending request ...: <cause>"; keep the whole chain.
+  let text = error.message;
+  let cause: unknown = error.cause;
+  for (let depth = 0; cause instanceof Error && depth < 3; depth++) {
+    if (!text.includes(cause.message)) text += `: ${cause.message}`;
+    cause = cause.cause;
+  }
+  return text;
+}

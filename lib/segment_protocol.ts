@@ -1,0 +1,73 @@
+/**
+ * Messages between the server thread and the engine workers. A worker keeps the live
+ * {@link FetchVM} of the tasks it ran, so a hot resume sends only the response; a report
+ * carries only what is new (journal entries and log lines of the segment), so the cost of
+ * a segment does not grow with the task's history.
+ *
+ * @module
+ */
+import type { ExecutionErrorJson } from "./execution_error.ts";
+import type {
+  EngineOptions,
+  FetchRequest,
+  FetchResponse,
+  JournalEntry,
+  LogEntry,
+  VMState,
+} from "./types.ts";
+
+/** A paused or completed execution's engine state without its journal and logs. */
+export type VMStateMeta = Omit<VMState, "journal" | "logs">;
+
+/** What the server asks a worker to do. */
+export type SegmentJob =
+  /** Run new code in a new VM. */
+  | { op: "execute"; taskId: string; code: string; options: EngineOptions }
+  /** Deliver to the live VM if it is at `journalLength`; otherwise answer `miss`. */
+  | { op: "deliver"; taskId: string; journalLength: number; response: FetchResponse }
+  /** Replay `state` in a new VM, then deliver `response` (or just report, if absent). */
+  | {
+    op: "resume";
+    taskId: string;
+    state: VMState;
+    response?: FetchResponse;
+    options: EngineOptions;
+  }
+  /** Forget the live VM of a task. */
+  | { op: "drop"; taskId: string };
+
+/** A segment that ended in a pause or a completion. */
+export interface SegmentSuccess {
+  ok: true;
+  type: "completed" | "paused";
+  result?: unknown;
+  /** Every pending request. */
+  pending: FetchRequest[];
+  /** Journal entries added by this job (after `journalLength` of the job). */
+  newJournal: JournalEntry[];
+  /** Console lines of this job. */
+  logs: LogEntry[];
+  vm: VMStateMeta;
+}
+
+/** A segment that failed. */
+export interface SegmentFailure {
+  ok: false;
+  error: ExecutionErrorJson;
+  logs: LogEntry[];
+}
+
+/** The worker's answer to a job. */
+export type SegmentReport = SegmentSuccess | SegmentFailure | { ok: "miss" } | { ok: "dropped" };
+
+/** Envelope of a job, with the id its report is matched to. */
+export interface JobMessage {
+  seq: number;
+  job: SegmentJob;
+}
+
+/** Envelope of a report. */
+export interface ReportMessage {
+  seq: number;
+  report: SegmentReport;
+}

@@ -1,0 +1,40 @@
+/**
+ * FlowState server: configuration from the environment, `Deno.serve`, and graceful
+ * shutdown on SIGINT/SIGTERM. Everything else lives in `lib/`.
+ *
+ * @module
+ */
+import { loadConfig } from "./lib/config.ts";
+import { createFlowState, VERSION } from "./lib/flowstate.ts";
+import { createLogger } from "./lib/log.ts";
+
+const config = loadConfig();
+const logger = createLogger({ level: config.logLevel });
+if (!config.token) {
+  logger.warn("FLOWSTATE_TOKEN is not set: every endpoint is open to anyone who can reach it");
+}
+
+const flowstate = createFlowState(config, logger);
+const { loaded, skipped } = await flowstate.start();
+const server = Deno.serve({
+  hostname: config.host,
+  port: config.port,
+  onListen: ({ hostname, port }) => {
+    logger.info("listening", { version: VERSION, hostname, port, tasks: loaded, skipped });
+  },
+}, flowstate.app);
+
+let stopping = false;
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  logger.info("shutting down", { signal });
+  const draining = flowstate.close();
+  await server.shutdown();
+  await draining;
+  logger.info("stopped");
+  Deno.exit(0);
+}
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  Deno.addSignalListener(signal, () => void shutdown(signal));
+}
