@@ -79,7 +79,8 @@ export const METADATA_HOST_NAMES: ReadonlySet<string> = new Set([
   "metadata.packet.net",
 ]);
 
-type AddressKind = "unspecified" | "link-local" | "cloud metadata" | "loopback" | "private";
+/** Classes of special addresses. */
+export type AddressKind = "unspecified" | "link-local" | "cloud metadata" | "loopback" | "private";
 
 /** Address classes, checked in this order; `always` ones are refused even without denyPrivate. */
 const ADDRESS_CLASSES: readonly { kind: AddressKind; always: boolean; cidrs: Cidr[] }[] = [

@@ -307,9 +307,11 @@ export class FetchVM {
   // --- segments -------------------------------------------------------------------------
 
   /** Runs `body` under the segment's time limit, drains jobs, and reports the outcome. */
-  async #segment(body: () => void): Promise<ExecutionResult> {
+  #segment(body: () => void): Promise<ExecutionResult> {
     const live = this.#live;
-    if (!live) throw new ExecutionError("internal", "Error", "The VM is not initialized");
+    if (!live) {
+      return Promise.reject(new ExecutionError("internal", "Error", "The VM is not initialized"));
+    }
     this.#abort = null;
     this.#timedOut = false;
     this.#segmentLogs = [];
@@ -318,12 +320,12 @@ export class FetchVM {
       body();
       this.#drain();
       if (this.#abort) throw this.#abort;
-      return this.#report();
+      return Promise.resolve(this.#report());
     } catch (error) {
       const failure = this.#classify(error);
       failure.logs = this.#segmentLogs;
       if (failure.kind !== "exception" && failure.kind !== "syntax") this.#disposeLive();
-      throw failure;
+      return Promise.reject(failure);
     } finally {
       this.#deadline = Infinity;
     }
