@@ -80,6 +80,7 @@ export function formatLine(level: string, msg: unknown, fields: LogFields): stri
     msg: typeof msg === "string" ? msg : safeString(msg),
   };
   for (const key of Object.keys(fields)) {
+    if (fields[key] === undefined) continue;
     const name = RESERVED_KEYS.has(key) ? `field.${key}` : key;
     line[name] = serializable(fields[key]);
   }

@@ -4,8 +4,9 @@ import {
   appendLines,
   ensureDir,
   isTempFileName,
+  readHead,
   readTextOrNull,
-  truncateAfterLastNewline,
+  shrinkFile,
   writeFileAtomic,
 } from "../lib/atomic_file.ts";
 
@@ -93,40 +94,41 @@ Deno.test("appendLines creates the file, appends, and returns the UTF-8 byte cou
   });
 });
 
-Deno.test("truncateAfterLastNewline drops an unterminated last line only", async () => {
+Deno.test("readHead reads only the first bytes, fewer when the file is shorter", async () => {
   await withTempDir(async (dir) => {
     const path = join(dir, "lines.jsonl");
-    await Deno.writeTextFile(path, "one\ntwo\n");
-    assertEquals(await truncateAfterLastNewline(path), 8);
-    assertEquals(await Deno.readTextFile(path), "one\ntwo\n");
-    await Deno.writeTextFile(path, 'one\ntwo\n{"torn');
-    assertEquals(await truncateAfterLastNewline(path), 8);
-    assertEquals(await Deno.readTextFile(path), "one\ntwo\n");
+    assertEquals(await readHead(path, 4), null);
+    assertEquals(await listDir(dir), []);
+    const text = "one\ndé\n" + "x".repeat(200_000);
+    await Deno.writeTextFile(path, text);
+    assertEquals(new TextDecoder().decode((await readHead(path, 8))!), "one\ndé\n");
+    assertEquals((await readHead(path, 0))!.length, 0);
+    const all = (await readHead(path, 300_000))!;
+    assertEquals(all.length, new TextEncoder().encode(text).length);
+    assertEquals(new TextDecoder().decode(all), text);
   });
 });
 
-Deno.test("truncateAfterLastNewline empties a file without any newline", async () => {
+Deno.test("shrinkFile truncates a longer file and returns the size it had", async () => {
   await withTempDir(async (dir) => {
     const path = join(dir, "lines.jsonl");
-    await Deno.writeTextFile(path, "x".repeat(200_000));
-    assertEquals(await truncateAfterLastNewline(path), 0);
+    await Deno.writeTextFile(path, 'one\ntwo\nthree\n{"torn');
+    assertEquals(await shrinkFile(path, 8), 20);
+    assertEquals(await Deno.readTextFile(path), "one\ntwo\n");
+    assertEquals(await shrinkFile(path, 8), 8);
+    assertEquals(await Deno.readTextFile(path), "one\ntwo\n");
+    assertEquals(await shrinkFile(path, 0), 8);
     assertEquals((await Deno.stat(path)).size, 0);
   });
 });
 
-Deno.test("truncateAfterLastNewline finds a newline far before a long torn tail", async () => {
+Deno.test("shrinkFile never lengthens or creates a file", async () => {
   await withTempDir(async (dir) => {
     const path = join(dir, "lines.jsonl");
-    const head = "a\n" + "b".repeat(70_000) + "\n";
-    await Deno.writeTextFile(path, head + "c".repeat(150_000));
-    assertEquals(await truncateAfterLastNewline(path), head.length);
-    assertEquals(await Deno.readTextFile(path), head);
-  });
-});
-
-Deno.test("truncateAfterLastNewline returns 0 for a missing file and does not create it", async () => {
-  await withTempDir(async (dir) => {
-    assertEquals(await truncateAfterLastNewline(join(dir, "missing.jsonl")), 0);
-    assertEquals(await listDir(dir), []);
+    await Deno.writeTextFile(path, "one\n");
+    assertEquals(await shrinkFile(path, 100), 4);
+    assertEquals(await Deno.readTextFile(path), "one\n");
+    assertEquals(await shrinkFile(join(dir, "missing.jsonl"), 10), 0);
+    assertEquals(await listDir(dir), ["lines.jsonl"]);
   });
 });

@@ -4,7 +4,7 @@
  * @module
  */
 import { assert, assertEquals, assertNotStrictEquals, assertRejects } from "@std/assert";
-import { BadRequestError } from "../lib/http_errors.ts";
+import { BadRequestError, UnavailableError } from "../lib/http_errors.ts";
 import type { TaskEvent, TaskRecord, TaskStore } from "../lib/task_types.ts";
 
 /** A fresh, empty store and how to dispose of it. */
@@ -25,6 +25,7 @@ export function makeRecord(id: string, overrides: Partial<TaskRecord> = {}): Tas
     code: "const r = await fetch('https://example.com'); r.status",
     input: { n: 1, tags: ["a", "b"] },
     autoFetch: true,
+    pending: [],
     journalLength: 0,
     logCount: 0,
     eventsBytes: 0,
@@ -86,38 +87,71 @@ export function testTaskStoreContract(
 
   test("readRecord returns null and readEvents [] for an unknown task", async (store) => {
     assertEquals(await store.readRecord("nope"), null);
-    assertEquals(await store.readEvents("nope"), []);
+    assertEquals(await store.readEvents({ id: "nope", eventsBytes: 0 }), []);
   });
 
   test("readEvents returns the events of all saves in order", async (store) => {
     const first = [requestEvent("r1", 0), logEvent("one")];
     const second = [logEvent("two")];
     const third = [logEvent("three"), requestEvent("r2", 1)];
-    await store.save(makeRecord("t1"), first);
-    await store.save(makeRecord("t1", { pauseCount: 2 }), second);
-    await store.save(makeRecord("t1", { pauseCount: 3 }), []);
-    await store.save(makeRecord("t1", { pauseCount: 4 }), third);
-    assertEquals(await store.readEvents("t1"), [...first, ...second, ...third]);
-    assertEquals((await store.readRecord("t1"))?.pauseCount, 4);
+    let record = await store.save(makeRecord("t1"), first);
+    record = await store.save({ ...record, pauseCount: 2 }, second);
+    record = await store.save({ ...record, pauseCount: 3 }, []);
+    record = await store.save({ ...record, pauseCount: 4 }, third);
+    assertEquals(await store.readEvents(record), [...first, ...second, ...third]);
+    assertEquals(await store.readRecord("t1"), record);
+    assertEquals(record.pauseCount, 4);
   });
 
   test("eventsBytes counts the UTF-8 bytes of one JSON line per event", async (store) => {
     const none = await store.save(makeRecord("t1"), []);
     assertEquals(none.eventsBytes, 0);
     const first = [logEvent("héllo wörld ✓")];
-    const afterFirst = await store.save(makeRecord("t1"), first);
+    const afterFirst = await store.save(none, first);
     assertEquals(afterFirst.eventsBytes, lineBytes(first));
-    const unchanged = await store.save(makeRecord("t1"), []);
+    const unchanged = await store.save(afterFirst, []);
     assertEquals(unchanged.eventsBytes, afterFirst.eventsBytes);
     const second = [requestEvent("r1"), logEvent("x")];
-    const afterSecond = await store.save(makeRecord("t1"), second);
+    const afterSecond = await store.save(unchanged, second);
     assertEquals(afterSecond.eventsBytes, lineBytes([...first, ...second]));
   });
 
-  test("save ignores the eventsBytes the caller passes", async (store) => {
-    const written = await store.save(makeRecord("t1", { eventsBytes: 12345 }), []);
-    assertEquals(written.eventsBytes, 0);
-    assertEquals((await store.readRecord("t1"))?.eventsBytes, 0);
+  test("save with an older record discards the events saved after it", async (store) => {
+    const first = await store.save(makeRecord("t1"), [logEvent("a")]);
+    // As if the record of this save had been lost: its events are not committed.
+    await store.save({ ...first, pauseCount: 2 }, [logEvent("b"), requestEvent("r1")]);
+    const retried = await store.save({ ...first, pauseCount: 3 }, [logEvent("c")]);
+    assertEquals(retried.eventsBytes, lineBytes([logEvent("a"), logEvent("c")]));
+    assertEquals(await store.readEvents(retried), [logEvent("a"), logEvent("c")]);
+    const restarted = await store.save(makeRecord("t1"), [logEvent("fresh")]);
+    assertEquals(await store.readEvents(restarted), [logEvent("fresh")]);
+    assertEquals(await store.readRecord("t1"), restarted);
+  });
+
+  test("readEvents returns only the events the given record commits", async (store) => {
+    const first = await store.save(makeRecord("t1"), [logEvent("a"), logEvent("b")]);
+    const second = await store.save(first, [logEvent("c")]);
+    assertEquals(await store.readEvents(first), [logEvent("a"), logEvent("b")]);
+    assertEquals(await store.readEvents({ id: "t1", eventsBytes: 0 }), []);
+    assertEquals(await store.readEvents(second), [logEvent("a"), logEvent("b"), logEvent("c")]);
+  });
+
+  test("save and readEvents refuse a record accounting for more than the journal", async (store) => {
+    const error = await assertRejects(
+      () => store.save(makeRecord("t1", { eventsBytes: 12345 }), [logEvent("a")]),
+      UnavailableError,
+    );
+    assert(error.message.includes('task "t1"'), error.message);
+    assert(error.message.includes("shorter than its record"), error.message);
+    assertEquals(await store.readRecord("t1"), null);
+    await assertRejects(() => store.readEvents({ id: "t1", eventsBytes: 1 }), UnavailableError);
+
+    const record = await store.save(makeRecord("t1"), [logEvent("a")]);
+    const ahead = { ...record, eventsBytes: record.eventsBytes + 1 };
+    await assertRejects(() => store.save(ahead, [logEvent("b")]), UnavailableError, "shorter");
+    await assertRejects(() => store.readEvents(ahead), UnavailableError, "shorter");
+    assertEquals(await store.readRecord("t1"), record);
+    assertEquals(await store.readEvents(record), [logEvent("a")]);
   });
 
   test("stored data does not alias what callers pass or receive", async (store) => {
@@ -137,29 +171,29 @@ export function testTaskStoreContract(
     read!.pauseCount = 42;
     assertEquals((await store.readRecord("t1"))?.pauseCount, 1);
 
-    const readEvents = await store.readEvents("t1");
+    const readEvents = await store.readEvents(written);
     assertEquals(readEvents, [logEvent("original")]);
     (readEvents[0] as { message: string }).message = "changed after read";
-    assertEquals(await store.readEvents("t1"), [logEvent("original")]);
+    assertEquals(await store.readEvents(written), [logEvent("original")]);
 
     const loaded = await store.loadAll();
-    loaded.tasks[0]!.record.name = "changed after load";
+    loaded.tasks[0]!.name = "changed after load";
     assertEquals((await store.readRecord("t1"))?.name, "Task t1");
   });
 
-  test("loadAll returns every saved record, latest version, none behind", async (store) => {
+  test("loadAll returns every saved record, latest version", async (store) => {
     const a = await store.save(makeRecord("a"), [logEvent("a")]);
-    await store.save(makeRecord("b"), []);
-    const b = await store.save(makeRecord("b", { status: "completed", result: 7 }), []);
+    const b1 = await store.save(makeRecord("b"), []);
+    const b = await store.save({ ...b1, status: "completed", result: 7 }, []);
     const c = await store.save(makeRecord("c.2_x-y"), [requestEvent("r"), logEvent("c")]);
     const { tasks, skipped } = await store.loadAll();
     assertEquals(skipped, []);
-    const byId = new Map(tasks.map((task) => [task.record.id, task]));
+    const byId = new Map(tasks.map((record) => [record.id, record]));
     assertEquals(byId.size, 3);
     assertEquals(tasks.length, 3);
-    assertEquals(byId.get("a"), { record: a, behind: false });
-    assertEquals(byId.get("b"), { record: b, behind: false });
-    assertEquals(byId.get("c.2_x-y"), { record: c, behind: false });
+    assertEquals(byId.get("a"), a);
+    assertEquals(byId.get("b"), b);
+    assertEquals(byId.get("c.2_x-y"), c);
   });
 
   test("loadAll of an empty store returns nothing", async (store) => {
@@ -168,10 +202,15 @@ export function testTaskStoreContract(
 
   test("concurrent saves of different tasks all persist", async (store) => {
     const ids = Array.from({ length: 20 }, (_, i) => `task-${i}`);
-    await Promise.all(ids.map((id) => store.save(makeRecord(id), [logEvent(id)])));
-    await Promise.all(ids.map((id) => store.save(makeRecord(id), [logEvent(`${id} again`)])));
-    for (const id of ids) {
-      assertEquals(await store.readEvents(id), [logEvent(id), logEvent(`${id} again`)]);
+    const first = await Promise.all(ids.map((id) => store.save(makeRecord(id), [logEvent(id)])));
+    const second = await Promise.all(
+      first.map((record) => store.save(record, [logEvent(`${record.id} again`)])),
+    );
+    for (const record of second) {
+      assertEquals(await store.readEvents(record), [
+        logEvent(record.id),
+        logEvent(`${record.id} again`),
+      ]);
     }
     assertEquals((await store.loadAll()).tasks.length, ids.length);
   });
@@ -181,7 +220,7 @@ export function testTaskStoreContract(
     for (const id of invalid) {
       await assertRejects(() => store.save(makeRecord(id), []), BadRequestError, "Invalid task id");
       await assertRejects(() => store.readRecord(id), BadRequestError);
-      await assertRejects(() => store.readEvents(id), BadRequestError);
+      await assertRejects(() => store.readEvents({ id, eventsBytes: 0 }), BadRequestError);
     }
     assertEquals((await store.loadAll()).tasks, []);
     const longest = "x".repeat(128);

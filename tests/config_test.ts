@@ -1,0 +1,241 @@
+import { assert, assertEquals, assertThrows } from "@std/assert";
+import {
+  type Config,
+  CONFIG_DOC,
+  engineOptions,
+  loadConfig,
+  renderConfigTable,
+} from "../lib/config.ts";
+
+/** An environment that records every variable read from it. */
+function recordingEnv(values: Record<string, string> = {}) {
+  const read = new Set<string>();
+  const env = new Proxy(values as Record<string, string | undefined>, {
+    get(target, key) {
+      if (typeof key === "string") read.add(key);
+      return Reflect.get(target, key);
+    },
+  });
+  return { env, read };
+}
+
+Deno.test("loadConfig gives the documented defaults for an empty environment", () => {
+  const config = loadConfig({});
+  const expected: Omit<Config, "workers"> = {
+    port: 8080,
+    host: "0.0.0.0",
+    callEndpoint: "http://localhost:8080/call",
+    statesDir: "./states",
+    tasksDir: "./tasks",
+    token: undefined,
+    autoFetch: true,
+    maxBodyBytes: 1024 * 1024,
+    fetchTimeoutMs: 30_000,
+    fetchMaxBytes: 10 * 1024 * 1024,
+    fetchAllow: [],
+    fetchDenyPrivate: false,
+    liveVms: 256,
+    fsync: true,
+    logLevel: "info",
+    timeLimitMs: 5000,
+    memoryLimitMb: 64,
+    stackBytes: 262_144,
+    maxCodeBytes: 1_048_576,
+    maxPendingFetches: 100,
+    maxFetches: 10_000,
+    maxJournalBytes: 67_108_864,
+    maxLogEntries: 1000,
+    engineVariant: "asyncify",
+    selfPostRetries: 8,
+  };
+  const { workers, ...rest } = config;
+  assertEquals(rest, expected);
+  assertEquals(workers, Math.max(1, navigator.hardwareConcurrency));
+});
+
+Deno.test("loadConfig reads every variable", () => {
+  const config = loadConfig({
+    PORT: "9000",
+    HOST: "127.0.0.1",
+    CALL_ENDPOINT: "https://flow.example.com/call",
+    STATES_DIR: "data/states",
+    TASKS_DIR: "defs",
+    FLOWSTATE_TOKEN: "s3cret-token",
+    AUTO_FETCH: "no",
+    MAX_BODY_BYTES: "2048",
+    FETCH_TIMEOUT_MS: "1500",
+    FETCH_MAX_BYTES: "4096",
+    FETCH_ALLOW: " intranet.test, 10.0.0.0/8 ,,::1 ",
+    FETCH_DENY_PRIVATE: "YES",
+    WORKERS: "3",
+    LIVE_VMS: "0",
+    FSYNC: "0",
+    LOG_LEVEL: "DEBUG",
+    TIME_LIMIT_MS: "100",
+    MEMORY_LIMIT_MB: "16",
+    STACK_BYTES: "65536",
+    MAX_CODE_BYTES: "1000",
+    MAX_PENDING_FETCHES: "5",
+    MAX_FETCHES: "50",
+    MAX_JOURNAL_BYTES: "100000",
+    MAX_LOG_ENTRIES: "10",
+    ENGINE_VARIANT: "sync",
+    SELF_POST_RETRIES: "2",
+  });
+  assertEquals(config, {
+    port: 9000,
+    host: "127.0.0.1",
+    callEndpoint: "https://flow.example.com/call",
+    statesDir: "data/states",
+    tasksDir: "defs",
+    token: "s3cret-token",
+    autoFetch: false,
+    maxBodyBytes: 2048,
+    fetchTimeoutMs: 1500,
+    fetchMaxBytes: 4096,
+    fetchAllow: ["intranet.test", "10.0.0.0/8", "::1"],
+    fetchDenyPrivate: true,
+    workers: 3,
+    liveVms: 0,
+    fsync: false,
+    logLevel: "debug",
+    timeLimitMs: 100,
+    memoryLimitMb: 16,
+    stackBytes: 65536,
+    maxCodeBytes: 1000,
+    maxPendingFetches: 5,
+    maxFetches: 50,
+    maxJournalBytes: 100_000,
+    maxLogEntries: 10,
+    engineVariant: "sync",
+    selfPostRetries: 2,
+  });
+});
+
+Deno.test("the default call endpoint follows PORT", () => {
+  assertEquals(loadConfig({ PORT: "3000" }).callEndpoint, "http://localhost:3000/call");
+});
+
+Deno.test("booleans accept true/false, 1/0 and yes/no in any case", () => {
+  for (
+    const [text, value] of [["TRUE", true], ["1", true], ["Yes", true], ["false", false], [
+      "0",
+      false,
+    ], ["NO", false]] as const
+  ) {
+    assertEquals(loadConfig({ FSYNC: text }).fsync, value, text);
+  }
+  const error = assertThrows(() => loadConfig({ FSYNC: "maybe" }), TypeError);
+  assertEquals(error.message, `Invalid FSYNC "maybe": expected true/false, 1/0 or yes/no`);
+});
+
+Deno.test("a blank variable counts as unset", () => {
+  const config = loadConfig({ PORT: "", LOG_LEVEL: "  ", FLOWSTATE_TOKEN: "" });
+  assertEquals(config.port, 8080);
+  assertEquals(config.logLevel, "info");
+  assertEquals(config.token, undefined);
+});
+
+Deno.test("bad numbers throw an error naming the variable and quoting the value", () => {
+  const cases: [Record<string, string>, ErrorConstructor, string][] = [
+    [{ PORT: "80a" }, TypeError, `Invalid PORT "80a": expected a whole number`],
+    [{ PORT: "-1" }, TypeError, `Invalid PORT "-1"`],
+    [{ PORT: "1.5" }, TypeError, `Invalid PORT "1.5"`],
+    [{ PORT: "65536" }, RangeError, `Invalid PORT "65536": expected 0 to 65535`],
+    [{ MAX_BODY_BYTES: "0" }, RangeError, `Invalid MAX_BODY_BYTES "0"`],
+    [{ FETCH_TIMEOUT_MS: "99999999999" }, RangeError, `Invalid FETCH_TIMEOUT_MS "99999999999"`],
+    [{ WORKERS: "0" }, RangeError, `Invalid WORKERS "0"`],
+    [{ MEMORY_LIMIT_MB: "5000" }, RangeError, `Invalid MEMORY_LIMIT_MB "5000"`],
+    [{ MAX_FETCHES: "1e3" }, TypeError, `Invalid MAX_FETCHES "1e3"`],
+  ];
+  for (const [env, type, message] of cases) {
+    const error = assertThrows(() => loadConfig(env), type);
+    assert(error.message.startsWith(message), `${error.message} should start with ${message}`);
+  }
+});
+
+Deno.test("enumerations accept only their values", () => {
+  assertThrows(
+    () => loadConfig({ LOG_LEVEL: "verbose" }),
+    TypeError,
+    `Invalid LOG_LEVEL "verbose"`,
+  );
+  assertThrows(
+    () => loadConfig({ ENGINE_VARIANT: "fast" }),
+    TypeError,
+    `Invalid ENGINE_VARIANT "fast": expected one of asyncify, sync`,
+  );
+});
+
+Deno.test("CALL_ENDPOINT must be an absolute http or https URL", () => {
+  assertThrows(
+    () => loadConfig({ CALL_ENDPOINT: "/call" }),
+    TypeError,
+    `Invalid CALL_ENDPOINT "/call"`,
+  );
+  assertThrows(() => loadConfig({ CALL_ENDPOINT: "ftp://x/call" }), TypeError, "CALL_ENDPOINT");
+});
+
+Deno.test("FETCH_ALLOW entries are validated", () => {
+  assertThrows(
+    () => loadConfig({ FETCH_ALLOW: "ok.test, bad entry" }),
+    TypeError,
+    `Invalid FETCH_ALLOW "ok.test, bad entry"`,
+  );
+});
+
+Deno.test("a token with spaces or control characters is refused without echoing it", () => {
+  const error = assertThrows(() => loadConfig({ FLOWSTATE_TOKEN: "my secret" }), TypeError);
+  assert(error.message.includes("FLOWSTATE_TOKEN"));
+  assert(!error.message.includes("my secret"));
+});
+
+Deno.test("every variable loadConfig reads is documented, and every documented one is read", () => {
+  const { env, read } = recordingEnv();
+  loadConfig(env);
+  const documented = new Set(CONFIG_DOC.map((entry) => entry.name));
+  assertEquals([...read].filter((name) => !documented.has(name)), []);
+  assertEquals([...documented].filter((name) => !read.has(name)), []);
+  assertEquals(documented.size, CONFIG_DOC.length, "no variable is documented twice");
+  for (const entry of CONFIG_DOC) {
+    assert(entry.default !== "" && entry.description !== "", entry.name);
+  }
+});
+
+Deno.test("documented defaults match what loadConfig uses", () => {
+  const config = loadConfig({});
+  const byName = Object.fromEntries(CONFIG_DOC.map((e) => [e.name, e.default]));
+  // A default documented as a literal value must load to the same config when set explicitly.
+  let compared = 0;
+  for (const [name, value] of Object.entries(byName)) {
+    if (!/^([0-9]+|true|false|asyncify|info|\.\/[a-z]+|0\.0\.0\.0)$/.test(value)) continue;
+    compared++;
+    assertEquals(loadConfig({ [name]: value }), config, `${name}=${value}`);
+  }
+  assertEquals(compared, CONFIG_DOC.length - 4, "all but CALL_ENDPOINT, token, allow and workers");
+});
+
+Deno.test("engineOptions maps the limits to the engine's options", () => {
+  const options = engineOptions(
+    loadConfig({ MEMORY_LIMIT_MB: "16", MAX_FETCHES: "7", ENGINE_VARIANT: "sync" }),
+  );
+  assertEquals(options, {
+    variant: "sync",
+    timeLimitMs: 5000,
+    memoryLimitBytes: 16 * 1024 * 1024,
+    maxStackBytes: 262_144,
+    maxCodeBytes: 1_048_576,
+    maxPendingFetches: 100,
+    maxJournalEntries: 14,
+    maxJournalBytes: 67_108_864,
+    maxLogEntries: 1000,
+  });
+});
+
+Deno.test("the README table has a row per documented variable", () => {
+  const lines = renderConfigTable().split("\n");
+  assertEquals(lines.length, CONFIG_DOC.length + 2);
+  for (const [i, entry] of CONFIG_DOC.entries()) {
+    assert(lines[i + 2]!.startsWith(`| \`${entry.name}\` | `), lines[i + 2]);
+  }
+});
