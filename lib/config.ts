@@ -94,7 +94,7 @@ function defaultWorkers(): number {
 
 /** Every environment variable {@link loadConfig} reads, for the README table. */
 export const CONFIG_DOC: readonly ConfigDocEntry[] = [
-  { name: "PORT", default: "8080", description: "Port to listen on (0 picks a free port)." },
+  { name: "PORT", default: "8080", description: "Port to listen on." },
   { name: "HOST", default: "0.0.0.0", description: "Interface to listen on." },
   {
     name: "CALL_ENDPOINT",
@@ -179,7 +179,7 @@ export const CONFIG_DOC: readonly ConfigDocEntry[] = [
   {
     name: "SELF_POST_RETRIES",
     default: "8",
-    description: "Attempts at POSTing a fetch response to `/call` before the task fails.",
+    description: "Attempts at POSTing a fetch response to `/call` before it is delivered in-process instead.",
   },
 ];
 

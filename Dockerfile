@@ -1,0 +1,17 @@
+# FlowState on the official Deno image. Build: docker build -t flowstate .
+FROM denoland/deno:2.9.6
+
+WORKDIR /app
+# Dependencies first, so the layer is cached across source changes.
+COPY deno.json deno.lock ./
+RUN deno install --frozen
+COPY . .
+RUN deno cache server.ts lib/executor_worker.ts \
+  && mkdir -p states \
+  && chown -R deno:deno /app/states
+
+USER deno
+ENV PORT=8080 STATES_DIR=/app/states
+VOLUME ["/app/states"]
+EXPOSE 8080
+CMD ["deno", "run", "--allow-net", "--allow-env", "--allow-read=.", "--allow-write=./states", "server.ts"]
