@@ -179,7 +179,8 @@ export const CONFIG_DOC: readonly ConfigDocEntry[] = [
   {
     name: "SELF_POST_RETRIES",
     default: "8",
-    description: "Attempts at POSTing a fetch response to `/call` before it is delivered in-process instead.",
+    description:
+      "Attempts at POSTing a fetch response to `/call` before it is delivered in-process instead.",
   },
 ];
 

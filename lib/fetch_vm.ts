@@ -48,6 +48,8 @@ const MAX_LOG_LINE_CHARS = 8 * 1024;
 const MAX_VARIABLES_CHARS = 16 * 1024;
 /** Time allowed to compute `variables`, ms. */
 const VARIABLES_TIME_MS = 50;
+/** Share of the memory cap above which a stuck script is taken to have run out of memory. */
+const NEAR_MEMORY_CAP = 0.9;
 /** Most variable names looked up for the `variables` view. */
 const MAX_VARIABLE_NAMES = 200;
 const LOG_LEVELS: readonly LogLevel[] = ["log", "info", "warn", "error", "debug"];
@@ -129,6 +131,10 @@ export class FetchVM {
   #abort: ExecutionError | null = null;
   #deadline = Infinity;
   #timedOut = false;
+  /** Computing the `variables` view: running out of time there is not a failure. */
+  #inspecting = false;
+  /** The VM's WebAssembly memory and its cap, to tell a memory exhaustion apart. */
+  #memory: WebAssembly.Memory | null = null;
 
   constructor(options: EngineOptions = {}) {
     this.#options = resolveEngineOptions(options);
@@ -154,7 +160,11 @@ export class FetchVM {
   /** Creates the QuickJS VM. Called by `execute()` when needed. */
   async initialize(): Promise<void> {
     if (this.#live) return;
-    const runtime = await newCappedRuntime(this.#variant, this.#options.memoryLimitBytes);
+    const { runtime, memory } = await newCappedRuntime(
+      this.#variant,
+      this.#options.memoryLimitBytes,
+    );
+    this.#memory = memory;
     let context: QuickJSContext | undefined;
     try {
       runtime.setMaxStackSize(this.#options.maxStackBytes);
@@ -162,6 +172,13 @@ export class FetchVM {
         if (this.#abort) return true;
         if (performance.now() > this.#deadline) {
           this.#timedOut = true;
+          if (!this.#inspecting) {
+            this.#abort = new ExecutionError(
+              "timeout",
+              "InternalError",
+              `The script ran longer than its time limit of ${this.#options.timeLimitMs} ms in one run segment`,
+            );
+          }
           return true;
         }
         return false;
@@ -211,7 +228,8 @@ export class FetchVM {
     assertResponse(response);
     if (!state.pending.includes(response.id)) throw staleError(response.id, state.pending);
     const hot = this.#live !== null && state.id === this.#id &&
-      state.journal.length === this.#journal.length;
+      state.journal.length === this.#journal.length &&
+      sameEntry(state.journal.at(-1), this.#journal.at(-1));
     if (!hot) await this.restore(state);
     return this.#deliver(response);
   }
@@ -260,6 +278,7 @@ export class FetchVM {
           this.#journal.push(entry);
           this.#journalBytes += entryBytes(entry);
           if (entry.type === "eval") {
+            this.#deadline = performance.now() + this.#options.timeLimitMs;
             this.#evaluate(entry.step, entry.step === 0 ? state.code : entry.code ?? "", entry.at);
             this.#drain();
           } else if (entry.type === "response") {
@@ -272,8 +291,9 @@ export class FetchVM {
               );
             }
             this.#pending.delete(id);
+            this.#deadline = performance.now() + this.#options.timeLimitMs;
             this.#call(this.#live!.controller.setClock, entry.at);
-            this.#call(this.#live!.controller.deliver, id, JSON.stringify(entry.response));
+            this.#call(this.#live!.controller.deliver, id, ...deliveryMessage(entry.response));
             this.#drain();
           }
           if (this.#abort) throw this.#abort;
@@ -365,12 +385,12 @@ export class FetchVM {
     const at = Date.now();
     const entry: JournalEntry = { type: "response", step: this.#step, response, at };
     this.#checkJournalRoom(entry);
-    const json = JSON.stringify(response);
+    const message = deliveryMessage(response);
     return this.#segment(() => {
       this.#append(entry);
       this.#pending.delete(response.id);
       this.#call(this.#live!.controller.setClock, at);
-      this.#call(this.#live!.controller.deliver, response.id, json);
+      this.#call(this.#live!.controller.deliver, response.id, ...message);
     });
   }
 
@@ -417,6 +437,7 @@ export class FetchVM {
       return result;
     }
     if (this.#pending.size === 0) {
+      if (this.#nearMemoryCap()) throw this.#memoryError();
       throw new ExecutionError(
         "deadlock",
         "DeadlockError",
@@ -456,6 +477,7 @@ export class FetchVM {
     }
     const deadline = this.#deadline;
     this.#deadline = performance.now() + VARIABLES_TIME_MS;
+    this.#inspecting = true;
     try {
       const json = this.#callForString(
         this.#live!.controller.variables,
@@ -468,6 +490,7 @@ export class FetchVM {
     } finally {
       this.#deadline = deadline;
       this.#timedOut = false;
+      this.#inspecting = false;
     }
   }
 
@@ -686,19 +709,30 @@ export class FetchVM {
     if (this.#abort) return this.#abort;
     let kind: ExecutionErrorKind = "exception";
     let message = info.message;
-    if (this.#timedOut && info.message === "interrupted") {
-      kind = "timeout";
-      message =
-        `The script ran longer than its time limit of ${this.#options.timeLimitMs} ms in one run segment`;
-    } else if (/out of memory/i.test(info.message)) {
-      kind = "memory";
-      message = `The script ran out of memory (limit ${this.#options.memoryLimitBytes} bytes)`;
+    if (/out of memory/i.test(info.message)) {
+      return this.#memoryError(info.stack);
     } else if (info.name === "InternalError" && /stack overflow/i.test(info.message)) {
       kind = "stack";
       message =
         `Maximum call stack size exceeded (stack limit ${this.#options.maxStackBytes} bytes)`;
     }
     return new ExecutionError(kind, info.name, message, { guestStack: info.stack });
+  }
+
+  #memoryError(guestStack = ""): ExecutionError {
+    return new ExecutionError(
+      "memory",
+      "InternalError",
+      `The script ran out of memory (limit ${this.#options.memoryLimitBytes} bytes)`,
+      { guestStack },
+    );
+  }
+
+  /** Whether the VM's memory has grown to (nearly) its cap. */
+  #nearMemoryCap(): boolean {
+    const memory = this.#memory;
+    return memory !== null &&
+      memory.buffer.byteLength >= this.#options.memoryLimitBytes * NEAR_MEMORY_CAP;
   }
 
   /** Turns anything thrown while running into an {@link ExecutionError}. */
@@ -775,6 +809,17 @@ function describeRequest(
     ? ""
     : ` with body ${JSON.stringify(body.length > 80 ? `${body.slice(0, 80)}…` : body)}`;
   return `${method} ${request.url}${shownBody}`;
+}
+
+/** Whether two journal entries are the same event (same object, or equal JSON). */
+function sameEntry(a: JournalEntry | undefined, b: JournalEntry | undefined): boolean {
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** The response without its data, and the data as JSON text ("" when absent). */
+function deliveryMessage(response: FetchResponse): [string, string] {
+  const { data, ...meta } = response;
+  return [JSON.stringify(meta), data === undefined ? "" : JSON.stringify(data)];
 }
 
 function entryBytes(entry: JournalEntry): number {

@@ -53,6 +53,13 @@ export const GUEST_PRELUDE = String.raw`(() => {
   const arrayIncludes = Array.prototype.includes;
   const arrayPush = Array.prototype.push;
 
+  const hasOwn = Object.prototype.hasOwnProperty;
+  const getOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
+  // Host messages are built by hand: JSON.stringify of a primitive string never calls guest
+  // code, while JSON.stringify of an object would call a guest Object.prototype.toJSON.
+  const quote = (text) => JSONstringify(StringCtor(text));
+  const own = (obj, key) => (hasOwn.call(obj, key) ? obj[key] : undefined);
+
   const hide = (obj, name, value) =>
     defineProperty(obj, name, { value, writable: true, configurable: true, enumerable: false });
 
@@ -142,13 +149,13 @@ export const GUEST_PRELUDE = String.raw`(() => {
     toJSON() { const out = {}; for (const [name, value] of this.#map) out[name] = value; return out; }
   }
 
-  const cloneJson = (value) => (value === undefined ? undefined : JSONparse(JSONstringify(value)));
-
   class Response {
     #data;
+    #dataText;
     #used = false;
-    constructor(payload, url) {
+    constructor(payload, url, dataText) {
       this.#data = payload.data;
+      this.#dataText = dataText;
       hide(this, "status", payload.status === undefined ? 0 : payload.status);
       hide(this, "statusText", payload.statusText === undefined ? "" : payload.statusText);
       hide(this, "ok", this.status >= 200 && this.status <= 299);
@@ -166,8 +173,8 @@ export const GUEST_PRELUDE = String.raw`(() => {
     text() {
       try {
         const data = this.#consume();
-        if (data === undefined || data === null) return promiseResolve(data === null ? "null" : "");
-        return promiseResolve(typeof data === "string" ? data : JSONstringify(data));
+        if (data === undefined) return promiseResolve("");
+        return promiseResolve(typeof data === "string" ? data : this.#dataText);
       } catch (error) { return OrigPromise.reject(error); }
     }
     json() {
@@ -175,13 +182,13 @@ export const GUEST_PRELUDE = String.raw`(() => {
         const data = this.#consume();
         if (typeof data === "string") return promiseResolve(JSONparse(data));
         if (data === undefined) throw new SyntaxErrorCtor("Unexpected end of JSON input");
-        return promiseResolve(cloneJson(data));
+        return promiseResolve(JSONparse(this.#dataText));
       } catch (error) { return OrigPromise.reject(error); }
     }
     clone() {
       if (this.#used) throw new TypeErrorCtor("Response.clone: the body has already been read");
-      const copy = new Response({ data: this.#data, status: this.status, statusText: this.statusText, url: this.url, headers: this.headers.toJSON() }, this.url);
-      return copy;
+      const payload = { data: typeof this.#data === "string" ? this.#data : JSONparse(this.#dataText), status: this.status, statusText: this.statusText, url: this.url, headers: this.headers.toJSON() };
+      return new Response(payload, this.url, this.#dataText);
     }
   }
 
@@ -199,11 +206,14 @@ export const GUEST_PRELUDE = String.raw`(() => {
       method = method === undefined ? "GET" : toUpperCase.call(StringCtor(method));
       let headerSource = options.headers;
       if (headerSource === undefined && input !== null && typeof input === "object" && input.headers !== undefined) headerSource = input.headers;
-      const headers = new Headers(headerSource).toJSON();
+      let headers = "";
+      new Headers(headerSource).forEach((value, name) => {
+        headers += (headers ? "," : "") + quote(name) + ":" + quote(value);
+      });
       const body = options.body === undefined || options.body === null ? undefined : StringCtor(options.body);
-      const request = { url, method, headers };
-      if (body !== undefined) request.body = body;
-      const id = hostRecord(JSONstringify(request));
+      let message = '{"url":' + quote(url) + ',"method":' + quote(method) + ',"headers":{' + headers + "}";
+      if (body !== undefined) message += ',"body":' + quote(body);
+      const id = hostRecord(message + "}");
       mapSet.call(pending, id, { resolve, reject, url });
     });
   }
@@ -212,15 +222,22 @@ export const GUEST_PRELUDE = String.raw`(() => {
   hide(globalThis, "Headers", Headers);
   hide(globalThis, "Response", Response);
 
-  const errorInfo = (error) => {
+  const errorJson = (error) => {
+    let name = "Error";
+    let message;
+    let stack = "";
     try {
       if (error instanceof ErrorCtor) {
-        return { name: StringCtor(error.name), message: StringCtor(error.message), stack: error.stack === undefined ? "" : StringCtor(error.stack) };
+        name = StringCtor(error.name);
+        message = StringCtor(error.message);
+        stack = error.stack === undefined ? "" : StringCtor(error.stack);
+      } else {
+        message = describe(error);
       }
-      return { name: "Error", message: describe(error), stack: "" };
     } catch {
-      return { name: "Error", message: "[unprintable error]", stack: "" };
+      message = "[unprintable error]";
     }
+    return '{"name":' + quote(name) + ',"message":' + quote(message) + ',"stack":' + quote(stack) + "}";
   };
 
   let outcome;
@@ -229,15 +246,24 @@ export const GUEST_PRELUDE = String.raw`(() => {
   const setHas = Set.prototype.has;
 
   return {
-    deliver(id, json) {
+    deliver(id, json, dataText) {
       const waiter = mapGet.call(pending, id);
       if (waiter === undefined) return false;
       mapDelete.call(pending, id);
-      const payload = JSONparse(json);
+      const raw = JSONparse(json);
+      const payload = {
+        success: own(raw, "success"),
+        status: own(raw, "status"),
+        statusText: own(raw, "statusText"),
+        url: own(raw, "url"),
+        headers: own(raw, "headers"),
+        data: dataText === "" ? undefined : JSONparse(dataText),
+      };
       if (payload.success === false && payload.status === undefined) {
-        waiter.reject(new TypeErrorCtor("fetch failed: " + (payload.error === undefined ? "unknown error" : payload.error)));
+        const reason = own(raw, "error");
+        waiter.reject(new TypeErrorCtor("fetch failed: " + (reason === undefined ? "unknown error" : reason)));
       } else {
-        waiter.resolve(new Response(payload, waiter.url));
+        waiter.resolve(new Response(payload, waiter.url, dataText));
       }
       return true;
     },
@@ -255,37 +281,81 @@ export const GUEST_PRELUDE = String.raw`(() => {
           if (step !== currentStep) return;
           try {
             const json = JSONstringify(value);
-            outcome = JSONstringify({ done: true, json });
+            outcome = '{"done":true' + (json === undefined ? "" : ',"json":' + quote(json)) + "}";
           } catch (error) {
-            outcome = JSONstringify({ done: true, error: errorInfo(error), result: true });
+            outcome = '{"done":true,"result":true,"error":' + errorJson(error) + "}";
           }
         },
         (error) => {
           if (step !== currentStep) return;
-          outcome = JSONstringify({ done: true, error: errorInfo(error) });
+          outcome = '{"done":true,"error":' + errorJson(error) + "}";
         },
       );
     },
     outcome() { return outcome; },
     variables(namesJson, maxChars) {
+      // Reads data only: accessors are skipped and toJSON is never called, so computing this
+      // view runs no guest code (except Proxy traps) and cannot change what a replay sees.
       const names = JSONparse(namesJson);
       for (const name of getOwnPropertyNames(globalThis)) {
         if (!setHas.call(baselineGlobals, name) && !arrayIncludes.call(names, name)) arrayPush.call(names, name);
       }
-      const out = {};
-      let used = 2;
+      let budget = maxChars;
+      const seen = [];
+      const walk = (value, depth) => {
+        if (budget <= 0) return '"[truncated]"';
+        switch (typeof value) {
+          case "string": {
+            const text = value.length > 200 ? stringSlice.call(value, 0, 200) + "…" : value;
+            budget -= text.length + 2;
+            return quote(text);
+          }
+          case "number": budget -= 8; return value === value && value !== Infinity && value !== -Infinity ? StringCtor(value) : "null";
+          case "boolean": budget -= 5; return value ? "true" : "false";
+          case "bigint": budget -= 8; return quote(StringCtor(value) + "n");
+          case "object": {
+            if (value === null) { budget -= 4; return "null"; }
+            if (depth > 4 || arrayIncludes.call(seen, value)) return '"[…]"';
+            arrayPush.call(seen, value);
+            let out = "";
+            if (isArray(value)) {
+              const length = value.length;
+              for (let i = 0; i < length && budget > 0; i++) {
+                const d = getOwnPropertyDescriptor(value, i);
+                out += (i ? "," : "") + (d && hasOwn.call(d, "value") ? walk(d.value, depth + 1) ?? "null" : "null");
+              }
+              return "[" + out + "]";
+            }
+            for (const key of objectKeys(value)) {
+              if (budget <= 0) break;
+              const d = getOwnPropertyDescriptor(value, key);
+              if (!d || !hasOwn.call(d, "value")) continue;
+              const text = walk(d.value, depth + 1);
+              if (text === undefined) continue;
+              budget -= key.length + 3;
+              out += (out ? "," : "") + quote(key) + ":" + text;
+            }
+            return "{" + out + "}";
+          }
+          default: return undefined;
+        }
+      };
+      let out = "";
       for (const name of names) {
         let value;
-        try { value = indirectEval(name); } catch { continue; }
-        if (typeof value === "function" || value === undefined) continue;
-        let json;
-        try { json = JSONstringify(value); } catch { json = JSONstringify("[unserializable]"); }
-        if (json === undefined) continue;
-        if (used + json.length + name.length > maxChars) { out[name] = "[truncated]"; used += name.length + 16; continue; }
-        used += json.length + name.length + 4;
-        out[name] = JSONparse(json);
+        const d = getOwnPropertyDescriptor(globalThis, name);
+        if (d) {
+          if (!hasOwn.call(d, "value")) continue;
+          value = d.value;
+        } else {
+          try { value = indirectEval(name); } catch { continue; }
+        }
+        const text = walk(value, 0);
+        if (text === undefined) continue;
+        out += (out ? "," : "") + quote(name) + ":" + text;
+        if (budget <= 0) break;
       }
-      return JSONstringify(out);
+      return "{" + out + "}";
     },
   };
 })()`;

@@ -48,7 +48,7 @@ export const MIN_MEMORY_BYTES = MIN_INITIAL_PAGES * WASM_PAGE_BYTES;
 export async function newCappedRuntime(
   variant: Variant,
   memoryLimitBytes: number,
-): Promise<QuickJSRuntime> {
+): Promise<{ runtime: QuickJSRuntime; memory: WebAssembly.Memory }> {
   const wasmModule = await compiledModule(variant);
   const maximum = Math.max(MIN_INITIAL_PAGES, Math.floor(memoryLimitBytes / WASM_PAGE_BYTES));
   const wasmMemory = new WebAssembly.Memory({ initial: MIN_INITIAL_PAGES, maximum });
@@ -56,10 +56,10 @@ export async function newCappedRuntime(
     const module = await newQuickJSAsyncWASMModuleFromVariant(
       newVariant(RELEASE_ASYNC, { wasmModule, wasmMemory }),
     );
-    return module.newRuntime();
+    return { runtime: module.newRuntime(), memory: wasmMemory };
   }
   const module = await newQuickJSWASMModuleFromVariant(
     newVariant(RELEASE_SYNC, { wasmModule, wasmMemory }),
   );
-  return module.newRuntime();
+  return { runtime: module.newRuntime(), memory: wasmMemory };
 }
