@@ -62,7 +62,7 @@ function matches(expected: unknown, actual: unknown, ids: Map<string, string>): 
   return expected === actual;
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const { port } = listener.addr as Deno.NetAddr;
   listener.close();
@@ -96,7 +96,7 @@ Deno.test("the README's curl examples print what the README says", async () => {
     return body ? Response.json(body) : new Response("not found", { status: 404 });
   });
   const upstreamOrigin = `http://127.0.0.1:${upstream.addr.port}`;
-  const port = await freePort();
+  const port = freePort();
   const statesDir = await Deno.makeTempDir();
   const server = new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-net", "--allow-env", "--allow-read", "--allow-write", "server.ts"],
