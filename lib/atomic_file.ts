@@ -68,7 +68,7 @@ export async function readTextOrNull(path: string): Promise<string | null> {
 
 /**
  * Appends `text` (whole lines, each ending with `\n`) to `path`, creating the file if
- * needed, and flushes it unless `fsync` is `false`. Returns the number of bytes appended.
+ * needed, and flushes its data unless `fsync` is `false`. Returns the number of bytes appended.
  */
 export async function appendLines(
   path: string,
@@ -78,7 +78,9 @@ export async function appendLines(
   const bytes = new TextEncoder().encode(text);
   using file = await Deno.open(path, { append: true, create: true });
   await writeAll(file, bytes);
-  if (fsync) await file.sync();
+  // fdatasync: the data and the new size, not timestamps; a new file's directory entry is
+  // made durable by the record write that always follows (it fsyncs the directory).
+  if (fsync) await file.syncData();
   return bytes.length;
 }
 
