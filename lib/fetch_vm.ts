@@ -410,7 +410,7 @@ export class FetchVM {
 
   #report(): ExecutionResult {
     const { controller } = this.#live!;
-    const outcomeJson = this.#callForString(controller.outcome);
+    const outcomeJson = this.#call(controller.outcome);
     const logs = this.#segmentLogs;
     if (outcomeJson !== undefined) {
       const outcome = JSON.parse(outcomeJson) as Outcome;
@@ -479,7 +479,7 @@ export class FetchVM {
     this.#deadline = performance.now() + VARIABLES_TIME_MS;
     this.#inspecting = true;
     try {
-      const json = this.#callForString(
+      const json = this.#call(
         this.#live!.controller.variables,
         JSON.stringify([...names]),
         MAX_VARIABLES_CHARS,
@@ -645,26 +645,11 @@ export class FetchVM {
     }
   }
 
-  /** Calls a controller function with string/number arguments; disposes everything. */
-  #call(fn: QuickJSHandle, ...args: (string | number)[]): void {
-    const { context } = this.#live!;
-    const handles = args.map((arg) =>
-      typeof arg === "string" ? context.newString(arg) : context.newNumber(arg)
-    );
-    try {
-      const result = context.callFunction(fn, context.undefined, handles);
-      if (result.error) {
-        const info = this.#errorInfo(result.error);
-        result.error.dispose();
-        throw this.#guestFailure(info);
-      }
-      result.value.dispose();
-    } finally {
-      for (const handle of handles) handle.dispose();
-    }
-  }
-
-  #callForString(fn: QuickJSHandle, ...args: (string | number)[]): string | undefined {
+  /**
+   * Calls a controller function with string/number arguments and returns its result when
+   * it is a string; disposes every handle it creates.
+   */
+  #call(fn: QuickJSHandle, ...args: (string | number)[]): string | undefined {
     const { context } = this.#live!;
     const handles = args.map((arg) =>
       typeof arg === "string" ? context.newString(arg) : context.newNumber(arg)
