@@ -5,8 +5,8 @@
  * `https:`, unspecified addresses (`0.0.0.0/8`, `::`), link-local addresses
  * (`169.254.0.0/16`, `fe80::/10`), cloud metadata host names and addresses. With
  * `denyPrivate`, also loopback and private addresses. Host names are resolved and every
- * address is checked. Calls to this server's own `/task` and `/call` are refused even when
- * allowed, so a task cannot create tasks or forge responses.
+ * address is checked. Calls to this server's own API (any path on its port) are refused even
+ * when allowed, so a task cannot create tasks, forge responses or read other tasks.
  *
  * The check resolves names itself; the fetch resolves them again, so a name whose records
  * change in between (DNS rebinding) is not caught here.
@@ -106,7 +106,6 @@ const EMBEDDED_V4: readonly Cidr[] = cidrs(
   "::/96", // IPv4-compatible (deprecated); `::` and `::1` are excluded below
 );
 
-const SELF_PATHS = new Set(["/task", "/call"]);
 const DEFAULT_PORTS: Record<string, number> = { "http:": 80, "https:": 443 };
 
 /** Parses an IPv4 or IPv6 address (brackets and an IPv6 zone are accepted); `null` if not one. */
@@ -294,9 +293,9 @@ export function createEgressPolicy(options: EgressPolicyOptions): EgressPolicy {
         return resolved;
       };
 
-      if (isSelfPath(url) && selfPorts.has(effectivePort(url))) {
+      if (selfPorts.has(effectivePort(url))) {
         const self = loopbackName || selfHosts.has(host) || (await addresses()).some(isLocal);
-        if (self) throw refuse("a task cannot call this server's /task or /call");
+        if (self) throw refuse("a task cannot call this server's own API");
       }
       if (allowedHosts.has(host)) return;
       if (!literal && METADATA_HOST_NAMES.has(host)) {
@@ -324,12 +323,6 @@ function normalizeHostName(hostname: string): string {
 
 function effectivePort(url: URL): number {
   return url.port === "" ? DEFAULT_PORTS[url.protocol] ?? 0 : Number(url.port);
-}
-
-/** Whether the path is `/task` or `/call` in any case and with any trailing slashes. */
-function isSelfPath(url: URL): boolean {
-  const path = url.pathname.toLowerCase().replace(/\/+$/, "");
-  return SELF_PATHS.has(path);
 }
 
 async function resolveAddresses(

@@ -152,7 +152,20 @@ export class WorkerPool {
       next.settle(report);
       this.#pump(slot);
     });
-    slot.worker.postMessage({ seq, job: next.job } satisfies JobMessage);
+    try {
+      slot.worker.postMessage({ seq, job: next.job } satisfies JobMessage);
+    } catch (error) {
+      // The job could not be copied to the worker (e.g. data nested too deeply): fail it
+      // alone and keep the worker going.
+      slot.inflight.delete(seq);
+      slot.busy = false;
+      next.settle(failure({
+        kind: "limit",
+        name: "LimitError",
+        message: `The task's data cannot be handed to the engine: ${String(error)}`,
+      }));
+      this.#pump(slot);
+    }
   }
 
   #spawn(): Slot {

@@ -694,7 +694,10 @@ export class FetchVM {
     if (this.#abort) return this.#abort;
     let kind: ExecutionErrorKind = "exception";
     let message = info.message;
-    if (/out of memory/i.test(info.message)) {
+    // Out of memory sometimes surfaces as a bare `null` thrown (QuickJS could not allocate the
+    // error object itself): near the cap, an empty error is a memory exhaustion.
+    const bare = info.message === "" || info.message === "null";
+    if (/out of memory/i.test(info.message) || (bare && this.#nearMemoryCap())) {
       return this.#memoryError(info.stack);
     } else if (info.name === "InternalError" && /stack overflow/i.test(info.message)) {
       kind = "stack";
