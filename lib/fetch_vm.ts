@@ -131,6 +131,8 @@ export class FetchVM {
   #abort: ExecutionError | null = null;
   #deadline = Infinity;
   #timedOut = false;
+  /** Names declared by the code run so far, looked up for the `variables` view. */
+  #declaredNames = new Set<string>();
   /** Computing the `variables` view: running out of time there is not a failure. */
   #inspecting = false;
   /** The VM's WebAssembly memory and its cap, to tell a memory exhaustion apart. */
@@ -262,6 +264,7 @@ export class FetchVM {
     this.#globals = state.globals;
     this.#code = state.code;
     this.#step = -1;
+    this.#declaredNames.clear();
     this.#journal = [];
     this.#journalBytes = 0;
     this.#pending.clear();
@@ -353,6 +356,9 @@ export class FetchVM {
 
   #evaluate(step: number, code: string, at: number): void {
     this.#checkCodeSize(code);
+    for (const match of code.matchAll(DECLARATION)) {
+      if (this.#declaredNames.size < MAX_VARIABLE_NAMES) this.#declaredNames.add(match[1]!);
+    }
     const { context, controller } = this.#live!;
     this.#step = step;
     this.#call(controller.setClock, at);
@@ -467,21 +473,13 @@ export class FetchVM {
   }
 
   #variables(): Record<string, unknown> {
-    const names = new Set<string>();
-    for (const entry of [{ code: this.#code }, ...this.#journal]) {
-      const code = "code" in entry ? entry.code : undefined;
-      if (!code) continue;
-      for (const match of code.matchAll(DECLARATION)) {
-        if (names.size < MAX_VARIABLE_NAMES) names.add(match[1]!);
-      }
-    }
     const deadline = this.#deadline;
     this.#deadline = performance.now() + VARIABLES_TIME_MS;
     this.#inspecting = true;
     try {
       const json = this.#call(
         this.#live!.controller.variables,
-        JSON.stringify([...names]),
+        JSON.stringify([...this.#declaredNames]),
         MAX_VARIABLES_CHARS,
       );
       return json ? JSON.parse(json) : {};
