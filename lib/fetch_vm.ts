@@ -46,6 +46,8 @@ const EVAL_FLAG_ASYNC = 128;
 const MAX_LOG_LINE_CHARS = 8 * 1024;
 /** Budget of the human-readable `variables` view, in characters of JSON. */
 const MAX_VARIABLES_CHARS = 16 * 1024;
+/** The `variables` view is recomputed at a pause when the last one is older than this, ms. */
+const VARIABLES_REFRESH_MS = 200;
 /** Time allowed to compute `variables`, ms. */
 const VARIABLES_TIME_MS = 50;
 /** Share of the memory cap above which a stuck script is taken to have run out of memory. */
@@ -131,6 +133,8 @@ export class FetchVM {
   #abort: ExecutionError | null = null;
   #deadline = Infinity;
   #timedOut = false;
+  #lastVariables: Record<string, unknown> = {};
+  #variablesAt = -Infinity;
   /** Names declared by the code run so far, looked up for the `variables` view. */
   #declaredNames = new Set<string>();
   /** Computing the `variables` view: running out of time there is not a failure. */
@@ -265,6 +269,7 @@ export class FetchVM {
     this.#code = state.code;
     this.#step = -1;
     this.#declaredNames.clear();
+    this.#variablesAt = -Infinity;
     this.#journal = [];
     this.#journalBytes = 0;
     this.#pending.clear();
@@ -295,8 +300,8 @@ export class FetchVM {
             }
             this.#pending.delete(id);
             this.#deadline = performance.now() + this.#options.timeLimitMs;
-            this.#call(this.#live!.controller.setClock, entry.at);
-            this.#call(this.#live!.controller.deliver, id, ...deliveryMessage(entry.response));
+            const [meta, data] = deliveryMessage(entry.response);
+            this.#call(this.#live!.controller.deliver, id, meta, data, entry.at);
             this.#drain();
           }
           if (this.#abort) throw this.#abort;
@@ -390,13 +395,12 @@ export class FetchVM {
     }
     const at = Date.now();
     const entry: JournalEntry = { type: "response", step: this.#step, response, at };
-    this.#checkJournalRoom(entry);
-    const message = deliveryMessage(response);
+    const bytes = this.#checkJournalRoom(entry);
+    const [meta, data] = deliveryMessage(response);
     return this.#segment(() => {
-      this.#append(entry);
+      this.#append(entry, bytes);
       this.#pending.delete(response.id);
-      this.#call(this.#live!.controller.setClock, at);
-      this.#call(this.#live!.controller.deliver, response.id, ...message);
+      this.#call(this.#live!.controller.deliver, response.id, meta, data, at);
     });
   }
 
@@ -451,7 +455,7 @@ export class FetchVM {
       );
     }
     const requests = [...this.#pending.values()];
-    const state = this.#snapshot(this.#replay ? {} : this.#variables());
+    const state = this.#snapshot(this.#replay ? {} : this.#freshVariables());
     return { type: "paused", state, fetchRequest: requests[0], fetchRequests: requests, logs };
   }
 
@@ -470,6 +474,20 @@ export class FetchVM {
       logs: [...this.#logs],
       droppedLogs: this.#droppedLogs,
     };
+  }
+
+  /**
+   * The `variables` view, recomputed when the last one is older than
+   * {@link VARIABLES_REFRESH_MS}: it is for humans, and walking the globals at every pause
+   * would cost more than the pause itself.
+   */
+  #freshVariables(): Record<string, unknown> {
+    const now = performance.now();
+    if (now - this.#variablesAt >= VARIABLES_REFRESH_MS) {
+      this.#lastVariables = this.#variables();
+      this.#variablesAt = now;
+    }
+    return this.#lastVariables;
   }
 
   #variables(): Record<string, unknown> {
@@ -577,12 +595,13 @@ export class FetchVM {
     };
     if (asked.body !== undefined) request.options.body = asked.body;
     const entry: JournalEntry = { type: "request", step: this.#step, index, request };
+    let bytes: number;
     try {
-      this.#checkJournalRoom(entry);
+      bytes = this.#checkJournalRoom(entry);
     } catch (error) {
       throw this.#fail(error as ExecutionError);
     }
-    this.#append(entry);
+    this.#append(entry, bytes);
     this.#pending.set(request.id, request);
     return request.id;
   }
@@ -615,23 +634,27 @@ export class FetchVM {
 
   // --- helpers ------------------------------------------------------------------------------
 
-  #append(entry: JournalEntry): void {
+  #append(entry: JournalEntry, bytes = entryBytes(entry)): void {
     this.#journal.push(entry);
-    this.#journalBytes += entryBytes(entry);
+    this.#journalBytes += bytes;
   }
 
-  #checkJournalRoom(entry: JournalEntry): void {
+  /** Throws a `limit` error if `entry` does not fit in the journal; returns its size. */
+  #checkJournalRoom(entry: JournalEntry): number {
     if (this.#journal.length + 1 > this.#options.maxJournalEntries) {
       throw limitError(
         `The journal is full: the limit is ${this.#options.maxJournalEntries} entries`,
       );
     }
-    const bytes = this.#journalBytes + entryBytes(entry);
-    if (bytes > this.#options.maxJournalBytes) {
+    const bytes = entryBytes(entry);
+    if (this.#journalBytes + bytes > this.#options.maxJournalBytes) {
       throw limitError(
-        `The journal would grow to ${bytes} bytes, more than the limit of ${this.#options.maxJournalBytes}`,
+        `The journal would grow to ${
+          this.#journalBytes + bytes
+        } bytes, more than the limit of ${this.#options.maxJournalBytes}`,
       );
     }
+    return bytes;
   }
 
   #checkCodeSize(code: string): void {
@@ -694,7 +717,8 @@ export class FetchVM {
     let message = info.message;
     // Out of memory sometimes surfaces as a bare `null` thrown (QuickJS could not allocate the
     // error object itself): near the cap, an empty error is a memory exhaustion.
-    const bare = info.message === "" || info.message === "null";
+    const bare = info.message === "" || info.message === "null" ||
+      info.message === "[unprintable error]";
     if (/out of memory/i.test(info.message) || (bare && this.#nearMemoryCap())) {
       return this.#memoryError(info.stack);
     } else if (info.name === "InternalError" && /stack overflow/i.test(info.message)) {

@@ -15,7 +15,7 @@ export const HOST_BRIDGE_GLOBAL = "__flowstateHost";
 
 /**
  * Source of the prelude. Evaluated as a script; its value is the controller:
- * `{ deliver(id, json): boolean, setClock(ms), defineGlobals(json), settle(promise),
+ * `{ deliver(id, json, dataText, clockMs): boolean, setClock(ms), defineGlobals(json), settle(promise),
  * outcome(): string | undefined, variables(namesJson, maxChars): string }`.
  */
 export const GUEST_PRELUDE = String.raw`(() => {
@@ -246,7 +246,8 @@ export const GUEST_PRELUDE = String.raw`(() => {
   const setHas = Set.prototype.has;
 
   return {
-    deliver(id, json, dataText) {
+    deliver(id, json, dataText, clockMs) {
+      clock = clockMs;
       const waiter = mapGet.call(pending, id);
       if (waiter === undefined) return false;
       mapDelete.call(pending, id);

@@ -74,7 +74,10 @@ export interface VMState {
   id: string;
   /** The code the execution started with (later REPL steps are in the journal). */
   code: string;
-  /** Best-effort JSON view of the guest's global variables, for humans only. */
+  /**
+   * Best-effort JSON view of the guest's global variables, for humans only: data properties
+   * only (no getters or `toJSON` run), refreshed at most every 200 ms of a live VM.
+   */
   variables: Record<string, unknown>;
   /** When this state was produced (ms since the epoch). */
   timestamp: number;
