@@ -166,14 +166,14 @@ export async function engineHot(ctx: BenchContext): Promise<ScenarioResult> {
   const tasksPerRound = ctx.quick ? 20 : 60;
 
   // Warm-up: compile the WebAssembly modules and JIT the host paths; not measured.
-  for (const variant of VARIANTS) await vmRun(variant, 20, "deliver", []);
-  await nativeRun(200, []);
+  for (const variant of VARIANTS) await vmRun(variant, 300, "deliver", []);
+  await nativeRun(1000, []);
 
   const pool = new WorkerPool({ size: 1, liveVms: 256 });
   try {
     for (const variant of VARIANTS) {
-      await poolRun(pool, variant, 20, []);
-      await poolTasks(pool, variant, 5, [], []);
+      await poolRun(pool, variant, 100, []);
+      await poolTasks(pool, variant, 10, [], []);
     }
     for (let round = 0; round < rounds; round++) {
       ctx.progress(`engine hot resume: round ${round + 1}/${rounds}`);

@@ -359,6 +359,9 @@ async function main(): Promise<void> {
     "",
     "Medians and p99 of every sample; Ratio = median / baseline median. Every baseline ran " +
     "in the same run, interleaved with its subject.",
+    ...(options.quick
+      ? ["", "Quick run: small sizes and few rounds, a smoke test; judge the goals on a full run."]
+      : []),
   ];
   for (const result of [...results.values()].sort((a, b) => a.id - b.id)) {
     parts.push("", renderScenario(result));
