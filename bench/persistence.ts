@@ -177,7 +177,7 @@ export async function persistence(ctx: BenchContext): Promise<ScenarioResult> {
   }
   notes.unshift(
     "Each figure is one FileTaskStore.save (append the segment's journal events, then " +
-      "replace the record atomically); pause #1 creates the journal file.",
+      "commit it, then replace the readable record without a flush); pause #1 creates the journal.",
   );
   return { id: 5, key: "persistence", title: "Persistence growth", rows, notes, metrics, raw };
 }

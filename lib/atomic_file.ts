@@ -1,7 +1,7 @@
 /**
  * Small file helpers for durable storage, on `Deno.*` built-ins: create a directory,
- * replace a file atomically, read a file (or its first bytes) that may not exist, append
- * lines and cut a file back to a committed length.
+ * replace a file atomically, read a file (or a range of its bytes) that may not exist,
+ * append lines and cut a file back to a committed length.
  *
  * @module
  */
@@ -10,7 +10,7 @@ import { basename, dirname, join } from "node:path";
 /** Random bytes in a temp file name (written as twice as many hex digits). */
 const TEMP_RANDOM_BYTES = 8;
 
-/** Names of the temp files of {@link writeFileAtomic}: `.<target name>.<16 hex digits>.tmp`. */
+/** Names of the temp files of {@link writeTempFile}: `.<target name>.<16 hex digits>.tmp`. */
 const TEMP_FILE_PATTERN = /^\..+\.[0-9a-f]{16}\.tmp$/;
 
 /** Options of the writing helpers. */
@@ -19,41 +19,88 @@ export interface SyncOptions {
   fsync?: boolean;
 }
 
+/** Options of {@link appendLines}. */
+export interface AppendOptions extends SyncOptions {
+  /** Create the file when it does not exist (else reject with `NotFound`). Default `true`. */
+  create?: boolean;
+}
+
 /** Creates `path` and its missing parents; does nothing if it already exists. */
 export async function ensureDir(path: string): Promise<void> {
   await Deno.mkdir(path, { recursive: true });
 }
 
-/** Whether `name` is the name of a temp file left by an interrupted {@link writeFileAtomic}. */
+/** Whether `name` is the name of a temp file left by an interrupted {@link writeTempFile}. */
 export function isTempFileName(name: string): boolean {
   return TEMP_FILE_PATTERN.test(name);
 }
 
 /**
- * Replaces `path` with `data` so that a crash leaves either the old or the new content:
- * writes a unique temp file in the same directory, flushes it, renames it over `path`,
- * then flushes the directory. With `fsync: false` nothing is flushed (tests, benchmarks).
- * The temp file is removed if anything fails.
+ * Replaces `path` with `data` so that a crash of the process leaves either the old or the
+ * new content: writes a unique temp file in the same directory, then renames it over
+ * `path` ({@link writeTempFile}, then {@link renameIntoPlace}). With `fsync` (the default)
+ * the temp file is flushed before the rename and the directory after it, so a power loss
+ * too leaves the old or the new content, and the new one once this resolves. With
+ * `fsync: false` nothing is flushed and the replacement costs two operations (write the
+ * temp file, rename); after a power loss the file may then hold the old content, the new
+ * one or, on file systems that do not order a rename after the data it replaces with,
+ * neither (empty or torn). The temp file is removed if anything fails.
  */
 export async function writeFileAtomic(
   path: string,
   data: string | Uint8Array,
-  { fsync = true }: SyncOptions = {},
+  options: SyncOptions = {},
 ): Promise<void> {
-  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  await renameIntoPlace(await writeTempFile(path, data, options), path, options);
+}
+
+/**
+ * The first half of {@link writeFileAtomic}: writes `data` to a new temp file beside `path`
+ * (one operation with `fsync: false`; else open, write, fsync) and returns the temp file's
+ * path, which a later {@link renameIntoPlace} (or `Deno.remove`) must consume. The temp file
+ * is removed if the write fails.
+ */
+export async function writeTempFile(
+  path: string,
+  data: string | Uint8Array,
+  { fsync = true }: SyncOptions = {},
+): Promise<string> {
   const tempPath = join(dirname(path), `.${basename(path)}.${randomHex(TEMP_RANDOM_BYTES)}.tmp`);
   try {
-    {
+    if (fsync) {
+      const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
       using file = await Deno.open(tempPath, { write: true, createNew: true });
       await writeAll(file, bytes);
-      if (fsync) await file.sync();
+      await file.sync();
+    } else if (typeof data === "string") {
+      await Deno.writeTextFile(tempPath, data, { createNew: true });
+    } else {
+      await Deno.writeFile(tempPath, data, { createNew: true });
     }
-    await Deno.rename(tempPath, path);
-    if (fsync) await syncDir(dirname(path));
   } catch (error) {
     await Deno.remove(tempPath).catch(() => {});
     throw error;
   }
+  return tempPath;
+}
+
+/**
+ * The second half of {@link writeFileAtomic}: renames the temp file `tempPath` over `path`,
+ * then flushes their directory unless `fsync` is `false`. The temp file is removed if the
+ * rename fails.
+ */
+export async function renameIntoPlace(
+  tempPath: string,
+  path: string,
+  { fsync = true }: SyncOptions = {},
+): Promise<void> {
+  try {
+    await Deno.rename(tempPath, path);
+  } catch (error) {
+    await Deno.remove(tempPath).catch(() => {});
+    throw error;
+  }
+  if (fsync) await syncDir(dirname(path));
 }
 
 /** The file's text, or `null` if it does not exist. */
@@ -67,20 +114,27 @@ export async function readTextOrNull(path: string): Promise<string | null> {
 }
 
 /**
- * Appends `text` (whole lines, each ending with `\n`) to `path`, creating the file if
- * needed, and flushes its data unless `fsync` is `false`. Returns the number of bytes appended.
+ * Appends `data` (whole lines, each ending with `\n`) to `path` in one write, creating the
+ * file if needed unless `create` is `false`, and flushes its data unless `fsync` is `false`
+ * (then the append is a single operation). Returns the number of bytes appended.
+ *
+ * The flush is an fdatasync: the data and the new size, not timestamps, and not the
+ * directory entry of a file this call created: a caller that needs the new file to survive
+ * a power loss flushes its directory afterwards (see {@link writeFileAtomic}).
  */
 export async function appendLines(
   path: string,
-  text: string,
-  { fsync = true }: SyncOptions = {},
+  data: string | Uint8Array,
+  { fsync = true, create = true }: AppendOptions = {},
 ): Promise<number> {
-  const bytes = new TextEncoder().encode(text);
-  using file = await Deno.open(path, { append: true, create: true });
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  if (!fsync) {
+    await Deno.writeFile(path, bytes, { append: true, create });
+    return bytes.length;
+  }
+  using file = await Deno.open(path, { append: true, create });
   await writeAll(file, bytes);
-  // fdatasync: the data and the new size, not timestamps; a new file's directory entry is
-  // made durable by the record write that always follows (it fsyncs the directory).
-  if (fsync) await file.syncData();
+  await file.syncData();
   return bytes.length;
 }
 
@@ -88,7 +142,19 @@ export async function appendLines(
  * The first `length` bytes of `path`, reading no further; fewer when the file is shorter,
  * `null` when it does not exist.
  */
-export async function readHead(path: string, length: number): Promise<Uint8Array | null> {
+export function readHead(path: string, length: number): Promise<Uint8Array | null> {
+  return readRange(path, 0, length);
+}
+
+/**
+ * `length` bytes of `path` from byte `offset`, reading no further; fewer when the file ends
+ * first (none when it ends before `offset`), `null` when it does not exist.
+ */
+export async function readRange(
+  path: string,
+  offset: number,
+  length: number,
+): Promise<Uint8Array | null> {
   let file: Deno.FsFile;
   try {
     file = await Deno.open(path, { read: true });
@@ -97,6 +163,7 @@ export async function readHead(path: string, length: number): Promise<Uint8Array
     throw error;
   }
   using _ = file;
+  if (offset > 0) await file.seek(offset, Deno.SeekMode.Start);
   const bytes = new Uint8Array(length);
   let filled = 0;
   while (filled < length) {
@@ -110,9 +177,14 @@ export async function readHead(path: string, length: number): Promise<Uint8Array
 /**
  * Truncates `path` to `length` bytes when it is longer; never lengthens it and never
  * creates it. Returns the file's size before (0 when it does not exist), so a caller can
- * tell a file shorter than `length`. The new size is not flushed to the disk.
+ * tell a file shorter than `length`. The new size is flushed to the disk only with
+ * `fsync: true` (default `false`: a flushed append usually follows, which flushes it).
  */
-export async function shrinkFile(path: string, length: number): Promise<number> {
+export async function shrinkFile(
+  path: string,
+  length: number,
+  { fsync = false }: SyncOptions = {},
+): Promise<number> {
   let file: Deno.FsFile;
   try {
     file = await Deno.open(path, { read: true, write: true });
@@ -122,7 +194,10 @@ export async function shrinkFile(path: string, length: number): Promise<number> 
   }
   using _ = file;
   const { size } = await file.stat();
-  if (size > length) await file.truncate(length);
+  if (size > length) {
+    await file.truncate(length);
+    if (fsync) await file.syncData();
+  }
   return size;
 }
 

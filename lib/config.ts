@@ -144,7 +144,8 @@ export const CONFIG_DOC: readonly ConfigDocEntry[] = [
   {
     name: "FSYNC",
     default: "true",
-    description: "Fsync state files and their directory on every save.",
+    description:
+      "Flush the journal (fdatasync) on every save, and a new task's record and directory.",
   },
   {
     name: "LOG_LEVEL",

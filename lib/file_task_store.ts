@@ -1,13 +1,25 @@
 /**
  * The durable {@link TaskStore}: one directory, two files per task.
  *
- * - `<id>.json`: the {@link TaskRecord}, pretty-printed, replaced atomically on every save.
- * - `<id>.journal.jsonl`: the append-only journal, one JSON {@link TaskEvent} per line.
+ * - `<id>.journal.jsonl`: the task's write-ahead log, one JSON line each: the
+ *   {@link TaskEvent}s of every save followed by its commit line,
+ *   `{"type":"commit","record":{...}}`, which holds the record as of that save (see
+ *   {@link commitLine}). A save appends its lines in one write and flushes them with one
+ *   fdatasync: that is the commit, and the only flush of a routine save.
+ * - `<id>.json`: the {@link TaskRecord}, pretty-printed: a readable cache of the journal's
+ *   last commit, replaced atomically (temp file, rename) after it, without a flush. Only a
+ *   task's first save writes it durably (temp file, fsync, rename, directory fsync), which
+ *   also makes the new journal's directory entry durable.
  *
- * The record's `eventsBytes` is the commit point: the journal's first `eventsBytes` bytes
- * are committed, the rest was left by an interrupted save. A save cuts the journal back to
- * the record's `eventsBytes`, appends the events, then writes the record with the new size;
- * `readEvents` reads the committed bytes only.
+ * The record's `eventsBytes` is the size of the journal up to the end of the commit line
+ * it was written with; the commit point is the end of the journal's last complete commit
+ * line. Normally they are the same; when the record file lags (the process or the machine
+ * died between a journal commit and the record's rename, which is not flushed), `loadAll()`
+ * and `readRecord()` read the journal past `eventsBytes` and take the last commit found
+ * there; a record file left unreadable is rebuilt from the journal. Lines after the last
+ * commit belong to a save that never committed: they are ignored, and the next save cuts
+ * the journal back to its record's `eventsBytes` before appending. `readEvents` reads the
+ * committed bytes only and leaves out the commit lines.
  *
  * The store assumes it is the only writer of its directory, and `loadAll()` runs before
  * any save (it creates the directory and removes temp files of interrupted writes).
@@ -20,9 +32,11 @@ import {
   ensureDir,
   isTempFileName,
   readHead,
+  readRange,
   readTextOrNull,
+  renameIntoPlace,
   shrinkFile,
-  writeFileAtomic,
+  writeTempFile,
 } from "./atomic_file.ts";
 import { BadRequestError, ensureError, UnavailableError } from "./http_errors.ts";
 import {
@@ -53,6 +67,45 @@ const JOURNAL_SUFFIX = ".journal.jsonl";
 const LOAD_CONCURRENCY = 64;
 /** Indentation of record files, which humans read. */
 const RECORD_INDENT = 2;
+/** How every commit line starts (`JSON.stringify` of `{ type: "commit", record }`). */
+const COMMIT_PREFIX = '{"type":"commit",';
+
+/**
+ * The commit line of a save of `record`, without its `\n`: `{"type":"commit","record":{...}}`
+ * with the record as saved, less `eventsBytes` (the line's end is the commit point). The
+ * journal's first commit (`record.eventsBytes === 0`) holds all the rest of the record, so
+ * that the journal alone can rebuild it; later commits leave out what is fixed at creation:
+ * `code`, `input`, and, in `vm`, `code` and `globals` when they are the task's code and
+ * `{ input }` (as the task service sets them); a commit is read with the first one's.
+ */
+export function commitLine(record: TaskRecord): string {
+  const { eventsBytes, ...full } = record;
+  if (eventsBytes === 0) return JSON.stringify({ type: "commit", record: full });
+  const { code, input, ...lean } = full;
+  if (!lean.vm) return JSON.stringify({ type: "commit", record: lean });
+  const { code: vmCode, globals, ...vm }: Record<string, unknown> = lean.vm;
+  if (vmCode !== code) vm.code = vmCode;
+  if (JSON.stringify(globals) !== JSON.stringify(inputGlobals(input))) vm.globals = globals;
+  return JSON.stringify({ type: "commit", record: { ...lean, vm } });
+}
+
+/** Whether a journal line (without its `\n`) is a commit line rather than an event. */
+export function isCommitLine(line: string): boolean {
+  return line.startsWith(COMMIT_PREFIX);
+}
+
+/** The journal text of a save: one line per event, then the commit line. */
+function journalText(record: TaskRecord, events: readonly TaskEvent[]): string {
+  let text = "";
+  for (const event of events) {
+    const line = JSON.stringify(event);
+    if (isCommitLine(line)) {
+      throw new TypeError(`Event of type "commit" in a save of task "${record.id}"`);
+    }
+    text += line + "\n";
+  }
+  return text + commitLine(record) + "\n";
+}
 
 /** Options of {@link FileTaskStore}. */
 export interface FileTaskStoreOptions {
@@ -66,6 +119,7 @@ export class FileTaskStore implements TaskStore {
   readonly #fsync: boolean;
   /** Journal size per id, known since this process last cut back or appended to it. */
   readonly #journalSizes = new Map<string, number>();
+  readonly #encoder = new TextEncoder();
 
   /** A store in `dir`, which `loadAll()` creates if missing. */
   constructor(dir: string, options: FileTaskStoreOptions = {}) {
@@ -74,10 +128,15 @@ export class FileTaskStore implements TaskStore {
   }
 
   /**
-   * Every record in the directory. Files that are not a valid record named `<id>.json` are
-   * skipped and left on disk; so is a record whose journal is shorter than its
-   * `eventsBytes` (the journal lost committed events, so the task cannot be resumed). Temp
-   * files of interrupted writes are removed.
+   * Every record in the directory, caught up with its journal: when the journal holds
+   * commits after the record's `eventsBytes` (the record file lagged), the record is the
+   * last of them, with `eventsBytes` at its end; a record file that is not valid JSON (torn
+   * by a power loss) is rebuilt from the journal's commits when they can rebuild it. Files
+   * that are not a valid record named `<id>.json` are skipped and left on disk; so is a
+   * record whose journal is shorter than its `eventsBytes` (the journal lost committed
+   * events, so the task cannot be resumed). Temp files of interrupted writes are removed.
+   * Reads a journal only when it is longer than its record accounts for (or the record is
+   * unreadable); otherwise one `stat` per task.
    */
   async loadAll(): Promise<{ tasks: TaskRecord[]; skipped: SkippedFile[] }> {
     const recordFiles: string[] = [];
@@ -108,11 +167,18 @@ export class FileTaskStore implements TaskStore {
 
   /**
    * Cuts the journal back to `record.eventsBytes`, discarding what an interrupted save left
-   * after it (skipped when this process knows the journal has exactly that size), appends
-   * `events`, then atomically writes `record` with `eventsBytes` set to the journal's new
-   * size. Returns a copy of the written record. Rejects with an `UnavailableError` when the
-   * journal is shorter than `record.eventsBytes` or on I/O failure; the previous record is
-   * then intact.
+   * after it (skipped when this process knows the journal has exactly that size); appends
+   * `events` and the commit line of `record` in one write, flushed when `fsync` is on (the
+   * commit); then replaces the record file atomically, without a flush: the record is a
+   * cache of the commit (its temp file is written while the journal commits; the rename
+   * waits for the commit). The first save of a task (`record.eventsBytes === 0`) creates
+   * the journal and writes the record durably (flushed file and directory). Returns a copy
+   * of the record with `eventsBytes` set to the journal's new size.
+   *
+   * Rejects with an `UnavailableError` when the journal is shorter than
+   * `record.eventsBytes` or on I/O failure; the journal is then cut back to
+   * `record.eventsBytes` (flushed; best effort), so the failed save does not come back after
+   * a restart, and the previous record is intact.
    */
   async save(record: TaskRecord, events: readonly TaskEvent[]): Promise<TaskRecord> {
     const id = record.id;
@@ -121,61 +187,58 @@ export class FileTaskStore implements TaskStore {
     if (!isCount(committed)) {
       throw new TypeError(`Invalid eventsBytes ${committed} in the record of task "${id}"`);
     }
-    const path = this.#journalPath(id);
-    if (this.#journalSizes.get(id) !== committed) {
-      this.#journalSizes.delete(id);
-      let size: number;
-      try {
-        size = await shrinkFile(path, committed);
-      } catch (error) {
-        throw unavailable(`Cannot cut back the journal of task "${id}"`, error);
-      }
-      if (size < committed) throw journalTooShort(id, size, committed);
-      this.#journalSizes.set(id, committed);
-    }
-    const lines = events.map((event) => JSON.stringify(event) + "\n").join("");
-    let eventsBytes = committed;
-    if (lines) {
-      try {
-        eventsBytes += await appendLines(path, lines, { fsync: this.#fsync });
-      } catch (error) {
-        // The append may have been cut short: check the size again before the next one.
-        this.#journalSizes.delete(id);
-        throw unavailable(`Cannot append to the journal of task "${id}"`, error);
-      }
-      this.#journalSizes.set(id, eventsBytes);
-    }
+    // Everything is serialized before the first write, so nothing throws in between.
+    const lines = this.#encoder.encode(journalText(record, events));
+    const eventsBytes = committed + lines.length;
     const text = JSON.stringify({ ...record, eventsBytes }, null, RECORD_INDENT) + "\n";
+    const recordPath = this.#recordPath(id);
+    // The first save writes the record durably: flushed, then renamed, then the directory
+    // flushed, which makes the journal created just before durable too.
+    const durable = this.#fsync && committed === 0;
+    // The record's temp file is written while the journal commits, and renamed after.
+    const staged = writeTempFile(recordPath, text, { fsync: durable });
+    staged.catch(() => {}); // Handled below, once the journal half has settled.
     try {
-      // Also makes a newly created journal's directory entry durable.
-      await writeFileAtomic(this.#recordPath(id), text, { fsync: this.#fsync });
+      await this.#append(id, committed, lines);
     } catch (error) {
+      await staged.then((tempPath) => Deno.remove(tempPath)).catch(() => {});
+      throw error;
+    }
+    try {
+      await renameIntoPlace(await staged, recordPath, { fsync: durable });
+    } catch (error) {
+      await this.#takeBack(id, committed);
       throw unavailable(`Cannot save task "${id}"`, error);
     }
     return JSON.parse(text);
   }
 
-  /** The record, or `null` if there is none; throws if the file is not a valid record. */
+  /**
+   * The record, or `null` if there is none, caught up with its journal as by `loadAll()`;
+   * throws if the file is not a valid record and the journal cannot rebuild it.
+   */
   async readRecord(id: string): Promise<TaskRecord | null> {
     assertTaskId(id);
     const path = this.#recordPath(id);
     let text: string | null;
+    let journalBytes: number;
     try {
       text = await readTextOrNull(path);
+      if (text === null) return null;
+      journalBytes = await fileSize(this.#journalPath(id));
     } catch (error) {
       throw unavailable(`Cannot read task "${id}"`, error);
     }
-    if (text === null) return null;
-    const record = parseRecord(text, id);
+    const record = await this.#resolve(id, text, journalBytes);
     if (typeof record === "string") throw new Error(`Cannot read task from "${path}": ${record}`);
     return record;
   }
 
   /**
-   * The events of the journal's first `record.eventsBytes` bytes, parsed, in order; reads
-   * no further, so what an interrupted save appended after them is ignored. Throws naming
-   * the file and line when a committed line is not a JSON event, and rejects with an
-   * `UnavailableError` when the journal is shorter than `eventsBytes`.
+   * The events of the journal's first `record.eventsBytes` bytes, parsed, in order, without
+   * the commit lines; reads no further, so what an interrupted save appended after them is
+   * ignored. Throws naming the file and line when a committed line is not a JSON event, and
+   * rejects with an `UnavailableError` when the journal is shorter than `eventsBytes`.
    */
   async readEvents(record: Pick<TaskRecord, "id" | "eventsBytes">): Promise<TaskEvent[]> {
     const { id, eventsBytes } = record;
@@ -208,16 +271,19 @@ export class FileTaskStore implements TaskStore {
     } catch (error) {
       return skip(`Cannot read the file: ${osReason(error)}`);
     }
-    const record = parseRecord(text, id);
-    if (typeof record === "string") return skip(record);
-    let journalBytes = 0;
+    let journalBytes: number;
     try {
-      journalBytes = (await Deno.stat(this.#journalPath(id))).size;
+      journalBytes = await fileSize(this.#journalPath(id));
     } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) {
-        return skip(`Cannot stat the journal "${id}${JOURNAL_SUFFIX}": ${osReason(error)}`);
-      }
+      return skip(`Cannot stat the journal "${id}${JOURNAL_SUFFIX}": ${osReason(error)}`);
     }
+    let record: TaskRecord | string;
+    try {
+      record = await this.#resolve(id, text, journalBytes);
+    } catch (error) {
+      return skip(ensureError(error).message);
+    }
+    if (typeof record === "string") return skip(record);
     if (journalBytes < record.eventsBytes) {
       return skip(
         `Journal "${id}${JOURNAL_SUFFIX}" has ${journalBytes} bytes, fewer than the ` +
@@ -225,6 +291,95 @@ export class FileTaskStore implements TaskStore {
       );
     }
     return { record };
+  }
+
+  /**
+   * The record of task `id` from the text of its record file and the size of its journal:
+   * the file's record caught up with the commits the journal holds after its `eventsBytes`,
+   * or, when the file is not valid JSON, rebuilt from the journal; or why there is none.
+   * Rejects with an `UnavailableError` when the journal's tail cannot be read.
+   */
+  async #resolve(id: string, text: string, journalBytes: number): Promise<TaskRecord | string> {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (error) {
+      const reason = `Not valid JSON: ${ensureError(error).message}`;
+      // What a power loss can leave of a record file replaced without a flush.
+      return (journalBytes > 0 && await this.#rebuild(id, journalBytes)) || reason;
+    }
+    const record = checkRecord(value, id);
+    if (typeof record === "string" || journalBytes <= record.eventsBytes) return record;
+    const from = record.eventsBytes;
+    let tail: Uint8Array | null;
+    try {
+      tail = await readRange(this.#journalPath(id), from, journalBytes - from);
+    } catch (error) {
+      throw unavailable(`Cannot read the journal of task "${id}"`, error);
+    }
+    const { last } = scanCommits(tail ?? new Uint8Array(), from);
+    if (!last) return record;
+    const caughtUp = checkRecord(fromCommit(record, last.record, last.end), id);
+    return typeof caughtUp === "string"
+      ? `The last commit of journal "${id}${JOURNAL_SUFFIX}" is invalid: ${caughtUp}`
+      : caughtUp;
+  }
+
+  /** The record the whole journal of task `id` commits, if its commits can rebuild it. */
+  async #rebuild(id: string, journalBytes: number): Promise<TaskRecord | undefined> {
+    let bytes: Uint8Array | null;
+    try {
+      bytes = await readHead(this.#journalPath(id), journalBytes);
+    } catch {
+      return undefined;
+    }
+    const { first, last } = scanCommits(bytes ?? new Uint8Array(), 0);
+    if (!first || !last || !("code" in first.record)) return undefined;
+    const record = checkRecord(fromCommit(first.record, last.record, last.end), id);
+    return typeof record === "string" ? undefined : record;
+  }
+
+  /**
+   * The journal half of a save: cuts the journal back to `committed` unless it is known to
+   * have that size, then appends `lines` (flushed when `fsync` is on). A journal with
+   * committed bytes is never created anew. Rejects with an `UnavailableError`, the journal
+   * cut back to `committed`.
+   */
+  async #append(id: string, committed: number, lines: Uint8Array): Promise<void> {
+    const path = this.#journalPath(id);
+    if (this.#journalSizes.get(id) !== committed) {
+      this.#journalSizes.delete(id);
+      let size: number;
+      try {
+        size = await shrinkFile(path, committed);
+      } catch (error) {
+        throw unavailable(`Cannot cut back the journal of task "${id}"`, error);
+      }
+      if (size < committed) throw journalTooShort(id, size, committed);
+      this.#journalSizes.set(id, committed);
+    }
+    try {
+      await appendLines(path, lines, { fsync: this.#fsync, create: committed === 0 });
+    } catch (error) {
+      await this.#takeBack(id, committed);
+      throw unavailable(`Cannot append to the journal of task "${id}"`, error);
+    }
+    this.#journalSizes.set(id, committed + lines.length);
+  }
+
+  /**
+   * After a failed save: cuts the journal back to `committed` (flushed when `fsync` is on),
+   * so that a commit whose save was reported failed does not come back at the next start.
+   * Best effort: when this fails, the next save cuts it back.
+   */
+  async #takeBack(id: string, committed: number): Promise<void> {
+    this.#journalSizes.delete(id);
+    try {
+      const size = await shrinkFile(this.#journalPath(id), committed, { fsync: this.#fsync });
+      if (size >= committed) this.#journalSizes.set(id, committed);
+    } catch {
+      // Left for the next save, which checks the size again.
+    }
   }
 
   async #removeTempFile(file: string): Promise<SkippedFile | undefined> {
@@ -280,14 +435,8 @@ const OPTIONAL_FIELDS = {
   vm: isObject,
 } satisfies Partial<Record<keyof TaskRecord, Check>>;
 
-/** The record in `text` for task `id`, or why it is not one. */
-function parseRecord(text: string, id: string): TaskRecord | string {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    return `Not valid JSON: ${ensureError(error).message}`;
-  }
+/** `value` as the record of task `id`, or why it is not one. */
+function checkRecord(value: unknown, id: string): TaskRecord | string {
   if (!isObject(value)) return "Not a task record: not a JSON object";
   for (const [field, check] of Object.entries(REQUIRED_FIELDS)) {
     if (!check(value[field])) return `Not a task record: field "${field}" is missing or invalid`;
@@ -301,9 +450,92 @@ function parseRecord(text: string, id: string): TaskRecord | string {
   return value as unknown as TaskRecord;
 }
 
+/** The engine globals the task service defines for a task's `input`. */
+function inputGlobals(input: unknown): Record<string, unknown> {
+  return input === undefined ? {} : { input };
+}
+
+/**
+ * The record a commit holds (`commit`, the record of a commit line), completed with what
+ * the commit leaves out from `base`, a record of the same task or the journal's first
+ * commit, and with `eventsBytes` set to `end`, the end of the commit line. Keys keep the
+ * order of `base`.
+ */
+function fromCommit(
+  base: object,
+  commit: Record<string, unknown>,
+  end: number,
+): Record<string, unknown> {
+  const fixed: Record<string, unknown> = "code" in commit ? commit : { ...base };
+  const record: Record<string, unknown> = {};
+  for (const key of Object.keys(base)) {
+    if (key === "code" || key === "input") {
+      if (key in fixed) record[key] = fixed[key];
+    } else if (key in commit) {
+      record[key] = commit[key];
+    }
+  }
+  for (const [key, value] of Object.entries(commit)) {
+    if (!(key in record) && key !== "eventsBytes") record[key] = value;
+  }
+  for (const key of ["code", "input"]) {
+    if (key in fixed && !(key in record)) record[key] = fixed[key];
+  }
+  const vm = record.vm;
+  if (isObject(vm) && !("code" in vm && "globals" in vm)) {
+    // Keys in the order of VMState: id, code, ..., globals, ...
+    const full: Record<string, unknown> = "id" in vm ? { id: vm.id } : {};
+    if (!("code" in vm)) full.code = record.code;
+    Object.assign(full, vm);
+    if (!("globals" in vm)) full.globals = inputGlobals(record.input);
+    record.vm = full;
+  }
+  record.eventsBytes = end;
+  return record;
+}
+
+/** A commit line found in a journal: its record and the journal offset just past it. */
+interface FoundCommit {
+  record: Record<string, unknown>;
+  end: number;
+}
+
+/**
+ * The first and the last commit among the whole lines of `bytes` (the journal from offset
+ * `start`, which begins a line), reading up to the first line that is not a JSON event or
+ * commit: a torn write, after which nothing was committed.
+ */
+function scanCommits(
+  bytes: Uint8Array,
+  start: number,
+): { first?: FoundCommit; last?: FoundCommit } {
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  let first: FoundCommit | undefined;
+  let last: FoundCommit | undefined;
+  let from = 0;
+  for (let newline = bytes.indexOf(0x0a); newline !== -1; newline = bytes.indexOf(0x0a, from)) {
+    const lineBytes = bytes.subarray(from, newline);
+    from = newline + 1;
+    let line: string;
+    let value: unknown;
+    try {
+      line = decoder.decode(lineBytes);
+      value = JSON.parse(line);
+    } catch {
+      break;
+    }
+    if (!isObject(value) || typeof value.type !== "string") break;
+    if (!isCommitLine(line)) continue;
+    if (!isObject(value.record)) break;
+    last = { record: value.record, end: start + from };
+    first ??= last;
+  }
+  return { first, last };
+}
+
 /**
  * The events of a journal's committed text, which must be whole lines (each ending with
- * `\n`); `path` names the file in errors.
+ * `\n`), without its commit lines; `path` names the file in errors.
  */
 function parseJournal(text: string, path: string): TaskEvent[] {
   const lines = text.split("\n");
@@ -314,13 +546,16 @@ function parseJournal(text: string, path: string): TaskEvent[] {
         "eventsBytes",
     );
   }
-  return lines.map((line, index) => {
+  const events: TaskEvent[] = [];
+  for (const [index, line] of lines.entries()) {
+    if (isCommitLine(line)) continue;
     const event = parseEvent(line);
     if (!event) {
       throw new Error(`Cannot read journal "${path}": line ${index + 1} is not a JSON event`);
     }
-    return event;
-  });
+    events.push(event);
+  }
+  return events;
 }
 
 function parseEvent(line: string): TaskEvent | undefined {
@@ -329,6 +564,16 @@ function parseEvent(line: string): TaskEvent | undefined {
     return isObject(value) && typeof value.type === "string" ? value as TaskEvent : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** The size of the file at `path`, 0 when it does not exist. */
+async function fileSize(path: string): Promise<number> {
+  try {
+    return (await Deno.stat(path)).size;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return 0;
+    throw error;
   }
 }
 

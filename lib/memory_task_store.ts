@@ -1,18 +1,20 @@
 /**
  * A {@link TaskStore} in memory, for tests and benchmarks: the semantics of the file store
- * (id validation, `eventsBytes` as the UTF-8 size of one JSON line per event and as the
- * commit point of the journal, JSON copies in and out) without the disk.
+ * without the disk: id validation; the journal as a write-ahead log, where each save
+ * appends one JSON line per event and then a commit line; `eventsBytes` as the UTF-8 size
+ * of the journal up to a save's commit line, and as the journal's commit point; commit
+ * lines left out of `readEvents`; JSON copies in and out.
  *
  * @module
  */
-import { assertTaskId } from "./file_task_store.ts";
+import { assertTaskId, commitLine, isCommitLine } from "./file_task_store.ts";
 import { UnavailableError } from "./http_errors.ts";
 import type { SkippedFile, TaskEvent, TaskRecord, TaskStore } from "./task_types.ts";
 
 interface StoredTask {
   /** The record as JSON text, so that nothing a caller holds aliases it. */
   record: string;
-  /** The journal's lines, without their `\n`. */
+  /** The journal's lines (events and commit lines), without their `\n`. */
   lines: string[];
   /** `ends[i]`: the journal's size up to and including line `i` and its `\n`. */
   ends: number[];
@@ -30,9 +32,9 @@ export class MemoryTaskStore implements TaskStore {
   }
 
   /**
-   * Cuts the journal back to `record.eventsBytes`, appends copies of `events`, stores a copy
-   * of `record` with `eventsBytes` updated. Rejects with an `UnavailableError` when the
-   * journal is shorter than `record.eventsBytes`.
+   * Cuts the journal back to `record.eventsBytes`, appends copies of `events` and the commit
+   * line of `record`, stores a copy of `record` with `eventsBytes` updated. Rejects with an
+   * `UnavailableError` when the journal is shorter than `record.eventsBytes`.
    */
   save(record: TaskRecord, events: readonly TaskEvent[]): Promise<TaskRecord> {
     return Promise.try(() => {
@@ -41,6 +43,10 @@ export class MemoryTaskStore implements TaskStore {
       const stored = this.#tasks.get(id) ?? { record: "", lines: [], ends: [] };
       const count = committedCount(id, stored, record.eventsBytes);
       const lines = events.map((event) => JSON.stringify(event));
+      if (lines.some(isCommitLine)) {
+        throw new TypeError(`Event of type "commit" in a save of task "${id}"`);
+      }
+      lines.push(commitLine(record));
       let end = record.eventsBytes;
       const ends = lines.map((line) => end += this.#encoder.encode(line).length + 1);
       const text = JSON.stringify({ ...record, eventsBytes: end });
@@ -65,14 +71,16 @@ export class MemoryTaskStore implements TaskStore {
     });
   }
 
-  /** Copies of the events in the first `record.eventsBytes` bytes, in order. */
+  /** Copies of the events in the first `record.eventsBytes` bytes, in order, without commits. */
   readEvents(record: Pick<TaskRecord, "id" | "eventsBytes">): Promise<TaskEvent[]> {
     return Promise.try(() => {
       const { id, eventsBytes } = record;
       assertTaskId(id);
       const stored = this.#tasks.get(id) ?? { record: "", lines: [], ends: [] };
       const count = committedCount(id, stored, eventsBytes);
-      return stored.lines.slice(0, count).map((line) => JSON.parse(line));
+      return stored.lines.slice(0, count).filter((line) => !isCommitLine(line)).map((line) =>
+        JSON.parse(line)
+      );
     });
   }
 }

@@ -148,33 +148,40 @@ export interface SkippedFile {
 }
 
 /**
- * Durable storage of tasks. Durability contract: a record's `eventsBytes` is the commit
- * point of its journal: the journal's first `eventsBytes` bytes are committed, and anything
- * after them was left by an interrupted save and is never returned. `save()` appends the
- * events, then replaces the record atomically (temp file, fsync, rename, directory fsync
- * when `fsync` is on), so a crash at any moment leaves the old or the new record, never a
- * torn one, and the events of an interrupted save are discarded, not replayed.
+ * Durable storage of tasks. Durability contract: a task's journal is a write-ahead log.
+ * `save()` appends the events, then a commit line holding the record, in one write, and
+ * flushes it (when `fsync` is on): that is the commit, and the record's `eventsBytes` is the
+ * journal's size up to the end of that commit line. The record is also kept readable
+ * beside the journal, replaced atomically after the commit (durably on the task's first
+ * save only); it may lag behind the journal after a crash, and `loadAll()`/`readRecord()`
+ * then return the journal's last commit. So a crash at any moment leaves the task as of
+ * its last commit, never torn: a save that returned is kept, the lines of an interrupted
+ * save after the last commit are discarded, not replayed, and a save that rejected is taken
+ * back (best effort). Commit lines are the store's own: `readEvents` never returns them.
  */
 export interface TaskStore {
   /**
-   * Every readable record; unreadable or foreign files, and records whose journal is
-   * shorter than their `eventsBytes`, are reported and skipped.
+   * Every readable record, as of its journal's last commit; unreadable or foreign files,
+   * and records whose journal is shorter than their `eventsBytes`, are reported and skipped.
    */
   loadAll(): Promise<{ tasks: TaskRecord[]; skipped: SkippedFile[] }>;
   /**
-   * Cuts the task's journal back to `record.eventsBytes` (discarding uncommitted events),
-   * appends `events`, then writes `record` with `eventsBytes` updated; returns the record as
-   * written. `record` must be the last record `save` returned for the task, or a new one
-   * with `eventsBytes: 0`; one save per task at a time. Rejects with an `UnavailableError`
-   * when the journal is shorter than `record.eventsBytes`.
+   * Cuts the task's journal back to `record.eventsBytes` (discarding uncommitted lines),
+   * appends `events` and a commit line of `record`, then writes `record` with `eventsBytes`
+   * updated (the size of the journal up to that commit line, counted in UTF-8 bytes: one
+   * JSON line per event, then the commit line); returns the record as written. `record` must
+   * be the last record `save` or `loadAll` returned for the task, or a new one with
+   * `eventsBytes: 0`; one save per task at a time. Rejects with an `UnavailableError` when
+   * the journal is shorter than `record.eventsBytes`, and a `TypeError` for an event of type
+   * `commit`.
    */
   save(record: TaskRecord, events: readonly TaskEvent[]): Promise<TaskRecord>;
-  /** The record, or `null` if there is none. */
+  /** The record as of its journal's last commit, or `null` if there is none. */
   readRecord(id: string): Promise<TaskRecord | null>;
   /**
-   * The committed events of the task's journal, in order: those in its first
-   * `record.eventsBytes` bytes. Lines after them are ignored; an unparsable committed
-   * line, or a journal shorter than `eventsBytes`, is an error.
+   * The committed events of the task's journal, in order, without the commit lines: those
+   * in its first `record.eventsBytes` bytes. Lines after them are ignored; an unparsable
+   * committed line, or a journal shorter than `eventsBytes`, is an error.
    */
   readEvents(record: Pick<TaskRecord, "id" | "eventsBytes">): Promise<TaskEvent[]>;
 }

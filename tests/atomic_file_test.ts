@@ -5,6 +5,7 @@ import {
   ensureDir,
   isTempFileName,
   readHead,
+  readRange,
   readTextOrNull,
   shrinkFile,
   writeFileAtomic,
@@ -23,6 +24,28 @@ async function listDir(dir: string): Promise<string[]> {
   const names: string[] = [];
   for await (const entry of Deno.readDir(dir)) names.push(entry.name);
   return names.sort();
+}
+
+/** Counts the flushes (`sync`, `syncData` of any file) that `fn` makes. */
+async function countFlushes(fn: () => Promise<void>): Promise<{ sync: number; syncData: number }> {
+  const counts = { sync: 0, syncData: 0 };
+  const proto = Deno.FsFile.prototype;
+  const { sync, syncData } = proto;
+  proto.sync = function (this: Deno.FsFile) {
+    counts.sync++;
+    return sync.call(this);
+  };
+  proto.syncData = function (this: Deno.FsFile) {
+    counts.syncData++;
+    return syncData.call(this);
+  };
+  try {
+    await fn();
+  } finally {
+    proto.sync = sync;
+    proto.syncData = syncData;
+  }
+  return counts;
 }
 
 Deno.test("ensureDir creates missing parents and accepts an existing directory", async () => {
@@ -46,6 +69,22 @@ Deno.test("writeFileAtomic writes text and bytes, replaces the file, leaves no t
   });
 });
 
+Deno.test("writeFileAtomic flushes the file and the directory, nothing with fsync off", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "record.json");
+    assertEquals(await countFlushes(() => writeFileAtomic(path, "durable")), {
+      sync: Deno.build.os === "windows" ? 1 : 2,
+      syncData: 0,
+    });
+    assertEquals(
+      await countFlushes(() => writeFileAtomic(path, "cached", { fsync: false })),
+      { sync: 0, syncData: 0 },
+    );
+    assertEquals(await Deno.readTextFile(path), "cached");
+    assertEquals(await listDir(dir), ["record.json"]);
+  });
+});
+
 Deno.test("writeFileAtomic removes its temp file and rejects when the rename fails", async () => {
   await withTempDir(async (dir) => {
     const target = join(dir, "target");
@@ -57,12 +96,25 @@ Deno.test("writeFileAtomic removes its temp file and rejects when the rename fai
   });
 });
 
+Deno.test("writeFileAtomic removes its temp file and rejects when the rename fails, fsync off", async () => {
+  await withTempDir(async (dir) => {
+    const target = join(dir, "target");
+    await Deno.mkdir(target);
+    await Deno.writeTextFile(join(target, "inside"), "x");
+    await assertRejects(() => writeFileAtomic(target, "data", { fsync: false }));
+    await assertRejects(() => writeFileAtomic(target, new Uint8Array([1]), { fsync: false }));
+    assertEquals(await listDir(dir), ["target"]);
+  });
+});
+
 Deno.test("writeFileAtomic rejects when the directory does not exist", async () => {
   await withTempDir(async (dir) => {
-    await assertRejects(
-      () => writeFileAtomic(join(dir, "missing", "file"), "data"),
-      Deno.errors.NotFound,
-    );
+    for (const fsync of [true, false]) {
+      await assertRejects(
+        () => writeFileAtomic(join(dir, "missing", "file"), "data", { fsync }),
+        Deno.errors.NotFound,
+      );
+    }
     assertEquals(await listDir(dir), []);
   });
 });
@@ -94,6 +146,42 @@ Deno.test("appendLines creates the file, appends, and returns the UTF-8 byte cou
   });
 });
 
+Deno.test("appendLines takes bytes, flushes once, and with create: false never creates", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "lines.jsonl");
+    for (const fsync of [true, false]) {
+      await assertRejects(
+        () => appendLines(path, "one\n", { fsync, create: false }),
+        Deno.errors.NotFound,
+      );
+    }
+    assertEquals(await listDir(dir), []);
+    const flushes = await countFlushes(async () => {
+      assertEquals(await appendLines(path, new TextEncoder().encode("one\n")), 4);
+      assertEquals(await appendLines(path, "two\n", { create: false }), 4);
+    });
+    assertEquals(flushes, { sync: 0, syncData: 2 });
+    const none = await countFlushes(async () => {
+      assertEquals(await appendLines(path, "three\n", { fsync: false, create: false }), 6);
+    });
+    assertEquals(none, { sync: 0, syncData: 0 });
+    assertEquals(await Deno.readTextFile(path), "one\ntwo\nthree\n");
+  });
+});
+
+Deno.test("readRange reads from an offset, fewer bytes when the file ends first", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "lines.jsonl");
+    assertEquals(await readRange(path, 4, 4), null);
+    await Deno.writeTextFile(path, "one\ndé\nthree\n");
+    const decode = (bytes: Uint8Array | null) => new TextDecoder().decode(bytes!);
+    assertEquals(decode(await readRange(path, 4, 4)), "dé\n");
+    assertEquals(decode(await readRange(path, 8, 100)), "three\n");
+    assertEquals((await readRange(path, 100, 10))!.length, 0);
+    assertEquals(decode(await readRange(path, 0, 3)), "one");
+  });
+});
+
 Deno.test("readHead reads only the first bytes, fewer when the file is shorter", async () => {
   await withTempDir(async (dir) => {
     const path = join(dir, "lines.jsonl");
@@ -119,6 +207,27 @@ Deno.test("shrinkFile truncates a longer file and returns the size it had", asyn
     assertEquals(await Deno.readTextFile(path), "one\ntwo\n");
     assertEquals(await shrinkFile(path, 0), 8);
     assertEquals((await Deno.stat(path)).size, 0);
+  });
+});
+
+Deno.test("shrinkFile flushes the new size only with fsync and only when it truncates", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "lines.jsonl");
+    await Deno.writeTextFile(path, "one\ntwo\n");
+    assertEquals(await countFlushes(async () => void await shrinkFile(path, 4)), {
+      sync: 0,
+      syncData: 0,
+    });
+    await Deno.writeTextFile(path, "two\n", { append: true });
+    assertEquals(
+      await countFlushes(async () => void await shrinkFile(path, 4, { fsync: true })),
+      { sync: 0, syncData: 1 },
+    );
+    assertEquals(
+      await countFlushes(async () => void await shrinkFile(path, 4, { fsync: true })),
+      { sync: 0, syncData: 0 },
+    );
+    assertEquals(await Deno.readTextFile(path), "one\n");
   });
 });
 

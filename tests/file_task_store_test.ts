@@ -2,8 +2,9 @@ import { assert, assertEquals, assertInstanceOf, assertRejects } from "@std/asse
 import { join } from "node:path";
 import { FileTaskStore } from "../lib/file_task_store.ts";
 import { UnavailableError } from "../lib/http_errors.ts";
-import type { TaskEvent } from "../lib/task_types.ts";
+import type { TaskEvent, TaskRecord } from "../lib/task_types.ts";
 import {
+  commitText,
   logEvent,
   makeRecord,
   requestEvent,
@@ -52,18 +53,260 @@ async function listDir(dir: string): Promise<string[]> {
 }
 
 const line = (event: TaskEvent) => JSON.stringify(event) + "\n";
+const byteLength = (text: string) => new TextEncoder().encode(text).length;
 
-Deno.test("FileTaskStore writes the record pretty-printed and one journal line per event", async () => {
+/** Counts the flushes (`sync`, `syncData` of any file) that `fn` makes. */
+async function countFlushes(fn: () => Promise<void>): Promise<{ sync: number; syncData: number }> {
+  const counts = { sync: 0, syncData: 0 };
+  const proto = Deno.FsFile.prototype;
+  const { sync, syncData } = proto;
+  proto.sync = function (this: Deno.FsFile) {
+    counts.sync++;
+    return sync.call(this);
+  };
+  proto.syncData = function (this: Deno.FsFile) {
+    counts.syncData++;
+    return syncData.call(this);
+  };
+  try {
+    await fn();
+  } finally {
+    proto.sync = sync;
+    proto.syncData = syncData;
+  }
+  return counts;
+}
+
+Deno.test("FileTaskStore writes the record pretty-printed and the journal as events and commits", async () => {
   await withStoreDir(async (dir) => {
     const store = new FileTaskStore(dir);
+    const created = makeRecord("t1");
     const events = [requestEvent("r1"), logEvent("hi")];
-    const written = await store.save(makeRecord("t1"), events);
-    assertEquals(
-      await Deno.readTextFile(join(dir, "t1.json")),
-      JSON.stringify(written, null, 2) + "\n",
-    );
-    assertEquals(await Deno.readTextFile(join(dir, "t1.journal.jsonl")), events.map(line).join(""));
+    const written = await store.save(created, events);
+    const recordPath = join(dir, "t1.json");
+    const journal = join(dir, "t1.journal.jsonl");
+    assertEquals(await Deno.readTextFile(recordPath), JSON.stringify(written, null, 2) + "\n");
+    const firstSave = events.map(line).join("") + commitText(created);
+    assertEquals(await Deno.readTextFile(journal), firstSave);
+    assertEquals(written.eventsBytes, byteLength(firstSave));
     assertEquals(await listDir(dir), ["t1.journal.jsonl", "t1.json"]);
+
+    const next = { ...written, pauseCount: 2 };
+    const again = await store.save(next, [logEvent("bye")]);
+    assertEquals(await Deno.readTextFile(recordPath), JSON.stringify(again, null, 2) + "\n");
+    const text = firstSave + line(logEvent("bye")) + commitText(next);
+    assertEquals(await Deno.readTextFile(journal), text);
+    assertEquals(again.eventsBytes, byteLength(text));
+    // The code and the input are in the first commit only.
+    assertEquals(text.split(JSON.stringify(created.code)).length, 2);
+    assertEquals(text.split(JSON.stringify(created.input)).length, 2);
+  });
+});
+
+Deno.test("the first save writes the record durably; a later save flushes the journal once, only", async () => {
+  await withStoreDir(async (dir) => {
+    const store = new FileTaskStore(dir);
+    let record = makeRecord("t1");
+    const first = await countFlushes(async () => {
+      record = await store.save(record, [logEvent("a")]);
+    });
+    // The journal (fdatasync) and the record's temp file (fsync), then, after the rename, the
+    // directory (fsync; Windows cannot open a directory).
+    assertEquals(first, { sync: Deno.build.os === "windows" ? 1 : 2, syncData: 1 });
+    for (const events of [[logEvent("b")], []]) {
+      const later = await countFlushes(async () => {
+        record = await store.save({ ...record, pauseCount: record.pauseCount + 1 }, events);
+      });
+      assertEquals(later, { sync: 0, syncData: 1 });
+      assertEquals(
+        await Deno.readTextFile(join(dir, "t1.json")),
+        JSON.stringify(record, null, 2) + "\n",
+      );
+    }
+
+    const unflushed = new FileTaskStore(join(dir, "off"), { fsync: false });
+    await unflushed.loadAll();
+    const off = await countFlushes(async () => {
+      const saved = await unflushed.save(makeRecord("t2"), [logEvent("a")]);
+      await unflushed.save(saved, [logEvent("b")]);
+    });
+    assertEquals(off, { sync: 0, syncData: 0 });
+  });
+});
+
+Deno.test("a save flushes only the journal: the record file is replaced but not required for recovery", async () => {
+  await withStoreDir(async (dir) => {
+    const store = new FileTaskStore(dir);
+    const recordPath = join(dir, "t1.json");
+    const created = makeRecord("t1", { status: "running", pauseCount: 0 });
+    const first = await store.save(created, []);
+    const firstText = await Deno.readTextFile(recordPath);
+    const request = requestEvent("r1");
+    const events = [{ type: "eval", step: 0, at: 1 } as TaskEvent, request];
+    const vm: TaskRecord["vm"] = {
+      id: "t1",
+      code: created.code,
+      variables: { n: 1 },
+      timestamp: 1_700_000_000_000,
+      version: 1,
+      variant: "asyncify",
+      seed: 7,
+      globals: { input: created.input },
+      pending: ["r1"],
+      droppedLogs: 0,
+    };
+    const pending = request.type === "request" ? [request.request] : [];
+    const second = await store.save(
+      { ...first, status: "paused", pauseCount: 1, vm, pending },
+      events,
+    );
+    // As if the machine died before the record's rename reached the disk.
+    await Deno.writeTextFile(recordPath, firstText);
+
+    const restarted = new FileTaskStore(dir);
+    assertEquals(await restarted.loadAll(), { tasks: [second], skipped: [] });
+    assertEquals(await restarted.readRecord("t1"), second);
+    assertEquals(await restarted.readEvents(second), events);
+    const journalText = await Deno.readTextFile(join(dir, "t1.journal.jsonl"));
+    assertEquals(second.eventsBytes, byteLength(journalText));
+    // The commit left out the engine's copy of the code and of the input too.
+    assertEquals(journalText.split(JSON.stringify(created.code)).length, 2);
+    assertEquals(journalText.split(JSON.stringify(created.input)).length, 2);
+
+    // An engine state whose code and globals are not the task's is kept whole.
+    const third = await restarted.save(
+      { ...second, pauseCount: 2, vm: { ...vm, code: "other()", globals: { other: 1 } } },
+      [logEvent("x")],
+    );
+    await Deno.writeTextFile(recordPath, firstText);
+    const again = new FileTaskStore(dir);
+    assertEquals(await again.loadAll(), { tasks: [third], skipped: [] });
+    assertEquals(await again.readEvents(third), [...events, logEvent("x")]);
+    const fourth = await again.save({ ...third, status: "completed", pending: [] }, []);
+    assertEquals(await new FileTaskStore(dir).loadAll(), { tasks: [fourth], skipped: [] });
+  });
+});
+
+Deno.test("uncommitted lines after the last commit are ignored and truncated by the next save", async () => {
+  await withStoreDir(async (dir) => {
+    const store = new FileTaskStore(dir);
+    const recordPath = join(dir, "t1.json");
+    const journal = join(dir, "t1.journal.jsonl");
+    const first = await store.save(makeRecord("t1"), [logEvent("a")]);
+    const firstText = await Deno.readTextFile(recordPath);
+    const second = await store.save({ ...first, pauseCount: 2 }, [logEvent("b")]);
+    const committed = await Deno.readTextFile(journal);
+    // A lagging record, and what a save cut off before its commit line leaves.
+    await Deno.writeTextFile(recordPath, firstText);
+    await Deno.writeTextFile(
+      journal,
+      line(logEvent("c")) + line(requestEvent("r9")) + '{"type":"commit","record":{"id":"t1"',
+      { append: true },
+    );
+
+    const restarted = new FileTaskStore(dir);
+    assertEquals(await restarted.loadAll(), { tasks: [second], skipped: [] });
+    assertEquals(await restarted.readEvents(second), [logEvent("a"), logEvent("b")]);
+    const next = { ...second, pauseCount: 3 };
+    const third = await restarted.save(next, [logEvent("d")]);
+    const text = committed + line(logEvent("d")) + commitText(next);
+    assertEquals(await Deno.readTextFile(journal), text);
+    assertEquals(third.eventsBytes, byteLength(text));
+    assertEquals(await restarted.readEvents(third), [logEvent("a"), logEvent("b"), logEvent("d")]);
+    assertEquals(await new FileTaskStore(dir).loadAll(), { tasks: [third], skipped: [] });
+  });
+});
+
+Deno.test("a commit after a line that does not parse is not taken", async () => {
+  await withStoreDir(async (dir) => {
+    const store = new FileTaskStore(dir);
+    const journal = join(dir, "t1.journal.jsonl");
+    const first = await store.save(makeRecord("t1"), [logEvent("a")]);
+    const committed = await Deno.readTextFile(journal);
+    // What a power loss can leave of an append that was never flushed: a hole of zeros.
+    const hole = new Uint8Array(17);
+    hole[16] = 0x0a;
+    await Deno.writeFile(journal, hole, { append: true });
+    const unflushed = { ...first, pauseCount: 2 };
+    await Deno.writeTextFile(journal, line(logEvent("b")) + commitText(unflushed), {
+      append: true,
+    });
+
+    const restarted = new FileTaskStore(dir);
+    assertEquals(await restarted.loadAll(), { tasks: [first], skipped: [] });
+    assertEquals(await restarted.readRecord("t1"), first);
+    const next = await restarted.save({ ...first, pauseCount: 3 }, []);
+    assertEquals(
+      await Deno.readTextFile(journal),
+      committed + commitText({ ...first, pauseCount: 3 }),
+    );
+    assertEquals(await restarted.readEvents(next), [logEvent("a")]);
+  });
+});
+
+Deno.test("a record file left unreadable by a power loss is rebuilt from the journal", async () => {
+  await withStoreDir(async (dir) => {
+    const store = new FileTaskStore(dir);
+    const recordPath = join(dir, "t1.json");
+    const first = await store.save(makeRecord("t1", { task: "demo" }), [logEvent("a")]);
+    const last = await store.save(
+      { ...first, status: "completed", result: { ok: 1 }, pauseCount: 2 },
+      [logEvent("b")],
+    );
+    for (const torn of ["", '{\n  "id": "t1",\n  "na', "\0".repeat(300)]) {
+      await Deno.writeTextFile(recordPath, torn);
+      const restarted = new FileTaskStore(dir);
+      assertEquals(await restarted.loadAll(), { tasks: [last], skipped: [] });
+      assertEquals(await restarted.readRecord("t1"), last);
+      assertEquals(await restarted.readEvents(last), [logEvent("a"), logEvent("b")]);
+    }
+    // The rebuilt record goes on like any other.
+    const next = await new FileTaskStore(dir).save({ ...last, pauseCount: 3 }, []);
+    assertEquals(await new FileTaskStore(dir).loadAll(), { tasks: [next], skipped: [] });
+
+    // Without the journal's first commit, there is nothing to rebuild it from.
+    await Deno.writeTextFile(recordPath, "");
+    await Deno.writeTextFile(join(dir, "t1.journal.jsonl"), line(logEvent("a")));
+    const { tasks, skipped } = await new FileTaskStore(dir).loadAll();
+    assertEquals(tasks, []);
+    assertEquals(skipped.map((s) => s.file), ["t1.json"]);
+    assert(skipped[0]!.reason.startsWith("Not valid JSON"), skipped[0]!.reason);
+    await assertRejects(() => new FileTaskStore(dir).readRecord("t1"), Error, "Not valid JSON");
+  });
+});
+
+Deno.test("a save whose record cannot be replaced is taken back from the journal", async () => {
+  await withStoreDir(async (dir) => {
+    const store = new FileTaskStore(dir);
+    const recordPath = join(dir, "t1.json");
+    const journal = join(dir, "t1.journal.jsonl");
+    const before = await store.save(makeRecord("t1"), [logEvent("a")]);
+    const committed = await Deno.readTextFile(journal);
+    const aside = join(dir, "aside");
+    await Deno.rename(recordPath, aside);
+    await Deno.mkdir(recordPath);
+    await Deno.writeTextFile(join(recordPath, "inside"), "x");
+    const error = await assertRejects(
+      () => store.save({ ...before, pauseCount: 2 }, [logEvent("b")]),
+      UnavailableError,
+    );
+    assert(error.message.startsWith('Cannot save task "t1": '), error.message);
+    assertEquals(await Deno.readTextFile(journal), committed);
+    await Deno.remove(recordPath, { recursive: true });
+    await Deno.rename(aside, recordPath);
+    assertEquals(await new FileTaskStore(dir).loadAll(), { tasks: [before], skipped: [] });
+    const retried = await store.save({ ...before, pauseCount: 2 }, [logEvent("c")]);
+    assertEquals(await store.readEvents(retried), [logEvent("a"), logEvent("c")]);
+
+    // The first save of a task too; its journal is left empty.
+    await Deno.mkdir(join(dir, "t2.json"));
+    await Deno.writeTextFile(join(dir, "t2.json", "inside"), "x");
+    await assertRejects(() => store.save(makeRecord("t2"), [logEvent("a")]), UnavailableError);
+    assertEquals(await Deno.readTextFile(join(dir, "t2.journal.jsonl")), "");
+    await Deno.remove(join(dir, "t2.json"), { recursive: true });
+    const created = await store.save(makeRecord("t2"), [logEvent("b")]);
+    assertEquals(await store.readEvents(created), [logEvent("b")]);
+    assertEquals((await new FileTaskStore(dir).loadAll()).tasks, [retried, created]);
   });
 });
 
@@ -101,15 +344,17 @@ Deno.test("save discards journal lines the record does not account for", async (
 
     const restarted = new FileTaskStore(dir);
     assertEquals(await restarted.loadAll(), { tasks: [record], skipped: [] });
-    const written = await restarted.save({ ...record, pauseCount: 2 }, [logEvent("c")]);
-    const expected = line(logEvent("a")) + line(logEvent("c"));
+    const next = { ...record, pauseCount: 2 };
+    const written = await restarted.save(next, [logEvent("c")]);
+    const expected = line(logEvent("a")) + commitText(makeRecord("t1")) + line(logEvent("c")) +
+      commitText(next);
     assertEquals(await Deno.readTextFile(journal), expected);
-    assertEquals(written.eventsBytes, new TextEncoder().encode(expected).length);
+    assertEquals(written.eventsBytes, byteLength(expected));
     assertEquals(await restarted.readEvents(written), [logEvent("a"), logEvent("c")]);
 
     const unchanged = await new FileTaskStore(dir).save(written, []);
-    assertEquals(unchanged.eventsBytes, written.eventsBytes);
-    assertEquals(await Deno.readTextFile(journal), expected);
+    assertEquals(unchanged.eventsBytes, byteLength(expected + commitText(written)));
+    assertEquals(await Deno.readTextFile(journal), expected + commitText(written));
   });
 });
 
@@ -188,7 +433,7 @@ Deno.test("loadAll removes leftover temp files of interrupted writes only", asyn
     const { tasks, skipped } = await store.loadAll();
     assertEquals(tasks, [good]);
     assertEquals(skipped, []);
-    assertEquals(await listDir(dir), ["keep.tmp", "t1.json"]);
+    assertEquals(await listDir(dir), ["keep.tmp", "t1.journal.jsonl", "t1.json"]);
   });
 });
 
@@ -258,11 +503,47 @@ Deno.test("loadAll loads more records than it reads at once", async () => {
   });
 });
 
+Deno.test("a save whose record's temp file cannot be written is taken back from the journal", async () => {
+  await withStoreDir(async (dir) => {
+    const store = new FileTaskStore(dir);
+    const journal = join(dir, "t1.journal.jsonl");
+    let record = await store.save(makeRecord("t1"), [logEvent("a")]);
+    const { writeTextFile } = Deno;
+    // The write fails at once (while the journal commits) or late (after it committed).
+    for (const delayMs of [-1, 50]) {
+      const committed = await Deno.readTextFile(journal);
+      Deno.writeTextFile = async () => {
+        if (delayMs >= 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+        throw new Deno.errors.PermissionDenied("Permission denied (os error 13)");
+      };
+      try {
+        const error = await assertRejects(
+          () => store.save({ ...record, pauseCount: record.pauseCount + 1 }, [logEvent("b")]),
+          UnavailableError,
+        );
+        assertEquals(error.message, 'Cannot save task "t1": Permission denied (os error 13)');
+      } finally {
+        Deno.writeTextFile = writeTextFile;
+      }
+      assertEquals(await Deno.readTextFile(journal), committed);
+      assertEquals(await listDir(dir), ["t1.journal.jsonl", "t1.json"]);
+      assertEquals(await new FileTaskStore(dir).loadAll(), { tasks: [record], skipped: [] });
+      record = await store.save({ ...record, pauseCount: record.pauseCount + 1 }, [logEvent("c")]);
+    }
+    assertEquals(await store.readEvents(record), [logEvent("a"), logEvent("c"), logEvent("c")]);
+  });
+});
+
 Deno.test("save reports a failing journal append as UnavailableError and keeps the record", async () => {
   await withStoreDir(async (dir) => {
     const store = new FileTaskStore(dir);
     const before = await store.save(makeRecord("t1"), []);
-    await Deno.mkdir(join(dir, "t1.journal.jsonl"));
+    const recordPath = join(dir, "t1.json");
+    const recordText = await Deno.readTextFile(recordPath);
+    const journal = join(dir, "t1.journal.jsonl");
+    const journalText = await Deno.readTextFile(journal);
+    await Deno.remove(journal);
+    await Deno.mkdir(journal);
     const error = await assertRejects(
       () => store.save({ ...before, pauseCount: 2 }, [logEvent("a")]),
       UnavailableError,
@@ -270,7 +551,8 @@ Deno.test("save reports a failing journal append as UnavailableError and keeps t
     assertEquals(error.status, 503);
     assert(error.message.startsWith('Cannot append to the journal of task "t1": '), error.message);
     assertInstanceOf(error.cause, Error);
-    assertEquals(await store.readRecord("t1"), before);
+    assertEquals(await Deno.readTextFile(recordPath), recordText);
+    assertEquals(await listDir(dir), ["t1.journal.jsonl", "t1.json"]);
 
     const restarted = new FileTaskStore(dir);
     const cutError = await assertRejects(
@@ -281,7 +563,15 @@ Deno.test("save reports a failing journal append as UnavailableError and keeps t
       cutError.message.startsWith('Cannot cut back the journal of task "t1": '),
       cutError.message,
     );
+    assertEquals(await Deno.readTextFile(recordPath), recordText);
+    // The record is read with its journal, which cannot be read now.
+    await assertRejects(() => restarted.readRecord("t1"), UnavailableError, "Is a directory");
+
+    await Deno.remove(journal);
+    await Deno.writeTextFile(journal, journalText);
     assertEquals(await restarted.readRecord("t1"), before);
+    const after = await restarted.save({ ...before, pauseCount: 2 }, [logEvent("a")]);
+    assertEquals(await restarted.readEvents(after), [logEvent("a")]);
   });
 });
 
@@ -292,6 +582,7 @@ Deno.test({
     await withStoreDir(async (dir) => {
       const store = new FileTaskStore(dir);
       const before = await store.save(makeRecord("t1"), []);
+      await Deno.remove(join(dir, "t1.journal.jsonl"));
       await Deno.symlink("/dev/full", join(dir, "t1.journal.jsonl"));
       const error = await assertRejects(
         () => store.save({ ...before, pauseCount: 2 }, [logEvent("a")]),
@@ -313,6 +604,8 @@ Deno.test({
     await withStoreDir(async (dir) => {
       const store = new FileTaskStore(dir);
       const before = await store.save(makeRecord("t1"), [logEvent("a")]);
+      const journal = join(dir, "t1.journal.jsonl");
+      const committed = await Deno.readTextFile(journal);
       await Deno.chmod(dir, 0o500);
       try {
         const error = await assertRejects(
@@ -324,15 +617,17 @@ Deno.test({
         assertEquals(await store.readRecord("t1"), before);
         assertEquals(await listDir(dir), ["t1.journal.jsonl", "t1.json"]);
         assertEquals(await store.readEvents(before), [logEvent("a")]);
+        // The journal commit of the failed save was taken back.
+        assertEquals(await Deno.readTextFile(journal), committed);
       } finally {
         await Deno.chmod(dir, 0o700);
       }
-      // The appended event's record was never written: the next save discards it.
-      const retried = await store.save({ ...before, pauseCount: 2 }, [logEvent("c")]);
+      const next = { ...before, pauseCount: 2 };
+      const retried = await store.save(next, [logEvent("c")]);
       assertEquals(await store.readEvents(retried), [logEvent("a"), logEvent("c")]);
       assertEquals(
-        await Deno.readTextFile(join(dir, "t1.journal.jsonl")),
-        line(logEvent("a")) + line(logEvent("c")),
+        await Deno.readTextFile(journal),
+        committed + line(logEvent("c")) + commitText(next),
       );
     });
   },

@@ -53,13 +53,34 @@ export function requestEvent(requestId: string, index = 0): TaskEvent {
   };
 }
 
+const encoder = new TextEncoder();
+
 /** UTF-8 size of the journal lines of `events` (one JSON line each). */
 function lineBytes(events: readonly TaskEvent[]): number {
-  const encoder = new TextEncoder();
   return events.reduce(
     (bytes, event) => bytes + encoder.encode(JSON.stringify(event)).length + 1,
     0,
   );
+}
+
+/**
+ * The commit line, with its `\n`, of a save of `record` (which has no `vm`): the record less
+ * `eventsBytes`, and less `code` and `input` unless it is the journal's first commit.
+ */
+export function commitText(record: TaskRecord): string {
+  const { eventsBytes, ...full } = record;
+  const { code: _code, input: _input, ...lean } = full;
+  return JSON.stringify({ type: "commit", record: eventsBytes === 0 ? full : lean }) + "\n";
+}
+
+/** UTF-8 size of {@link commitText}. */
+function commitBytes(record: TaskRecord): number {
+  return encoder.encode(commitText(record)).length;
+}
+
+/** The `eventsBytes` a save of `record` with `events` returns. */
+function savedBytes(record: TaskRecord, events: readonly TaskEvent[]): number {
+  return record.eventsBytes + lineBytes(events) + commitBytes(record);
 }
 
 /** Registers the contract tests for the store `makeStore` creates, titled with `name`. */
@@ -81,7 +102,7 @@ export function testTaskStoreContract(
     const record = makeRecord("t1", { result: { ok: true }, task: "demo" });
     const events = [requestEvent("r1")];
     const written = await store.save(record, events);
-    assertEquals(written, { ...record, eventsBytes: lineBytes(events) });
+    assertEquals(written, { ...record, eventsBytes: lineBytes(events) + commitBytes(record) });
     assertEquals(await store.readRecord("t1"), written);
   });
 
@@ -103,17 +124,54 @@ export function testTaskStoreContract(
     assertEquals(record.pauseCount, 4);
   });
 
-  test("eventsBytes counts the UTF-8 bytes of one JSON line per event", async (store) => {
-    const none = await store.save(makeRecord("t1"), []);
-    assertEquals(none.eventsBytes, 0);
+  test("eventsBytes counts the UTF-8 bytes of each save's event lines and commit line", async (store) => {
+    const created = makeRecord("t1", { input: { text: "ünïcödé ✓" } });
+    const none = await store.save(created, []);
+    assertEquals(none.eventsBytes, commitBytes(created));
     const first = [logEvent("héllo wörld ✓")];
     const afterFirst = await store.save(none, first);
-    assertEquals(afterFirst.eventsBytes, lineBytes(first));
+    assertEquals(afterFirst.eventsBytes, savedBytes(none, first));
     const unchanged = await store.save(afterFirst, []);
-    assertEquals(unchanged.eventsBytes, afterFirst.eventsBytes);
+    assertEquals(unchanged.eventsBytes, savedBytes(afterFirst, []));
     const second = [requestEvent("r1"), logEvent("x")];
     const afterSecond = await store.save(unchanged, second);
-    assertEquals(afterSecond.eventsBytes, lineBytes([...first, ...second]));
+    assertEquals(afterSecond.eventsBytes, savedBytes(unchanged, second));
+    assertEquals(await store.readEvents(afterSecond), [...first, ...second]);
+  });
+
+  test("readEvents never returns commit lines, even of saves without events", async (store) => {
+    let record = await store.save(makeRecord("t1"), []);
+    const sizes = [record.eventsBytes];
+    for (let pause = 2; pause <= 4; pause++) {
+      record = await store.save({ ...record, pauseCount: pause }, []);
+      sizes.push(record.eventsBytes);
+      assertEquals(await store.readEvents(record), []);
+    }
+    assert(sizes.every((size, i) => i === 0 || size > sizes[i - 1]!), String(sizes));
+    record = await store.save(record, [logEvent("only")]);
+    assertEquals(await store.readEvents(record), [logEvent("only")]);
+    assertEquals(await store.readRecord("t1"), record);
+  });
+
+  test("after the first save, a save's journal growth does not include code and input", async (store) => {
+    const code = "x".repeat(10_000);
+    const input = { blob: "y".repeat(10_000) };
+    const first = await store.save(makeRecord("t1", { code, input }), []);
+    assert(first.eventsBytes > 20_000, String(first.eventsBytes));
+    const second = await store.save({ ...first, pauseCount: 2 }, [logEvent("a")]);
+    assert(second.eventsBytes - first.eventsBytes < 1_000, String(second.eventsBytes));
+    assertEquals(second.code, code);
+    assertEquals(second.input, input);
+    assertEquals(await store.readRecord("t1"), second);
+    assertEquals((await store.loadAll()).tasks, [second]);
+  });
+
+  test("a save refuses an event of type commit", async (store) => {
+    const record = await store.save(makeRecord("t1"), [logEvent("a")]);
+    const commit = { type: "commit", record: {} } as unknown as TaskEvent;
+    await assertRejects(() => store.save(record, [commit]), TypeError, "commit");
+    assertEquals(await store.readEvents(record), [logEvent("a")]);
+    assertEquals(await store.readRecord("t1"), record);
   });
 
   test("save with an older record discards the events saved after it", async (store) => {
@@ -121,7 +179,7 @@ export function testTaskStoreContract(
     // As if the record of this save had been lost: its events are not committed.
     await store.save({ ...first, pauseCount: 2 }, [logEvent("b"), requestEvent("r1")]);
     const retried = await store.save({ ...first, pauseCount: 3 }, [logEvent("c")]);
-    assertEquals(retried.eventsBytes, lineBytes([logEvent("a"), logEvent("c")]));
+    assertEquals(retried.eventsBytes, savedBytes({ ...first, pauseCount: 3 }, [logEvent("c")]));
     assertEquals(await store.readEvents(retried), [logEvent("a"), logEvent("c")]);
     const restarted = await store.save(makeRecord("t1"), [logEvent("fresh")]);
     assertEquals(await store.readEvents(restarted), [logEvent("fresh")]);
