@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { jsonNestingExceeds, MAX_JSON_DEPTH } from "./json_depth.ts";
 import { timingSafeEqual } from "node:crypto";
 import type { Config } from "./config.ts";
 import {
@@ -39,9 +40,6 @@ export const MAX_TASK_NAME_LENGTH = 200;
 
 /** Largest `limit` of `GET /status`. */
 export const MAX_LIST_LIMIT = 10_000;
-
-/** Deepest nesting of arrays and objects accepted in a request body. */
-export const MAX_JSON_DEPTH = 128;
 
 /** Highest accepted HTTP status in a delivered fetch response. */
 const MAX_STATUS = 999;
@@ -279,7 +277,7 @@ export async function readJsonBody(req: Request, limit: number): Promise<unknown
     });
   }
   if (text.trim() === "") throw new BadRequestError("Cannot parse request body: it is empty");
-  if (nestingExceeds(text, MAX_JSON_DEPTH)) {
+  if (jsonNestingExceeds(text, MAX_JSON_DEPTH)) {
     throw new BadRequestError(
       `Cannot parse request body: JSON nested deeper than ${MAX_JSON_DEPTH} levels`,
     );
@@ -293,36 +291,6 @@ export async function readJsonBody(req: Request, limit: number): Promise<unknown
     );
   }
 }
-
-/**
- * Whether the JSON text nests arrays/objects deeper than `max` (strings skipped). Deeper
- * data cannot be copied to the engine workers or saved without exhausting the stack.
- */
-function nestingExceeds(text: string, max: number): boolean {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === BACKSLASH) i++;
-      else if (c === QUOTE) inString = false;
-    } else if (c === QUOTE) {
-      inString = true;
-    } else if (c === OPEN_BRACKET || c === OPEN_BRACE) {
-      if (++depth > max) return true;
-    } else if (c === CLOSE_BRACKET || c === CLOSE_BRACE) {
-      depth--;
-    }
-  }
-  return false;
-}
-
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const OPEN_BRACKET = 0x5b;
-const CLOSE_BRACKET = 0x5d;
-const OPEN_BRACE = 0x7b;
-const CLOSE_BRACE = 0x7d;
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);

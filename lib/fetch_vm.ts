@@ -8,6 +8,7 @@
 import type { QuickJSContext, QuickJSHandle, QuickJSRuntime } from "quickjs-emscripten";
 import { ExecutionError, type ExecutionErrorKind } from "./execution_error.ts";
 import { GUEST_PRELUDE, HOST_BRIDGE_GLOBAL } from "./guest_prelude.ts";
+import { jsonNestingExceeds, MAX_JSON_DEPTH } from "./json_depth.ts";
 import { newCappedRuntime } from "./quickjs_modules.ts";
 import type {
   EngineOptions,
@@ -436,6 +437,11 @@ export class FetchVM {
       }
       const result: ExecutionResult = { type: "completed", state: this.#snapshot({}), logs };
       if (outcome.json !== undefined) {
+        if (jsonNestingExceeds(outcome.json, MAX_JSON_DEPTH)) {
+          throw limitError(
+            `The result nests arrays or objects deeper than ${MAX_JSON_DEPTH} levels`,
+          );
+        }
         const bytes = encoder.encode(outcome.json).length;
         if (bytes > this.#options.maxResultBytes) {
           throw limitError(
@@ -750,6 +756,16 @@ export class FetchVM {
     if (this.#abort) return this.#abort;
     if (error instanceof ExecutionError) return error;
     const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    if (error instanceof RangeError && /call stack/i.test(error.message)) {
+      // QuickJS recursing in C (e.g. JSON.stringify of data nested thousands of levels deep)
+      // exhausts the host stack before its own stack check fires.
+      return new ExecutionError(
+        "stack",
+        "InternalError",
+        "The script nested data or calls too deeply for the engine (host stack exhausted)",
+        { cause: error },
+      );
+    }
     if (/memory/i.test(text)) {
       return new ExecutionError("memory", "RangeError", `The VM ran out of memory: ${text}`, {
         cause: error,
