@@ -238,7 +238,7 @@ export async function readJsonBody(req: Request, limit: number): Promise<unknown
     await req.body?.cancel().catch(() => {});
     throw new PayloadTooLargeError(limit);
   }
-  const chunks: Uint8Array[] = [];
+  const chunks: Uint8Array<ArrayBuffer>[] = [];
   let size = 0;
   if (req.body) {
     const reader = req.body.getReader();
@@ -262,12 +262,7 @@ export async function readJsonBody(req: Request, limit: number): Promise<unknown
       reader.releaseLock();
     }
   }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
+  const bytes = new Uint8Array(await new Blob(chunks).arrayBuffer());
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
