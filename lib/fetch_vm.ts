@@ -133,7 +133,6 @@ export class FetchVM {
   #replay: FetchRequest[] | null = null;
   #abort: ExecutionError | null = null;
   #deadline = Infinity;
-  #timedOut = false;
   #lastVariables: Record<string, unknown> = {};
   #variablesAt = -Infinity;
   /** Names declared by the code run so far, looked up for the `variables` view. */
@@ -178,7 +177,6 @@ export class FetchVM {
       runtime.setInterruptHandler(() => {
         if (this.#abort) return true;
         if (performance.now() > this.#deadline) {
-          this.#timedOut = true;
           if (!this.#inspecting) {
             this.#abort = new ExecutionError(
               "timeout",
@@ -342,7 +340,6 @@ export class FetchVM {
       return Promise.reject(new ExecutionError("internal", "Error", "The VM is not initialized"));
     }
     this.#abort = null;
-    this.#timedOut = false;
     this.#segmentLogs = [];
     this.#deadline = performance.now() + this.#options.timeLimitMs;
     try {
@@ -511,7 +508,6 @@ export class FetchVM {
       return {};
     } finally {
       this.#deadline = deadline;
-      this.#timedOut = false;
       this.#inspecting = false;
     }
   }

@@ -29,7 +29,7 @@ const WASM_URLS: Record<Variant, string> = {
 const compiled = new Map<Variant, Promise<WebAssembly.Module>>();
 
 /** The compiled WebAssembly module of a build, compiled once per process. */
-export function compiledModule(variant: Variant): Promise<WebAssembly.Module> {
+function compiledModule(variant: Variant): Promise<WebAssembly.Module> {
   let module = compiled.get(variant);
   if (!module) {
     module = Deno.readFile(new URL(WASM_URLS[variant])).then((bytes) => WebAssembly.compile(bytes));
@@ -37,9 +37,6 @@ export function compiledModule(variant: Variant): Promise<WebAssembly.Module> {
   }
   return module;
 }
-
-/** Smallest memory cap a VM may have. */
-export const MIN_MEMORY_BYTES = MIN_INITIAL_PAGES * WASM_PAGE_BYTES;
 
 /**
  * A fresh QuickJS runtime in its own WebAssembly instance whose memory cannot grow past

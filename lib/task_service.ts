@@ -395,7 +395,7 @@ export class FlowTaskService implements TaskService {
 }
 
 /** The API view of a record. */
-export function toView(record: TaskRecord): TaskView {
+function toView(record: TaskRecord): TaskView {
   const view: TaskView = {
     id: record.id,
     name: record.name,
