@@ -6,7 +6,7 @@ WORKDIR /app
 COPY deno.json deno.lock ./
 RUN deno install --frozen
 COPY . .
-RUN deno cache server.ts lib/executor_worker.ts \
+RUN deno cache server.ts lib/service/executor_worker.ts \
   && mkdir -p states \
   && chown -R deno:deno /app/states
 

@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { FetchVM, resumeExecution } from "../lib/fetch_vm.ts";
-import type { FetchResponse, Variant, VMState } from "../lib/types.ts";
+import { FetchVM, resumeExecution } from "../lib/engine/fetch_vm.ts";
+import type { FetchResponse, Variant, VMState } from "../lib/engine/types.ts";
 import type { BenchContext } from "./context.ts";
 import { fetchResponse, loopCode } from "./engine_hot.ts";
 import { formatMs, type Row, type ScenarioResult } from "./report.ts";

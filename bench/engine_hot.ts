@@ -11,9 +11,9 @@
  *
  * @module
  */
-import { WorkerPool } from "../lib/executor.ts";
-import { FetchVM } from "../lib/fetch_vm.ts";
-import type { FetchResponse, Variant } from "../lib/types.ts";
+import { WorkerPool } from "../lib/service/executor.ts";
+import { FetchVM } from "../lib/engine/fetch_vm.ts";
+import type { FetchResponse, Variant } from "../lib/engine/types.ts";
 import type { BenchContext } from "./context.ts";
 import { E2E_CODE } from "./end_to_end.ts";
 import { formatMs, type Row, type ScenarioResult } from "./report.ts";

@@ -396,7 +396,7 @@ async function main(): Promise<void> {
     goals: goalResults,
     failures,
   };
-  await Deno.mkdir(new URL("./results/", import.meta.url), { recursive: true });
+  await Deno.mkdir(new URL("./results", import.meta.url), { recursive: true });
   await Deno.writeTextFile(RESULTS_FILE, JSON.stringify(json, null, 2) + "\n");
   progress("wrote bench/results/latest.json");
   if (failures.length > 0) Deno.exitCode = 1;

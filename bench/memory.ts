@@ -11,8 +11,8 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import { FetchVM } from "../lib/fetch_vm.ts";
-import type { Variant } from "../lib/types.ts";
+import { FetchVM } from "../lib/engine/fetch_vm.ts";
+import type { Variant } from "../lib/engine/types.ts";
 import { type BenchContext, tempDir } from "./context.ts";
 import { rssOf } from "./proc.ts";
 import { formatBytes, formatMs, type Row, type ScenarioResult } from "./report.ts";

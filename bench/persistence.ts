@@ -11,9 +11,9 @@
  *
  * @module
  */
-import { FileTaskStore } from "../lib/file_task_store.ts";
-import type { TaskEvent, TaskRecord } from "../lib/task_types.ts";
-import type { FetchRequest, JournalEntry } from "../lib/types.ts";
+import { FileTaskStore } from "../lib/store/file_task_store.ts";
+import type { TaskEvent, TaskRecord } from "../lib/service/task_types.ts";
+import type { FetchRequest, JournalEntry } from "../lib/engine/types.ts";
 import { type BenchContext, tempDir } from "./context.ts";
 import { formatBytes, type Row, type ScenarioResult } from "./report.ts";
 import { summarize } from "./stats.ts";

@@ -6,9 +6,9 @@
  *
  * @module
  */
-import { parseAllowEntry } from "./egress_policy.ts";
+import { parseAllowEntry } from "./outbound/mod.ts";
 import { isLogLevel, LOG_LEVELS, type LogLevelName } from "./log.ts";
-import type { EngineOptions, Variant } from "./types.ts";
+import type { EngineOptions, Variant } from "./engine/mod.ts";
 
 /** The validated configuration of the server. */
 export interface Config {

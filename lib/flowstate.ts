@@ -4,17 +4,19 @@
  *
  * @module
  */
-import { type App, createApp } from "./app.ts";
+import { type App, createApp } from "./http/mod.ts";
 import { type Config, engineOptions } from "./config.ts";
-import { createEgressPolicy } from "./egress_policy.ts";
-import { WorkerPool } from "./executor.ts";
-import { type DeliveryOutcome, FetchDispatcher } from "./fetch_dispatcher.ts";
-import { FileTaskStore } from "./file_task_store.ts";
-import { HttpError } from "./http_errors.ts";
+import {
+  createEgressPolicy,
+  type DeliveryOutcome,
+  FetchDispatcher,
+  performFetch,
+} from "./outbound/mod.ts";
+import { FlowTaskService, WorkerPool } from "./service/mod.ts";
+import { FileTaskStore } from "./store/mod.ts";
+import { HttpError } from "./errors.ts";
 import type { Logger } from "./log.ts";
-import { performFetch } from "./outbound_fetch.ts";
-import { FlowTaskService } from "./task_service.ts";
-import type { FetchResponse } from "./types.ts";
+import type { FetchResponse } from "./engine/mod.ts";
 
 /** Version reported by `/health`. */
 export const VERSION = "1.0.0";

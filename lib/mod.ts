@@ -15,8 +15,8 @@
  *
  * @module
  */
-export { ENGINE_DEFAULTS, executeCode, FetchVM, resumeExecution } from "./fetch_vm.ts";
-export type { ResolvedEngineOptions } from "./fetch_vm.ts";
-export { ExecutionError } from "./execution_error.ts";
-export type { ExecutionErrorJson, ExecutionErrorKind } from "./execution_error.ts";
-export type * from "./types.ts";
+export { ENGINE_DEFAULTS, executeCode, FetchVM, resumeExecution } from "./engine/mod.ts";
+export type { ResolvedEngineOptions } from "./engine/mod.ts";
+export { ExecutionError } from "./engine/mod.ts";
+export type { ExecutionErrorJson, ExecutionErrorKind } from "./engine/mod.ts";
+export type * from "./engine/mod.ts";

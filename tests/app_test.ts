@@ -4,9 +4,9 @@
  * behaviour is tested elsewhere.
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { createApp, isTaskId, parseTaskId, TASK_ID_PATTERN } from "../lib/app.ts";
+import { createApp, isTaskId, parseTaskId, TASK_ID_PATTERN } from "../lib/http/app.ts";
 import { type Config, loadConfig } from "../lib/config.ts";
-import { ConflictError, NotFoundError, UnavailableError } from "../lib/http_errors.ts";
+import { ConflictError, NotFoundError, UnavailableError } from "../lib/errors.ts";
 import { createLogger } from "../lib/log.ts";
 import type {
   CreateTaskInput,
@@ -15,8 +15,8 @@ import type {
   TaskDetailView,
   TaskService,
   TaskView,
-} from "../lib/task_types.ts";
-import type { FetchResponse } from "../lib/types.ts";
+} from "../lib/service/task_types.ts";
+import type { FetchResponse } from "../lib/engine/types.ts";
 
 const BASE = "http://flowstate.test";
 const KIB = 1024;

@@ -9,7 +9,7 @@ import {
   readTextOrNull,
   shrinkFile,
   writeFileAtomic,
-} from "../lib/atomic_file.ts";
+} from "../lib/store/atomic_file.ts";
 
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir();

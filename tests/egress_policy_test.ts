@@ -11,7 +11,7 @@ import {
   parseCidr,
   parseIp,
   unwrapIp,
-} from "../lib/egress_policy.ts";
+} from "../lib/outbound/egress_policy.ts";
 
 function ip(text: string): IpAddress {
   const parsed = parseIp(text);

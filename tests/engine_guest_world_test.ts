@@ -18,7 +18,7 @@ import {
   rejectsWithKind,
   VARIANTS,
   viaJson,
-} from "./helpers/engine_driver.ts";
+} from "../testing/engine_driver.ts";
 
 /** Runs `code`, which must pause once on one request, and returns that request. */
 async function onlyRequest(variant: Variant, code: string): Promise<FetchRequest> {

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { executeCode, ExecutionError, FetchVM, resumeExecution, type Variant } from "../lib/mod.ts";
-import { driveLive, ok, rejectsWithKind, VARIANTS, viaJson } from "./helpers/engine_driver.ts";
+import { driveLive, ok, rejectsWithKind, VARIANTS, viaJson } from "../testing/engine_driver.ts";
 
 /** A fresh VM in this process still works after a failure. */
 async function assertHostHealthy(variant: Variant): Promise<void> {

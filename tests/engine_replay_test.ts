@@ -22,7 +22,7 @@ import {
   requestShape,
   VARIANTS,
   viaJson,
-} from "./helpers/engine_driver.ts";
+} from "../testing/engine_driver.ts";
 
 /**
  * Loops, a helper function, `Promise.all`, `Math.random()` and the clock. Request bodies

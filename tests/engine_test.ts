@@ -15,7 +15,7 @@ import {
   type Responder,
   VARIANTS,
   viaJson,
-} from "./helpers/engine_driver.ts";
+} from "../testing/engine_driver.ts";
 
 /**
  * Runs `code` once on a live VM and once cold (JSON and a fresh VM at every pause), checks

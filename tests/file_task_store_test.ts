@@ -1,8 +1,8 @@
 import { assert, assertEquals, assertInstanceOf, assertRejects } from "@std/assert";
 import { join } from "node:path";
-import { FileTaskStore } from "../lib/file_task_store.ts";
-import { UnavailableError } from "../lib/http_errors.ts";
-import type { TaskEvent, TaskRecord } from "../lib/task_types.ts";
+import { FileTaskStore } from "../lib/store/file_task_store.ts";
+import { UnavailableError } from "../lib/errors.ts";
+import type { TaskEvent, TaskRecord } from "../lib/service/task_types.ts";
 import {
   commitText,
   logEvent,

@@ -1,4 +1,4 @@
-import { MemoryTaskStore } from "../lib/memory_task_store.ts";
+import { MemoryTaskStore } from "../lib/store/memory_task_store.ts";
 import { testTaskStoreContract } from "./task_store_contract.ts";
 
 testTaskStoreContract(

@@ -1,7 +1,11 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { createEgressPolicy, type EgressPolicy } from "../lib/egress_policy.ts";
-import { MAX_REDIRECTS, performFetch, type PerformFetchOptions } from "../lib/outbound_fetch.ts";
-import type { FetchRequest } from "../lib/types.ts";
+import { createEgressPolicy, type EgressPolicy } from "../lib/outbound/egress_policy.ts";
+import {
+  MAX_REDIRECTS,
+  performFetch,
+  type PerformFetchOptions,
+} from "../lib/outbound/outbound_fetch.ts";
+import type { FetchRequest } from "../lib/engine/types.ts";
 
 const KIB = 1024;
 /** Upper bound on waiting for something that must happen; only guards against a hang. */

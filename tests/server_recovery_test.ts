@@ -6,9 +6,9 @@
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { join } from "@std/path";
-import type { TaskRecord, TaskView } from "../lib/task_types.ts";
-import { freePort, startServer, waitFor } from "./helpers/server_process.ts";
-import { startUpstream } from "./helpers/upstream.ts";
+import type { TaskRecord, TaskView } from "../lib/service/task_types.ts";
+import { freePort, startServer, waitFor } from "../testing/server_process.ts";
+import { startUpstream } from "../testing/upstream.ts";
 
 const lit = (value: unknown) => JSON.stringify(value);
 

@@ -4,14 +4,14 @@
  * as a guest sees it (refused fetches reject, the guest can catch them).
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import type { TaskView } from "../lib/task_types.ts";
+import type { TaskView } from "../lib/service/task_types.ts";
 import {
   assertErrorResponse,
   type ServerProcess,
   startServer,
   stepper,
-} from "./helpers/server_process.ts";
-import { startUpstream } from "./helpers/upstream.ts";
+} from "../testing/server_process.ts";
+import { startUpstream } from "../testing/upstream.ts";
 
 const TOKEN = "e2e-Secret_token.42";
 const lit = (value: unknown) => JSON.stringify(value);

@@ -6,15 +6,15 @@
  * Each `Deno.test` starts one server and shares it across its steps.
  */
 import { assert, assertEquals, assertExists, assertMatch } from "@std/assert";
-import type { TaskView } from "../lib/task_types.ts";
+import type { TaskView } from "../lib/service/task_types.ts";
 import {
   assertErrorResponse,
   freePort,
   type ServerProcess,
   startServer,
   stepper,
-} from "./helpers/server_process.ts";
-import { startUpstream, type Upstream } from "./helpers/upstream.ts";
+} from "../testing/server_process.ts";
+import { startUpstream, type Upstream } from "../testing/upstream.ts";
 
 /** Renders a value as a JavaScript literal inside guest code. */
 const lit = (value: unknown) => JSON.stringify(value);

@@ -4,8 +4,8 @@
  * @module
  */
 import { assert, assertEquals, assertNotStrictEquals, assertRejects } from "@std/assert";
-import { BadRequestError, UnavailableError } from "../lib/http_errors.ts";
-import type { TaskEvent, TaskRecord, TaskStore } from "../lib/task_types.ts";
+import { BadRequestError, UnavailableError } from "../lib/errors.ts";
+import type { TaskEvent, TaskRecord, TaskStore } from "../lib/service/task_types.ts";
 
 /** A fresh, empty store and how to dispose of it. */
 export interface StoreFixture {

@@ -11,11 +11,11 @@
  * @module
  */
 import { fromFileUrl } from "@std/path";
-import { CONFIG_DOC } from "../../lib/config.ts";
-import type { TaskDetailView, TaskView } from "../../lib/task_types.ts";
+import { CONFIG_DOC } from "../lib/config.ts";
+import type { TaskDetailView, TaskView } from "../lib/service/task_types.ts";
 
 /** Directory holding `server.ts`. */
-export const PROJECT_ROOT: string = fromFileUrl(new URL("../../", import.meta.url));
+export const PROJECT_ROOT: string = fromFileUrl(new URL("..", import.meta.url));
 
 /** One JSON line of the server's log. */
 export interface LogLine {

@@ -8,8 +8,8 @@
  * @module
  */
 import { assertTaskId, commitLine, isCommitLine } from "./file_task_store.ts";
-import { UnavailableError } from "./http_errors.ts";
-import type { SkippedFile, TaskEvent, TaskRecord, TaskStore } from "./task_types.ts";
+import { UnavailableError } from "../errors.ts";
+import type { SkippedFile, TaskEvent, TaskRecord, TaskStore } from "../service/mod.ts";
 
 interface StoredTask {
   /** The record as JSON text, so that nothing a caller holds aliases it. */

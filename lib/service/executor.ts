@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { ExecutionErrorJson } from "./execution_error.ts";
+import type { EngineOptions, ExecutionErrorJson, FetchResponse, VMState } from "../engine/mod.ts";
 import type {
   JobMessage,
   ReportMessage,
@@ -16,7 +16,6 @@ import type {
   SegmentReport,
   SegmentSuccess,
 } from "./segment_protocol.ts";
-import type { EngineOptions, FetchResponse, VMState } from "./types.ts";
 
 /** A finished segment: the worker's success or failure report. */
 export type SegmentOutcome = SegmentSuccess | SegmentFailure;

@@ -18,7 +18,7 @@ import {
   resumeExecution,
   type Variant,
   type VMState,
-} from "../../lib/mod.ts";
+} from "../lib/mod.ts";
 
 /** Both builds; core behaviour tests register one `Deno.test` per entry. */
 export const VARIANTS: readonly Variant[] = ["asyncify", "sync"];

@@ -8,7 +8,7 @@
  * @module
  */
 import { EgressDeniedError, type EgressPolicy } from "./egress_policy.ts";
-import type { FetchRequest, FetchResponse } from "./types.ts";
+import type { FetchRequest, FetchResponse } from "../engine/mod.ts";
 
 /** Most redirects followed before giving up. */
 export const MAX_REDIRECTS = 10;

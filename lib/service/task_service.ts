@@ -10,9 +10,9 @@
  * @module
  */
 import { join } from "node:path";
-import type { SegmentOutcome } from "./executor.ts";
-import { ConflictError, HttpError, NotFoundError, UnavailableError } from "./http_errors.ts";
-import type { Logger } from "./log.ts";
+import type { SegmentOutcome, WorkerPool } from "./executor.ts";
+import { ConflictError, HttpError, NotFoundError, UnavailableError } from "../errors.ts";
+import type { Logger } from "../log.ts";
 import {
   type CreateTaskInput,
   type FetchLogView,
@@ -33,8 +33,7 @@ import type {
   JournalEntry,
   LogEntry,
   VMState,
-} from "./types.ts";
-import type { WorkerPool } from "./executor.ts";
+} from "../engine/mod.ts";
 
 /** What the service needs. */
 export interface TaskServiceDeps {

@@ -9,8 +9,8 @@
  *
  * @module
  */
-import type { Logger } from "./log.ts";
-import type { FetchRequest, FetchResponse } from "./types.ts";
+import type { Logger } from "../log.ts";
+import type { FetchRequest, FetchResponse } from "../engine/mod.ts";
 
 /** What became of one delivery attempt. */
 export type DeliveryOutcome = "delivered" | "gone" | "retry";

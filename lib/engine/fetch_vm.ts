@@ -7,8 +7,8 @@
  */
 import type { QuickJSContext, QuickJSHandle, QuickJSRuntime } from "quickjs-emscripten";
 import { ExecutionError, type ExecutionErrorKind } from "./execution_error.ts";
-import { GUEST_PRELUDE, HOST_BRIDGE_GLOBAL } from "./guest_prelude.ts";
-import { jsonNestingExceeds, MAX_JSON_DEPTH } from "./json_depth.ts";
+import { GUEST_PRELUDE, HOST_BRIDGE_GLOBAL } from "./guest/prelude.ts";
+import { jsonNestingExceeds, MAX_JSON_DEPTH } from "../json_depth.ts";
 import { newCappedRuntime } from "./quickjs_modules.ts";
 import type {
   EngineOptions,

@@ -38,14 +38,14 @@ import {
   shrinkFile,
   writeTempFile,
 } from "./atomic_file.ts";
-import { BadRequestError, ensureError, UnavailableError } from "./http_errors.ts";
+import { BadRequestError, ensureError, UnavailableError } from "../errors.ts";
 import {
   isTaskStatus,
   type SkippedFile,
   type TaskEvent,
   type TaskRecord,
   type TaskStore,
-} from "./task_types.ts";
+} from "../service/mod.ts";
 
 /** What a task id must look like; checked before any path is built from it. */
 export const TASK_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;

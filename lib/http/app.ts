@@ -7,9 +7,9 @@
  *
  * @module
  */
-import { jsonNestingExceeds, MAX_JSON_DEPTH } from "./json_depth.ts";
+import { jsonNestingExceeds, MAX_JSON_DEPTH } from "../json_depth.ts";
 import { timingSafeEqual } from "node:crypto";
-import type { Config } from "./config.ts";
+import type { Config } from "../config.ts";
 import {
   BadRequestError,
   ensureError,
@@ -18,16 +18,16 @@ import {
   NotFoundError,
   PayloadTooLargeError,
   UnauthorizedError,
-} from "./http_errors.ts";
-import type { Logger } from "./log.ts";
+} from "../errors.ts";
+import type { Logger } from "../log.ts";
 import {
   type CreateTaskInput,
   isTaskStatus,
   type ListTasksQuery,
   type TaskService,
   TaskStatus,
-} from "./task_types.ts";
-import type { FetchResponse } from "./types.ts";
+} from "../service/mod.ts";
+import type { FetchResponse } from "../engine/mod.ts";
 
 /** Ids of tasks: what `POST /task` accepts as `id` and what `/call` and `/status` take. */
 export const TASK_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;

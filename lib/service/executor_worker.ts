@@ -6,8 +6,7 @@
  * @module
  */
 /// <reference lib="deno.worker" />
-import { ExecutionError } from "./execution_error.ts";
-import { FetchVM } from "./fetch_vm.ts";
+import { ExecutionError, type ExecutionResult, FetchVM } from "../engine/mod.ts";
 import type {
   JobMessage,
   ReportMessage,
@@ -15,7 +14,6 @@ import type {
   SegmentReport,
   VMStateMeta,
 } from "./segment_protocol.ts";
-import type { ExecutionResult } from "./types.ts";
 
 /** Default number of live VMs a worker keeps. */
 const DEFAULT_LIVE_VMS = 256;

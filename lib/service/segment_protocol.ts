@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { ExecutionErrorJson } from "./execution_error.ts";
+import type { ExecutionErrorJson } from "../engine/mod.ts";
 import type {
   EngineOptions,
   FetchRequest,
@@ -14,7 +14,7 @@ import type {
   JournalEntry,
   LogEntry,
   VMState,
-} from "./types.ts";
+} from "../engine/mod.ts";
 
 /** A paused or completed execution's engine state without its journal and logs. */
 export type VMStateMeta = Omit<VMState, "journal" | "logs">;

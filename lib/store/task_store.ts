@@ -1,10 +1,10 @@
 /**
- * The server's view of a task: statuses, the JSON shapes of the HTTP API, and the
- * interfaces between the HTTP edge, the task service and the store.
+ * What the store keeps of a task: its status, its durable record, the events of its journal,
+ * and the {@link TaskStore} contract every store implements.
  *
  * @module
  */
-import type { FetchRequest, FetchResponse, JournalEntry, LogEntry, VMState } from "./types.ts";
+import type { FetchRequest, JournalEntry, LogEntry, VMState } from "../engine/types.ts";
 
 /** Task statuses, as an `as const` object with the derived union type. */
 export const TaskStatus = {
@@ -22,91 +22,11 @@ export function isTaskStatus(value: unknown): value is TaskStatus {
   return Object.values(TaskStatus).includes(value as TaskStatus);
 }
 
-/** A pending request as the API shows it. */
-export interface FetchRequestView {
-  id: string;
-  url: string;
-  method: string;
-}
-
 /** Why a task ended in `error`. */
 export interface TaskErrorView {
   name: string;
   message: string;
   kind: string;
-}
-
-/** The task as every endpoint returns it. */
-export interface TaskView {
-  id: string;
-  name: string;
-  status: TaskStatus;
-  pauseCount: number;
-  fetchRequest?: FetchRequestView;
-  fetchRequests?: FetchRequestView[];
-  result?: unknown;
-  error?: TaskErrorView;
-  createdAt: string;
-  updatedAt: string;
-}
-
-/** One fetch made by a task, as `GET /status?id=` lists it. */
-export interface FetchLogView {
-  id: string;
-  method: string;
-  url: string;
-  /** HTTP status, or `null` while pending or when the request failed. */
-  status: number | null;
-  error?: string;
-  requestedAt: string;
-  respondedAt?: string;
-}
-
-/** `GET /status?id=`: the view plus logs and the fetches made so far. */
-export interface TaskDetailView extends TaskView {
-  logs: LogEntry[];
-  fetches: FetchLogView[];
-}
-
-/** Body of `POST /task` once validated. */
-export interface CreateTaskInput {
-  id?: string;
-  name?: string;
-  /** Inline code, or... */
-  code?: string;
-  /** ...the name of a definition in `tasks/<task>.js`. */
-  task?: string;
-  /** Exposed to the code as the global `input`. */
-  input?: unknown;
-  /** Per-task override of AUTO_FETCH. */
-  autoFetch?: boolean;
-}
-
-/** Filters of `GET /status`. */
-export interface ListTasksQuery {
-  status?: TaskStatus;
-  limit?: number;
-}
-
-/** What `GET /health` reports. */
-export interface HealthView {
-  status: "ok" | "shutting_down";
-  version: string;
-  tasks: Record<TaskStatus, number>;
-}
-
-/** What the HTTP edge needs from the task service. */
-export interface TaskService {
-  /** Runs a new task to its first pause, completion or error. 400/409 on bad input. */
-  create(input: CreateTaskInput): Promise<TaskView>;
-  /** Delivers a response to a paused task and runs it on. 404 unknown task, 409 not pending. */
-  deliver(taskId: string, response: FetchResponse): Promise<TaskView>;
-  /** One task in detail. 404 unknown. */
-  get(id: string): Promise<TaskDetailView>;
-  /** Tasks oldest first. */
-  list(query: ListTasksQuery): TaskView[];
-  /** Version and counts by status. */
-  health(): HealthView;
 }
 
 /**

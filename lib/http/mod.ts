@@ -1,0 +1,7 @@
+/**
+ * The HTTP edge: `createApp()` turns requests into task-service calls and errors into
+ * JSON responses.
+ *
+ * @module
+ */
+export * from "./app.ts";

@@ -1,0 +1,9 @@
+/**
+ * The outbound room: performing task fetches (the HTTP client), what they may reach (the
+ * egress policy), and the dispatcher that delivers their responses.
+ *
+ * @module
+ */
+export * from "./egress_policy.ts";
+export * from "./fetch_dispatcher.ts";
+export * from "./outbound_fetch.ts";

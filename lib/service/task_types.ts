@@ -1,0 +1,91 @@
+/**
+ * The server's view of a task: the JSON shapes of the HTTP API and the interface between
+ * the HTTP edge and the task service.
+ *
+ * @module
+ */
+import type { FetchResponse, LogEntry } from "../engine/mod.ts";
+import type { TaskErrorView, TaskStatus } from "../store/mod.ts";
+
+export { isTaskStatus, TaskStatus } from "../store/mod.ts";
+export type { SkippedFile, TaskErrorView, TaskEvent, TaskRecord, TaskStore } from "../store/mod.ts";
+
+/** A pending request as the API shows it. */
+export interface FetchRequestView {
+  id: string;
+  url: string;
+  method: string;
+}
+
+/** The task as every endpoint returns it. */
+export interface TaskView {
+  id: string;
+  name: string;
+  status: TaskStatus;
+  pauseCount: number;
+  fetchRequest?: FetchRequestView;
+  fetchRequests?: FetchRequestView[];
+  result?: unknown;
+  error?: TaskErrorView;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** One fetch made by a task, as `GET /status?id=` lists it. */
+export interface FetchLogView {
+  id: string;
+  method: string;
+  url: string;
+  /** HTTP status, or `null` while pending or when the request failed. */
+  status: number | null;
+  error?: string;
+  requestedAt: string;
+  respondedAt?: string;
+}
+
+/** `GET /status?id=`: the view plus logs and the fetches made so far. */
+export interface TaskDetailView extends TaskView {
+  logs: LogEntry[];
+  fetches: FetchLogView[];
+}
+
+/** Body of `POST /task` once validated. */
+export interface CreateTaskInput {
+  id?: string;
+  name?: string;
+  /** Inline code, or... */
+  code?: string;
+  /** ...the name of a definition in `tasks/<task>.js`. */
+  task?: string;
+  /** Exposed to the code as the global `input`. */
+  input?: unknown;
+  /** Per-task override of AUTO_FETCH. */
+  autoFetch?: boolean;
+}
+
+/** Filters of `GET /status`. */
+export interface ListTasksQuery {
+  status?: TaskStatus;
+  limit?: number;
+}
+
+/** What `GET /health` reports. */
+export interface HealthView {
+  status: "ok" | "shutting_down";
+  version: string;
+  tasks: Record<TaskStatus, number>;
+}
+
+/** What the HTTP edge needs from the task service. */
+export interface TaskService {
+  /** Runs a new task to its first pause, completion or error. 400/409 on bad input. */
+  create(input: CreateTaskInput): Promise<TaskView>;
+  /** Delivers a response to a paused task and runs it on. 404 unknown task, 409 not pending. */
+  deliver(taskId: string, response: FetchResponse): Promise<TaskView>;
+  /** One task in detail. 404 unknown. */
+  get(id: string): Promise<TaskDetailView>;
+  /** Tasks oldest first. */
+  list(query: ListTasksQuery): TaskView[];
+  /** Version and counts by status. */
+  health(): HealthView;
+}

@@ -1,0 +1,9 @@
+/**
+ * The store room: the {@link TaskStore} contract and its implementations. It imports no
+ * QuickJS, only the engine's plain JSON types.
+ *
+ * @module
+ */
+export * from "./task_store.ts";
+export * from "./file_task_store.ts";
+export { MemoryTaskStore } from "./memory_task_store.ts";
