@@ -1,0 +1,35 @@
+/**
+ * The shape of the edge's route table: a path maps to its handlers by method and says
+ * whether the bearer token is required. Each area of the API contributes a table of its own
+ * (`*_routes.ts`); `createApp()` joins them.
+ *
+ * @module
+ */
+import type { Config } from "../config.ts";
+import type { Logger } from "../log.ts";
+import type { TaskService } from "../service/mod.ts";
+
+/** Serves one method of one path. */
+export type Handler = (req: Request, url: URL) => Promise<Response>;
+
+export interface Route {
+  /** Methods served; `HEAD` is served wherever `GET` is. */
+  methods: Record<string, Handler>;
+  /** Whether the bearer token is required. */
+  auth: boolean;
+}
+
+/** Routes by path. */
+export type Routes = Record<string, Route>;
+
+/** What {@link createApp} and every route table need. */
+export interface AppDeps {
+  service: TaskService;
+  config: Config;
+  logger: Logger;
+  /** `true` once the server is draining; `/health` then answers 503. */
+  isShuttingDown?: () => boolean;
+}
+
+/** The app: a function from request to response. */
+export type App = (req: Request) => Promise<Response>;

@@ -1,0 +1,222 @@
+/**
+ * The task routes of the original contract: `POST /task`, `POST /call`, `GET /status`,
+ * `GET /health`, and the validation of their inputs.
+ *
+ * @module
+ */
+import { BadRequestError } from "../errors.ts";
+import type { FetchResponse } from "../engine/mod.ts";
+import {
+  type CreateTaskInput,
+  isTaskStatus,
+  type ListTasksQuery,
+  TaskStatus,
+} from "../service/mod.ts";
+import { has, isObject, json, quote, readJsonBody } from "./json_io.ts";
+import type { AppDeps, Routes } from "./route.ts";
+
+/** Ids of tasks: what `POST /task` accepts as `id` and what `/call` and `/status` take. */
+export const TASK_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** Names of task definitions (`tasks/<name>.js`). */
+export const TASK_NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Longest accepted task display name, in UTF-16 code units. */
+export const MAX_TASK_NAME_LENGTH = 200;
+
+/** Largest `limit` of `GET /status`. */
+export const MAX_LIST_LIMIT = 10_000;
+
+/** Highest accepted HTTP status in a delivered fetch response. */
+const MAX_STATUS = 999;
+
+/**
+ * Validates a task id; throws a {@link BadRequestError} naming `action` otherwise.
+ *
+ * @example parseTaskId("../x") // throws: Cannot parse task id "../x": must match ...
+ */
+export function parseTaskId(value: unknown, action = "parse task id"): string {
+  if (typeof value !== "string" || !TASK_ID_PATTERN.test(value)) {
+    throw new BadRequestError(
+      `Cannot ${action} ${quote(value)}: must match ${TASK_ID_PATTERN.source}`,
+    );
+  }
+  return value;
+}
+
+/** Whether `value` is a valid task id. */
+export function isTaskId(value: unknown): value is string {
+  return typeof value === "string" && TASK_ID_PATTERN.test(value);
+}
+
+/** The routes of the task contract. */
+export function taskRoutes(deps: AppDeps): Routes {
+  const { service, config } = deps;
+  const isShuttingDown = deps.isShuttingDown ?? (() => false);
+  return {
+    "/task": {
+      auth: true,
+      methods: {
+        POST: async (req) => {
+          const input = parseCreateTask(await readJsonBody(req, config.maxBodyBytes));
+          return json(200, { success: true, task: await service.create(input) });
+        },
+      },
+    },
+    "/call": {
+      auth: true,
+      methods: {
+        POST: async (req) => {
+          const body = await readJsonBody(req, config.maxBodyBytes);
+          const { taskId, fetchResponse } = parseDelivery(body);
+          return json(200, { success: true, task: await service.deliver(taskId, fetchResponse) });
+        },
+      },
+    },
+    "/status": {
+      auth: true,
+      methods: {
+        GET: async (_req, url) => {
+          const id = url.searchParams.get("id");
+          if (id !== null) {
+            const task = await service.get(parseTaskId(id, "get status of task"));
+            return json(200, { success: true, task });
+          }
+          return json(200, { success: true, tasks: service.list(parseListQuery(url)) });
+        },
+      },
+    },
+    "/health": {
+      auth: false,
+      methods: {
+        GET: () => {
+          const health = service.health();
+          if (isShuttingDown()) {
+            return Promise.resolve(
+              json(503, { success: true, ...health, status: "shutting_down" }),
+            );
+          }
+          return Promise.resolve(json(200, { success: true, ...health }));
+        },
+      },
+    },
+  };
+}
+
+/** Validates the body of `POST /task`. */
+export function parseCreateTask(body: unknown): CreateTaskInput {
+  const fail = (why: string) => new BadRequestError(`Cannot create task: ${why}`);
+  if (!isObject(body)) throw fail(`the body must be a JSON object, got ${quote(body)}`);
+  const hasCode = has(body, "code");
+  const hasTask = has(body, "task");
+  if (hasCode === hasTask) {
+    throw fail(`give exactly one of "code" and "task"`);
+  }
+  const input: CreateTaskInput = {};
+  if (hasCode) {
+    if (typeof body.code !== "string" || body.code === "") {
+      throw fail(`"code" must be a non-empty string, got ${quote(body.code)}`);
+    }
+    input.code = body.code;
+  } else {
+    if (typeof body.task !== "string" || !TASK_NAME_PATTERN.test(body.task)) {
+      throw fail(`"task" must match ${TASK_NAME_PATTERN.source}, got ${quote(body.task)}`);
+    }
+    input.task = body.task;
+  }
+  if (has(body, "id")) input.id = parseTaskId(body.id, "create task with id");
+  if (has(body, "name")) {
+    if (typeof body.name !== "string" || body.name.length > MAX_TASK_NAME_LENGTH) {
+      throw fail(
+        `"name" must be a string of at most ${MAX_TASK_NAME_LENGTH} characters, got ${
+          quote(body.name)
+        }`,
+      );
+    }
+    input.name = body.name;
+  }
+  if (has(body, "autoFetch")) {
+    if (typeof body.autoFetch !== "boolean") {
+      throw fail(`"autoFetch" must be a boolean, got ${quote(body.autoFetch)}`);
+    }
+    input.autoFetch = body.autoFetch;
+  }
+  if (has(body, "input")) input.input = body.input;
+  return input;
+}
+
+/** Validates the body of `POST /call`. */
+export function parseDelivery(body: unknown): { taskId: string; fetchResponse: FetchResponse } {
+  const fail = (why: string) => new BadRequestError(`Cannot deliver fetch response: ${why}`);
+  if (!isObject(body)) throw fail(`the body must be a JSON object, got ${quote(body)}`);
+  const taskId = parseTaskId(body.taskId, "deliver fetch response to task");
+  const r = body.fetchResponse;
+  if (!isObject(r)) throw fail(`"fetchResponse" must be an object, got ${quote(r)}`);
+  if (typeof r.id !== "string" || r.id === "") {
+    throw fail(`"fetchResponse.id" must be a non-empty string, got ${quote(r.id)}`);
+  }
+  if (typeof r.success !== "boolean") {
+    throw fail(`"fetchResponse.success" must be a boolean, got ${quote(r.success)}`);
+  }
+  const out: FetchResponse = { id: r.id, success: r.success };
+  if (has(r, "status")) {
+    const s = r.status;
+    if (typeof s !== "number" || !Number.isInteger(s) || s < 0 || s > MAX_STATUS) {
+      throw fail(
+        `"fetchResponse.status" must be an integer from 0 to ${MAX_STATUS}, got ${quote(s)}`,
+      );
+    }
+    out.status = s;
+  }
+  for (const key of ["statusText", "error", "url"] as const) {
+    if (!has(r, key)) continue;
+    const value = r[key];
+    if (typeof value !== "string") {
+      throw fail(`"fetchResponse.${key}" must be a string, got ${quote(value)}`);
+    }
+    out[key] = value;
+  }
+  if (has(r, "headers")) {
+    const headers = r.headers;
+    if (!isObject(headers) || !Object.values(headers).every((v) => typeof v === "string")) {
+      throw fail(`"fetchResponse.headers" must be an object of strings, got ${quote(headers)}`);
+    }
+    out.headers = headers as Record<string, string>;
+  }
+  if (has(r, "timestamp")) {
+    if (typeof r.timestamp !== "number" || !Number.isFinite(r.timestamp)) {
+      throw fail(`"fetchResponse.timestamp" must be a number, got ${quote(r.timestamp)}`);
+    }
+    out.timestamp = r.timestamp;
+  }
+  if (has(r, "data")) out.data = r.data;
+  return { taskId, fetchResponse: out };
+}
+
+/** Validates the query of `GET /status` (without `id`). */
+export function parseListQuery(url: URL): ListTasksQuery {
+  const query: ListTasksQuery = {};
+  const status = url.searchParams.get("status");
+  if (status !== null) {
+    if (!isTaskStatus(status)) {
+      throw new BadRequestError(
+        `Cannot list tasks: "status" must be one of ${Object.values(TaskStatus).join(", ")}, got ${
+          quote(status)
+        }`,
+      );
+    }
+    query.status = status;
+  }
+  const limit = url.searchParams.get("limit");
+  if (limit !== null) {
+    if (!/^[1-9][0-9]{0,5}$/.test(limit) || Number(limit) > MAX_LIST_LIMIT) {
+      throw new BadRequestError(
+        `Cannot list tasks: "limit" must be an integer from 1 to ${MAX_LIST_LIMIT}, got ${
+          quote(limit)
+        }`,
+      );
+    }
+    query.limit = Number(limit);
+  }
+  return query;
+}
