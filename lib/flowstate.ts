@@ -111,6 +111,8 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
     async close() {
       shuttingDown = true;
       await service.close();
+      // Ends the event streams, so the server's own shutdown is not held by them.
+      service.events.close();
       await dispatcher.close();
       pool.close();
     },

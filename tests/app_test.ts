@@ -16,6 +16,7 @@ import type {
   TaskService,
   TaskView,
 } from "../lib/service/task_types.ts";
+import { TaskEventHub } from "../lib/service/task_events.ts";
 import type { FetchResponse } from "../lib/engine/types.ts";
 
 const BASE = "http://flowstate.test";
@@ -47,6 +48,7 @@ type Call =
 /** A task service that records calls and returns canned views, or throws `failWith`. */
 class RecordingService implements TaskService {
   readonly calls: Call[] = [];
+  readonly events = new TaskEventHub();
   failWith: unknown = undefined;
 
   #answer<T>(value: T): Promise<T> {

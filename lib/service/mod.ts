@@ -6,5 +6,6 @@
  */
 export * from "./task_service.ts";
 export * from "./task_types.ts";
+export * from "./task_events.ts";
 export { WorkerPool } from "./executor.ts";
 export type { SegmentOutcome, WorkerPoolOptions } from "./executor.ts";

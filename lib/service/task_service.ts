@@ -11,6 +11,7 @@
  */
 import { join } from "node:path";
 import type { SegmentOutcome, WorkerPool } from "./executor.ts";
+import { TaskEventHub } from "./task_events.ts";
 import { ConflictError, HttpError, NotFoundError, UnavailableError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import {
@@ -49,6 +50,8 @@ export interface TaskServiceDeps {
   onPaused(taskId: string, requests: readonly FetchRequest[]): void;
   logger: Logger;
   version: string;
+  /** Where transitions are published; a new hub when omitted. */
+  events?: TaskEventHub;
 }
 
 /** Delay before retrying a task whose state could not be saved, ms (doubles, capped). */
@@ -58,6 +61,8 @@ const MAX_RECOVERY_RETRY_MS = 30_000;
 /** The {@link TaskService} of the server. */
 export class FlowTaskService implements TaskService {
   readonly #deps: TaskServiceDeps;
+  /** Every transition this service commits, in order. */
+  readonly events: TaskEventHub;
   /** Every task's latest saved record, in creation order. */
   readonly #tasks = new Map<string, TaskRecord>();
   /** Tasks whose segment is running (status shown as `running`). */
@@ -69,6 +74,10 @@ export class FlowTaskService implements TaskService {
 
   constructor(deps: TaskServiceDeps) {
     this.#deps = deps;
+    this.events = deps.events ?? new TaskEventHub({
+      onListenerError: (error) =>
+        deps.logger.error("task event listener failed", { error: String(error) }),
+    });
   }
 
   /**
@@ -133,12 +142,11 @@ export class FlowTaskService implements TaskService {
     return await this.#serialize(id, async () => {
       let saved: TaskRecord;
       try {
-        saved = await this.#deps.store.save(record, []);
+        saved = await this.#save(undefined, record, []);
       } catch (error) {
         this.#tasks.delete(id);
         throw error;
       }
-      this.#tasks.set(id, saved);
       this.#deps.logger.info("task created", { taskId: id, name: saved.name });
       const outcome = await this.#withRunning(
         id,
@@ -234,8 +242,34 @@ export class FlowTaskService implements TaskService {
     return this.#running.has(record.id) ? { ...record, status: TaskStatus.Running } : record;
   }
 
+  /**
+   * Commits `next` (the task's record after `previous`, or its first record) with `events`
+   * appended to its journal, and publishes the transition. The only place the service
+   * saves a record: every status, present or future, reaches `events` from here.
+   */
+  async #save(
+    previous: TaskRecord | undefined,
+    next: TaskRecord,
+    events: readonly TaskEvent[],
+  ): Promise<TaskRecord> {
+    const saved = await this.#deps.store.save(next, events);
+    this.#tasks.set(saved.id, saved);
+    const type = previous === undefined
+      ? "created"
+      : saved.status === TaskStatus.Running
+      ? "resumed"
+      : saved.status;
+    this.events.publish(type, toView(this.#view(saved)));
+    return saved;
+  }
+
+  /** Runs a segment of `id`, shown as `running` meanwhile; publishes `resumed` when it was not. */
   async #withRunning(id: string, run: () => Promise<SegmentOutcome>): Promise<SegmentOutcome> {
+    const record = this.#tasks.get(id);
     this.#running.add(id);
+    if (record && record.status !== TaskStatus.Running) {
+      this.events.publish("resumed", toView(this.#view(record)));
+    }
     try {
       return await run();
     } finally {
@@ -276,7 +310,7 @@ export class FlowTaskService implements TaskService {
     next.logCount += outcome.logs.length;
     let saved: TaskRecord;
     try {
-      saved = await this.#deps.store.save(next, events);
+      saved = await this.#save(record, next, events);
     } catch (error) {
       // The outcome is lost, the previous record stands: run the segment again later.
       if (record.status === TaskStatus.Running) this.#recoverLater(record.id);
@@ -284,7 +318,6 @@ export class FlowTaskService implements TaskService {
         ? error
         : new UnavailableError(`Cannot save task "${record.id}"`, { cause: error });
     }
-    this.#tasks.set(saved.id, saved);
     if (saved.status !== TaskStatus.Paused) this.#deps.pool.drop(saved.id);
     logger.info(`task ${saved.status}`, {
       taskId: saved.id,

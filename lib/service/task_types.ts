@@ -6,6 +6,7 @@
  */
 import type { FetchResponse, LogEntry } from "../engine/mod.ts";
 import type { TaskErrorView, TaskStatus } from "../store/mod.ts";
+import type { TaskEventHub } from "./task_events.ts";
 
 export { isTaskStatus, TaskStatus } from "../store/mod.ts";
 export type { SkippedFile, TaskErrorView, TaskEvent, TaskRecord, TaskStore } from "../store/mod.ts";
@@ -78,6 +79,8 @@ export interface HealthView {
 
 /** What the HTTP edge needs from the task service. */
 export interface TaskService {
+  /** Every transition of every task, as it is committed. */
+  readonly events: TaskEventHub;
   /** Runs a new task to its first pause, completion or error. 400/409 on bad input. */
   create(input: CreateTaskInput): Promise<TaskView>;
   /** Delivers a response to a paused task and runs it on. 404 unknown task, 409 not pending. */
