@@ -14,6 +14,7 @@ import { createAuthCheck } from "./auth.ts";
 import { json, quote } from "./json_io.ts";
 import type { AppDeps, Routes } from "./route.ts";
 import { taskRoutes } from "./task_routes.ts";
+import { eventRoutes } from "./event_routes.ts";
 
 export type { AppDeps } from "./route.ts";
 export { isTaskId, parseTaskId, TASK_ID_PATTERN } from "./task_routes.ts";
@@ -28,6 +29,7 @@ export function createApp(deps: AppDeps): App {
 
   const routes: Routes = {
     ...taskRoutes(deps),
+    ...eventRoutes(deps),
   };
 
   const handle = async (req: Request, url: URL): Promise<Response> => {

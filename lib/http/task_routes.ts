@@ -14,6 +14,7 @@ import {
 } from "../service/mod.ts";
 import { has, isObject, json, quote, readJsonBody } from "./json_io.ts";
 import type { AppDeps, Routes } from "./route.ts";
+import { parseWaitMs, untilFinished } from "./wait.ts";
 
 /** Ids of tasks: what `POST /task` accepts as `id` and what `/call` and `/status` take. */
 export const TASK_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -58,8 +59,18 @@ export function taskRoutes(deps: AppDeps): Routes {
       auth: true,
       methods: {
         POST: async (req) => {
-          const input = parseCreateTask(await readJsonBody(req, config.maxBodyBytes));
-          return json(200, { success: true, task: await service.create(input) });
+          const { wait, ...input } = parseCreateTask(await readJsonBody(req, config.maxBodyBytes));
+          const task = await untilFinished(
+            service.events,
+            wait ?? 0,
+            req.signal,
+            () => service.create(input),
+            async (id) => {
+              const { logs: _logs, fetches: _fetches, ...view } = await service.get(id);
+              return view;
+            },
+          );
+          return json(200, { success: true, task });
         },
       },
     },
@@ -76,10 +87,14 @@ export function taskRoutes(deps: AppDeps): Routes {
     "/status": {
       auth: true,
       methods: {
-        GET: async (_req, url) => {
+        GET: async (req, url) => {
           const id = url.searchParams.get("id");
           if (id !== null) {
-            const task = await service.get(parseTaskId(id, "get status of task"));
+            const taskId = parseTaskId(id, "get status of task");
+            const waitParam = url.searchParams.get("wait");
+            const wait = waitParam === null ? 0 : parseWaitMs(waitParam, "wait for task");
+            const get = () => service.get(taskId);
+            const task = await untilFinished(service.events, wait, req.signal, get, get);
             return json(200, { success: true, task });
           }
           return json(200, { success: true, tasks: service.list(parseListQuery(url)) });
@@ -103,8 +118,8 @@ export function taskRoutes(deps: AppDeps): Routes {
   };
 }
 
-/** Validates the body of `POST /task`. */
-export function parseCreateTask(body: unknown): CreateTaskInput {
+/** Validates the body of `POST /task`; `wait` is the edge's, the rest the service's. */
+export function parseCreateTask(body: unknown): CreateTaskInput & { wait?: number } {
   const fail = (why: string) => new BadRequestError(`Cannot create task: ${why}`);
   if (!isObject(body)) throw fail(`the body must be a JSON object, got ${quote(body)}`);
   const hasCode = has(body, "code");
@@ -112,7 +127,8 @@ export function parseCreateTask(body: unknown): CreateTaskInput {
   if (hasCode === hasTask) {
     throw fail(`give exactly one of "code" and "task"`);
   }
-  const input: CreateTaskInput = {};
+  const input: CreateTaskInput & { wait?: number } = {};
+  if (has(body, "wait")) input.wait = parseWaitMs(body.wait, "create task");
   if (hasCode) {
     if (typeof body.code !== "string" || body.code === "") {
       throw fail(`"code" must be a non-empty string, got ${quote(body.code)}`);
