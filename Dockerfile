@@ -11,7 +11,8 @@ RUN deno cache server.ts lib/service/executor_worker.ts \
   && chown -R deno:deno /app/states
 
 USER deno
-ENV PORT=8080 STATES_DIR=/app/states
+# Reachable from outside the container: set FLOWSTATE_TOKEN when publishing the port.
+ENV PORT=8080 HOST=0.0.0.0 STATES_DIR=/app/states
 VOLUME ["/app/states"]
 EXPOSE 8080
 CMD ["deno", "run", "--allow-net", "--allow-env", "--allow-read=.", "--allow-write=./states", "server.ts"]

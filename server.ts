@@ -10,6 +10,13 @@ import { createLogger } from "./lib/log.ts";
 
 const config = loadConfig();
 const logger = createLogger({ level: config.logLevel });
+if (isLoopback(config.host)) {
+  logger.info(
+    "listening on loopback only: other machines cannot connect; set HOST=0.0.0.0 (and " +
+      "FLOWSTATE_TOKEN) to serve them",
+    { hostname: config.host },
+  );
+}
 if (!config.token) {
   logger.warn("FLOWSTATE_TOKEN is not set: every endpoint is open to anyone who can reach it");
 }
@@ -37,4 +44,9 @@ async function shutdown(signal: string): Promise<void> {
 }
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   Deno.addSignalListener(signal, () => void shutdown(signal));
+}
+
+/** Whether `host` is a loopback interface (`127.0.0.0/8`, `::1`, `localhost`). */
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host === "[::1]" || /^127\./.test(host);
 }

@@ -7,6 +7,7 @@
  * @module
  */
 import { parseAllowEntry } from "./outbound/mod.ts";
+import { parseOrigin } from "./http/mod.ts";
 import { isLogLevel, LOG_LEVELS, type LogLevelName } from "./log.ts";
 import type { EngineOptions, Variant } from "./engine/mod.ts";
 
@@ -14,8 +15,12 @@ import type { EngineOptions, Variant } from "./engine/mod.ts";
 export interface Config {
   /** `PORT`: port to listen on (0 picks a free one). */
   port: number;
-  /** `HOST`: interface to listen on. */
+  /** `HOST`: interface to listen on; loopback unless set or a token is. */
   host: string;
+  /** `ALLOWED_HOSTS`: host names served besides loopback names, IPs and `HOST`. */
+  allowedHosts: string[];
+  /** `ALLOWED_ORIGINS`: origins allowed to send unsafe requests cross-site. */
+  allowedOrigins: string[];
   /** `CALL_ENDPOINT`: where fetch responses are POSTed back to (this server's `/call`). */
   callEndpoint: string;
   /** `STATES_DIR`: directory of persisted tasks. */
@@ -95,7 +100,28 @@ function defaultWorkers(): number {
 /** Every environment variable {@link loadConfig} reads, for the README table. */
 export const CONFIG_DOC: readonly ConfigDocEntry[] = [
   { name: "PORT", default: "8080", description: "Port to listen on." },
-  { name: "HOST", default: "0.0.0.0", description: "Interface to listen on." },
+  {
+    name: "HOST",
+    default: "127.0.0.1 (0.0.0.0 with FLOWSTATE_TOKEN)",
+    description:
+      "Interface to listen on. Without a token the server listens on loopback only unless " +
+      "HOST is set (the container image sets `0.0.0.0`).",
+  },
+  {
+    name: "ALLOWED_HOSTS",
+    default: "(empty; `*` with FLOWSTATE_TOKEN)",
+    description:
+      "Comma-separated `Host` names served besides loopback names, IP addresses, `HOST` and " +
+      "the host of `CALL_ENDPOINT`: `name`, `.domain` (and its subdomains) or `*` (any); " +
+      "others get 403 (DNS rebinding).",
+  },
+  {
+    name: "ALLOWED_ORIGINS",
+    default: "(empty)",
+    description:
+      "Comma-separated origins (`https://app.example`) whose pages may send POSTs cross-site; " +
+      "other cross-site requests get 403.",
+  },
   {
     name: "CALL_ENDPOINT",
     default: "http://localhost:<PORT>/call",
@@ -211,13 +237,28 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
       throw new TypeError(`Invalid FETCH_ALLOW "${env.FETCH_ALLOW}": ${(error as Error).message}`);
     }
   }
+  const allowedOrigins = list(env, "ALLOWED_ORIGINS");
+  for (const entry of allowedOrigins) {
+    try {
+      parseOrigin(entry);
+    } catch (error) {
+      throw new TypeError(
+        `Invalid ALLOWED_ORIGINS "${env.ALLOWED_ORIGINS}": ${(error as Error).message}`,
+      );
+    }
+  }
+  const secret = token(env, "FLOWSTATE_TOKEN");
   return {
     port,
-    host: text(env, "HOST", "0.0.0.0"),
+    host: text(env, "HOST", secret === undefined ? "127.0.0.1" : "0.0.0.0"),
+    allowedHosts: raw(env, "ALLOWED_HOSTS") === undefined
+      ? (secret === undefined ? [] : ["*"])
+      : list(env, "ALLOWED_HOSTS"),
+    allowedOrigins,
     callEndpoint,
     statesDir: text(env, "STATES_DIR", "./states"),
     tasksDir: text(env, "TASKS_DIR", "./tasks"),
-    token: token(env, "FLOWSTATE_TOKEN"),
+    token: secret,
     autoFetch: bool(env, "AUTO_FETCH", true),
     maxBodyBytes: int(env, "MAX_BODY_BYTES", MIB, 1),
     fetchTimeoutMs: int(env, "FETCH_TIMEOUT_MS", 30_000, 1, MAX_TIMER_MS),

@@ -40,6 +40,14 @@ export class UnauthorizedError extends HttpError {
   }
 }
 
+/** 403: the request is refused whoever sends it (cross-site, or a host name not served). */
+export class ForbiddenError extends HttpError {
+  override name = "ForbiddenError";
+  constructor(message: string) {
+    super(403, message);
+  }
+}
+
 /** 404: no such route or no such task. */
 export class NotFoundError extends HttpError {
   override name = "NotFoundError";
@@ -71,6 +79,14 @@ export class PayloadTooLargeError extends HttpError {
   override name = "PayloadTooLargeError";
   constructor(limit: number) {
     super(413, `Request body is larger than ${limit} bytes`);
+  }
+}
+
+/** 415: the request body's `Content-Type` is not one the route reads. */
+export class UnsupportedMediaTypeError extends HttpError {
+  override name = "UnsupportedMediaTypeError";
+  constructor(message: string, accepted: readonly string[]) {
+    super(415, message, { headers: { "accept-post": accepted.join(", ") } });
   }
 }
 

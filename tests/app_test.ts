@@ -20,6 +20,7 @@ import { TaskEventHub } from "../lib/service/task_events.ts";
 import type { FetchResponse } from "../lib/engine/types.ts";
 
 const BASE = "http://flowstate.test";
+const JSON_TYPE = { "content-type": "application/json" };
 const KIB = 1024;
 const MIB = 1024 * KIB;
 
@@ -91,7 +92,7 @@ function setup(options: Setup = {}) {
   const service = new RecordingService();
   const lines: string[] = [];
   const config: Config = {
-    ...loadConfig({}),
+    ...loadConfig({ ALLOWED_HOSTS: "flowstate.test" }),
     token: options.token,
     maxBodyBytes: options.maxBodyBytes ?? MIB,
   };
@@ -287,7 +288,7 @@ Deno.test("a body that is not valid UTF-8 is a 400", async () => {
     0x22,
     0x7d,
   ]);
-  const request = new Request(BASE + "/task", { method: "POST", body: bytes });
+  const request = new Request(BASE + "/task", { method: "POST", headers: JSON_TYPE, body: bytes });
   const message = await expectError(await app(request), 400);
   assertEquals(message, "Cannot decode request body: it is not valid UTF-8");
   assertEquals(service.calls, []);
@@ -309,7 +310,7 @@ Deno.test("a 10 MiB streamed body is refused with 413 after reading little more 
   const { app, service } = setup({ maxBodyBytes: MIB });
   const chunk = 64 * KIB;
   const { stream, counter } = countingStream(10 * MIB, chunk);
-  const request = new Request(BASE + "/task", { method: "POST", body: stream });
+  const request = new Request(BASE + "/task", { method: "POST", headers: JSON_TYPE, body: stream });
   await expectError(await app(request), 413);
   assert(counter.pulled <= MIB + 2 * chunk, `pulled ${counter.pulled} bytes`);
   assert(counter.cancelled, "the body stream is cancelled");
@@ -321,7 +322,7 @@ Deno.test("a declared Content-Length over the limit is a 413 without reading the
   const { stream, counter } = countingStream(5000, 100);
   const request = new Request(BASE + "/call", {
     method: "POST",
-    headers: { "content-length": "5000" },
+    headers: { ...JSON_TYPE, "content-length": "5000" },
     body: stream,
   });
   await expectError(await app(request), 413);
@@ -333,7 +334,7 @@ Deno.test("a Content-Length under the limit is not trusted", async () => {
   const { stream, counter } = countingStream(50_000, 100);
   const request = new Request(BASE + "/call", {
     method: "POST",
-    headers: { "content-length": "10" },
+    headers: { ...JSON_TYPE, "content-length": "10" },
     body: stream,
   });
   await expectError(await app(request), 413);
@@ -571,7 +572,7 @@ Deno.test("with a token, every route but /health needs the bearer token", async 
 Deno.test("auth is checked before the body is read", async () => {
   const { app } = setup({ token: "t0ken" });
   const { stream, counter } = countingStream(10 * MIB, 64 * KIB);
-  const request = new Request(BASE + "/task", { method: "POST", body: stream });
+  const request = new Request(BASE + "/task", { method: "POST", headers: JSON_TYPE, body: stream });
   await expectError(await app(request), 401);
   assertEquals(counter.pulled, 0);
 });

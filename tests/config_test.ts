@@ -23,7 +23,9 @@ Deno.test("loadConfig gives the documented defaults for an empty environment", (
   const config = loadConfig({});
   const expected: Omit<Config, "workers"> = {
     port: 8080,
-    host: "0.0.0.0",
+    host: "127.0.0.1",
+    allowedHosts: [],
+    allowedOrigins: [],
     callEndpoint: "http://localhost:8080/call",
     statesDir: "./states",
     tasksDir: "./tasks",
@@ -57,6 +59,8 @@ Deno.test("loadConfig reads every variable", () => {
   const config = loadConfig({
     PORT: "9000",
     HOST: "127.0.0.1",
+    ALLOWED_HOSTS: "flow.example.com, .internal.test",
+    ALLOWED_ORIGINS: "https://app.example.com",
     CALL_ENDPOINT: "https://flow.example.com/call",
     STATES_DIR: "data/states",
     TASKS_DIR: "defs",
@@ -85,6 +89,8 @@ Deno.test("loadConfig reads every variable", () => {
   assertEquals(config, {
     port: 9000,
     host: "127.0.0.1",
+    allowedHosts: ["flow.example.com", ".internal.test"],
+    allowedOrigins: ["https://app.example.com"],
     callEndpoint: "https://flow.example.com/call",
     statesDir: "data/states",
     tasksDir: "defs",
@@ -110,6 +116,28 @@ Deno.test("loadConfig reads every variable", () => {
     engineVariant: "sync",
     selfPostRetries: 2,
   });
+});
+
+Deno.test("without a token the server listens on loopback and serves loopback names only", () => {
+  const open = loadConfig({});
+  assertEquals([open.host, open.allowedHosts], ["127.0.0.1", []]);
+  const guarded = loadConfig({ FLOWSTATE_TOKEN: "t0ken" });
+  assertEquals([guarded.host, guarded.allowedHosts], ["0.0.0.0", ["*"]]);
+  const explicit = loadConfig({ HOST: "0.0.0.0", ALLOWED_HOSTS: "flow.test" });
+  assertEquals([explicit.host, explicit.allowedHosts], ["0.0.0.0", ["flow.test"]]);
+});
+
+Deno.test("an allowed origin that is not scheme://host[:port] is refused", () => {
+  for (const value of ["app.example.com", "https://app.example.com/path", "null"]) {
+    assertThrows(
+      () => loadConfig({ ALLOWED_ORIGINS: value }),
+      TypeError,
+      "Invalid ALLOWED_ORIGINS",
+    );
+  }
+  assertEquals(loadConfig({ ALLOWED_ORIGINS: "http://a.test:8080/" }).allowedOrigins, [
+    "http://a.test:8080/",
+  ]);
 });
 
 Deno.test("the default call endpoint follows PORT", () => {
@@ -212,7 +240,11 @@ Deno.test("documented defaults match what loadConfig uses", () => {
     compared++;
     assertEquals(loadConfig({ [name]: value }), config, `${name}=${value}`);
   }
-  assertEquals(compared, CONFIG_DOC.length - 4, "all but CALL_ENDPOINT, token, allow and workers");
+  assertEquals(
+    compared,
+    CONFIG_DOC.length - 7,
+    "all but HOST, ALLOWED_HOSTS, ALLOWED_ORIGINS, CALL_ENDPOINT, token, allow and workers",
+  );
 });
 
 Deno.test("engineOptions maps the limits to the engine's options", () => {

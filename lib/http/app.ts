@@ -3,7 +3,9 @@
  * hands the work to the task service. The routes come from one table per area of the
  * API (`*_routes.ts`).
  *
- * Every body is JSON. Errors are `{ success: false, error }` with the status of the
+ * Before routing, {@link createRequestGuard} refuses requests for a host this server is not
+ * and cross-site requests; a body must have a media type its route reads (JSON unless the
+ * route says otherwise). Errors are `{ success: false, error }` with the status of the
  * {@link HttpError} thrown; anything else is logged and answered with a generic 500.
  *
  * @module
@@ -11,6 +13,7 @@
 import { ensureError, HttpError, MethodNotAllowedError, NotFoundError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { createAuthCheck } from "./auth.ts";
+import { createRequestGuard } from "./request_guard.ts";
 import { json, quote } from "./json_io.ts";
 import type { AppDeps, Routes } from "./route.ts";
 import { taskRoutes } from "./task_routes.ts";
@@ -26,6 +29,10 @@ export type App = (req: Request) => Promise<Response>;
 export function createApp(deps: AppDeps): App {
   const { config, logger } = deps;
   const checkAuth = createAuthCheck(config.token);
+  const guard = createRequestGuard({
+    allowedHosts: [...config.allowedHosts, config.host, new URL(config.callEndpoint).hostname],
+    allowedOrigins: config.allowedOrigins,
+  });
 
   const routes: Routes = {
     ...taskRoutes(deps),
@@ -33,6 +40,7 @@ export function createApp(deps: AppDeps): App {
   };
 
   const handle = async (req: Request, url: URL): Promise<Response> => {
+    guard.checkOrigin(req);
     const route = Object.hasOwn(routes, url.pathname) ? routes[url.pathname] : undefined;
     if (!route) throw new NotFoundError(`Cannot route ${req.method} ${quote(url.pathname)}`);
     if (route.auth) await checkAuth(req);
@@ -42,6 +50,7 @@ export function createApp(deps: AppDeps): App {
       const allow = Object.keys(route.methods).flatMap((m) => m === "GET" ? [m, "HEAD"] : [m]);
       throw new MethodNotAllowedError(req.method, url.pathname, allow);
     }
+    guard.checkBodyType(req, route);
     const response = await handler(req, url);
     return req.method === "HEAD" ? new Response(null, response) : response;
   };

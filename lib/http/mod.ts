@@ -5,3 +5,4 @@
  * @module
  */
 export * from "./app.ts";
+export { JSON_BODY_TYPES, parseOrigin } from "./request_guard.ts";

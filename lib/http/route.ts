@@ -17,6 +17,11 @@ export interface Route {
   methods: Record<string, Handler>;
   /** Whether the bearer token is required. */
   auth: boolean;
+  /**
+   * Media types (lower-case, without parameters) a `POST`, `PUT` or `PATCH` body may
+   * declare in `Content-Type`; others are refused with 415. Default `application/json`.
+   */
+  bodyTypes?: readonly string[];
 }
 
 /** Routes by path. */
