@@ -10,6 +10,7 @@ import { ConflictError, NotFoundError, UnavailableError } from "../lib/errors.ts
 import { createLogger } from "../lib/log.ts";
 import type {
   CreateTaskInput,
+  FetchDetailView,
   HealthView,
   ListTasksQuery,
   TaskDetailView,
@@ -44,6 +45,7 @@ type Call =
   | { method: "create"; input: CreateTaskInput }
   | { method: "deliver"; taskId: string; response: FetchResponse }
   | { method: "get"; id: string }
+  | { method: "fetch"; taskId: string; fetch: number | string }
   | { method: "list"; query: ListTasksQuery };
 
 /** A task service that records calls and returns canned views, or throws `failWith`. */
@@ -69,6 +71,20 @@ class RecordingService implements TaskService {
   get(id: string): Promise<TaskDetailView> {
     this.calls.push({ method: "get", id });
     return this.#answer({ ...VIEW, id, logs: [], fetches: [] });
+  }
+
+  fetch(taskId: string, fetch: number | string): Promise<FetchDetailView> {
+    this.calls.push({ method: "fetch", taskId, fetch });
+    return this.#answer({
+      index: 0,
+      id: "f1",
+      method: "GET",
+      url: "https://api.test/x",
+      status: 200,
+      requestedAt: VIEW.createdAt,
+      request: {},
+      body: "ok",
+    });
   }
 
   list(query: ListTasksQuery): TaskView[] {

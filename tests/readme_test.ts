@@ -13,7 +13,14 @@ const TODOS: Record<string, unknown> = {
   "/todos/1": { userId: 1, id: 1, title: "delectus aut autem", completed: false },
   "/todos/2": { userId: 1, id: 2, title: "quis ut nam facilis et officia qui", completed: false },
 };
-const VOLATILE_KEYS = new Set(["createdAt", "updatedAt", "requestedAt", "respondedAt", "time"]);
+const VOLATILE_KEYS = new Set([
+  "createdAt",
+  "updatedAt",
+  "requestedAt",
+  "respondedAt",
+  "time",
+  "date",
+]);
 const POLL_MS = 50;
 const POLL_LIMIT_MS = 10_000;
 

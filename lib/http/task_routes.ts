@@ -91,6 +91,11 @@ export function taskRoutes(deps: AppDeps): Routes {
           const id = url.searchParams.get("id");
           if (id !== null) {
             const taskId = parseTaskId(id, "get status of task");
+            const fetch = url.searchParams.get("fetch");
+            if (fetch !== null) {
+              const ref = /^(0|[1-9][0-9]{0,8})$/.test(fetch) ? Number(fetch) : fetch;
+              return json(200, { success: true, fetch: await service.fetch(taskId, ref) });
+            }
             const waitParam = url.searchParams.get("wait");
             const wait = waitParam === null ? 0 : parseWaitMs(waitParam, "wait for task");
             const get = () => service.get(taskId);

@@ -12,11 +12,12 @@
 import { join } from "node:path";
 import type { SegmentOutcome, WorkerPool } from "./executor.ts";
 import { TaskEventHub } from "./task_events.ts";
+import { fetchDetails, fetchSummary } from "./fetch_log.ts";
 import { ConflictError, HttpError, NotFoundError, UnavailableError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import {
   type CreateTaskInput,
-  type FetchLogView,
+  type FetchDetailView,
   type HealthView,
   type ListTasksQuery,
   type TaskDetailView,
@@ -178,37 +179,34 @@ export class FlowTaskService implements TaskService {
   }
 
   async get(id: string): Promise<TaskDetailView> {
-    const record = this.#tasks.get(id);
-    if (!record) throw new NotFoundError(`Task "${id}" not found`);
+    const record = this.#record(id);
     const events = await this.#deps.store.readEvents(record);
     const logs: LogEntry[] = [];
-    const fetches = new Map<string, FetchLogView>();
     for (const event of events) {
       if (event.type === "log") {
         logs.push({ level: event.level, message: event.message, time: event.time });
-      } else if (event.type === "request") {
-        const { request } = event;
-        fetches.set(request.id, {
-          id: request.id,
-          method: request.options.method ?? "GET",
-          url: request.url,
-          status: null,
-          requestedAt: new Date(request.timestamp).toISOString(),
-        });
-      } else if (event.type === "response") {
-        const view = fetches.get(event.response.id);
-        if (!view) continue;
-        view.status = event.response.status ?? null;
-        if (event.response.error !== undefined) view.error = event.response.error;
-        view.respondedAt = new Date(event.at).toISOString();
       }
     }
     const keep = this.#deps.engine.maxLogEntries ?? logs.length;
     return {
       ...toView(this.#view(record)),
       logs: logs.slice(-keep),
-      fetches: [...fetches.values()],
+      fetches: fetchDetails(events).map(fetchSummary),
     };
+  }
+
+  async fetch(taskId: string, fetch: number | string): Promise<FetchDetailView> {
+    const record = this.#record(taskId);
+    const details = fetchDetails(await this.#deps.store.readEvents(record));
+    const found = details.find((detail) =>
+      typeof fetch === "number" ? detail.index === fetch : detail.id === fetch
+    );
+    if (!found) {
+      throw new NotFoundError(
+        `Task "${taskId}" has no fetch ${JSON.stringify(fetch)} (it made ${details.length})`,
+      );
+    }
+    return found;
   }
 
   list(query: ListTasksQuery): TaskView[] {
@@ -236,6 +234,12 @@ export class FlowTaskService implements TaskService {
   }
 
   // --- internals ------------------------------------------------------------------------
+
+  #record(id: string): TaskRecord {
+    const record = this.#tasks.get(id);
+    if (!record) throw new NotFoundError(`Task "${id}" not found`);
+    return record;
+  }
 
   /** The record as the API shows it: `running` while a segment runs. */
   #view(record: TaskRecord): TaskRecord {

@@ -34,14 +34,34 @@ export interface TaskView {
 
 /** One fetch made by a task, as `GET /status?id=` lists it. */
 export interface FetchLogView {
+  /** Position among the task's fetches, from 0: `GET /status?id=&fetch=<index>`. */
+  index: number;
   id: string;
   method: string;
   url: string;
   /** HTTP status, or `null` while pending or when the request failed. */
   status: number | null;
+  statusText?: string;
   error?: string;
   requestedAt: string;
   respondedAt?: string;
+  /** Response headers (lower-case names). */
+  headers?: Record<string, string>;
+  /** Size of the response body, bytes. */
+  size?: number;
+  /** The start of the response body (of its base64 when `bodyEncoding` is `base64`). */
+  bodyPreview?: string;
+  bodyEncoding?: "base64";
+}
+
+/** One fetch in full, as `GET /status?id=&fetch=<n>` shows it. */
+export interface FetchDetailView extends Omit<FetchLogView, "bodyPreview" | "bodyEncoding"> {
+  /** What the guest sent besides method and URL. */
+  request: { headers?: Record<string, string>; body?: string; bodyBase64?: string };
+  /** The whole response body when it is UTF-8 text... */
+  body?: string;
+  /** ...or as base64 when it is not. */
+  bodyBase64?: string;
 }
 
 /** `GET /status?id=`: the view plus logs and the fetches made so far. */
@@ -87,6 +107,8 @@ export interface TaskService {
   deliver(taskId: string, response: FetchResponse): Promise<TaskView>;
   /** One task in detail. 404 unknown. */
   get(id: string): Promise<TaskDetailView>;
+  /** One fetch of a task in full, by index or fetch id. 404 unknown task or fetch. */
+  fetch(taskId: string, fetch: number | string): Promise<FetchDetailView>;
   /** Tasks oldest first. */
   list(query: ListTasksQuery): TaskView[];
   /** Version and counts by status. */

@@ -1,0 +1,112 @@
+/**
+ * The fetches of a task as `GET /status?id=` shows them, built from its journal: for each
+ * request, in the order the guest made them, what was asked and what came back (status,
+ * headers, size, a preview of the body), and in full for `GET /status?id=&fetch=<n>`.
+ *
+ * @module
+ */
+import type { FetchRequest, FetchResponse } from "../engine/mod.ts";
+import type { TaskEvent } from "../store/mod.ts";
+import type { FetchDetailView, FetchLogView } from "./task_types.ts";
+
+/** Characters of a response body shown in the list of fetches. */
+export const BODY_PREVIEW_CHARS = 256;
+
+/** A body as JSON carries it: text, or base64 of bytes that are not UTF-8. */
+interface BodyFields {
+  body?: string;
+  bodyBase64?: string;
+}
+
+interface Entry {
+  request: FetchRequest;
+  index: number;
+  response?: FetchResponse;
+  respondedAt?: number;
+}
+
+/** Every fetch of a task in request order, with the full bodies. */
+export function fetchDetails(events: readonly TaskEvent[]): FetchDetailView[] {
+  const entries = new Map<string, Entry>();
+  for (const event of events) {
+    if (event.type === "request") {
+      entries.set(event.request.id, { request: event.request, index: event.index });
+    } else if (event.type === "response") {
+      const entry = entries.get(event.response.id);
+      if (!entry || entry.response) continue;
+      entry.response = event.response;
+      entry.respondedAt = event.at;
+    }
+  }
+  return [...entries.values()].map(detailOf);
+}
+
+/** The list form of a fetch: the body cut to {@link BODY_PREVIEW_CHARS}. */
+export function fetchSummary(detail: FetchDetailView): FetchLogView {
+  const { request: _request, body, bodyBase64, ...rest } = detail;
+  const summary: FetchLogView = rest;
+  const text = body ?? bodyBase64;
+  if (text !== undefined) {
+    summary.bodyPreview = text.length > BODY_PREVIEW_CHARS
+      ? `${text.slice(0, BODY_PREVIEW_CHARS)}…`
+      : text;
+    if (bodyBase64 !== undefined) summary.bodyEncoding = "base64";
+  }
+  return summary;
+}
+
+function detailOf(entry: Entry): FetchDetailView {
+  const { request, response } = entry;
+  const view: FetchDetailView = {
+    index: entry.index,
+    id: request.id,
+    method: request.options.method ?? "GET",
+    url: request.url,
+    status: response?.status ?? null,
+    requestedAt: new Date(request.timestamp).toISOString(),
+    request: requestOf(request),
+  };
+  if (!response) return view;
+  if (response.statusText !== undefined) view.statusText = response.statusText;
+  if (response.error !== undefined) view.error = response.error;
+  view.respondedAt = new Date(response.timestamp ?? entry.respondedAt!).toISOString();
+  if (response.headers) view.headers = response.headers;
+  const body = bodyOf(response);
+  if (body) {
+    view.size = body.size;
+    if (body.text !== undefined) view.body = body.text;
+    else view.bodyBase64 = body.base64;
+  }
+  return view;
+}
+
+function requestOf(request: FetchRequest): FetchDetailView["request"] {
+  const options = request.options as FetchRequest["options"] & BodyFields;
+  const out: FetchDetailView["request"] = {};
+  if (options.headers) out.headers = options.headers;
+  if (typeof options.body === "string") out.body = options.body;
+  if (typeof options.bodyBase64 === "string") out.bodyBase64 = options.bodyBase64;
+  return out;
+}
+
+const utf8 = new TextEncoder();
+
+/** The response body as the guest read it, and its size in bytes. */
+function bodyOf(
+  response: FetchResponse & BodyFields,
+): { text?: string; base64?: string; size: number } | undefined {
+  if (typeof response.body === "string") {
+    return { text: response.body, size: utf8.encode(response.body).byteLength };
+  }
+  if (typeof response.bodyBase64 === "string") {
+    return { base64: response.bodyBase64, size: base64Size(response.bodyBase64) };
+  }
+  if (response.data === undefined) return undefined;
+  const text = typeof response.data === "string" ? response.data : JSON.stringify(response.data);
+  return text === undefined ? undefined : { text, size: utf8.encode(text).byteLength };
+}
+
+function base64Size(text: string): number {
+  const clean = text.replace(/[^A-Za-z0-9+/]/g, "");
+  return Math.floor(clean.length * 3 / 4);
+}
