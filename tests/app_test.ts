@@ -10,6 +10,7 @@ import { ConflictError, NotFoundError, UnavailableError } from "../lib/errors.ts
 import { createLogger } from "../lib/log.ts";
 import type {
   CreateTaskInput,
+  DefinitionView,
   FetchDetailView,
   HealthView,
   ListTasksQuery,
@@ -85,6 +86,10 @@ class RecordingService implements TaskService {
       request: {},
       body: "ok",
     });
+  }
+
+  definitions(): Promise<DefinitionView[]> {
+    return this.#answer([]);
   }
 
   list(query: ListTasksQuery): TaskView[] {

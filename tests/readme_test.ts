@@ -91,8 +91,8 @@ async function waitForHealth(port: number): Promise<void> {
   throw new Error("The server did not start");
 }
 
-async function sh(command: string): Promise<string> {
-  const output = await new Deno.Command("bash", { args: ["-c", command], stderr: "inherit" })
+async function sh(command: string, cwd: string): Promise<string> {
+  const output = await new Deno.Command("bash", { args: ["-c", command], cwd, stderr: "inherit" })
     .output();
   return new TextDecoder().decode(output.stdout);
 }
@@ -105,6 +105,7 @@ Deno.test("the README's curl examples print what the README says", async () => {
   const upstreamOrigin = `http://127.0.0.1:${upstream.addr.port}`;
   const port = freePort();
   const statesDir = await Deno.makeTempDir();
+  const workDir = await Deno.makeTempDir();
   const server = new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-net", "--allow-env", "--allow-read", "--allow-write", "server.ts"],
     cwd: ROOT,
@@ -130,7 +131,7 @@ Deno.test("the README's curl examples print what the README says", async () => {
       const deadline = Date.now() + POLL_LIMIT_MS;
       let actual: unknown;
       for (;;) {
-        const text = (await sh(command)).replaceAll(upstreamOrigin, PUBLIC_ORIGIN);
+        const text = (await sh(command, workDir)).replaceAll(upstreamOrigin, PUBLIC_ORIGIN);
         actual = JSON.parse(text);
         const tentative = new Map(ids);
         if (matches(expected, actual, tentative)) {
@@ -149,6 +150,7 @@ Deno.test("the README's curl examples print what the README says", async () => {
     await server.status;
     await upstream.shutdown();
     await Deno.remove(statesDir, { recursive: true });
+    await Deno.remove(workDir, { recursive: true });
   }
 });
 

@@ -18,6 +18,7 @@ import { json, quote } from "./json_io.ts";
 import type { AppDeps, Routes } from "./route.ts";
 import { taskRoutes } from "./task_routes.ts";
 import { eventRoutes } from "./event_routes.ts";
+import { definitionRoutes } from "./definition_routes.ts";
 
 export type { AppDeps } from "./route.ts";
 export { isTaskId, parseTaskId, TASK_ID_PATTERN } from "./task_routes.ts";
@@ -37,6 +38,7 @@ export function createApp(deps: AppDeps): App {
   const routes: Routes = {
     ...taskRoutes(deps),
     ...eventRoutes(deps),
+    ...definitionRoutes(deps),
   };
 
   const handle = async (req: Request, url: URL): Promise<Response> => {

@@ -37,10 +37,10 @@ export function quote(value: unknown): string {
 }
 
 /**
- * Reads the body as JSON, enforcing `limit` while streaming: at most `limit` bytes plus one
- * chunk are ever held. Throws 413 when larger, 400 for invalid UTF-8 or JSON.
+ * Reads the body as UTF-8 text, enforcing `limit` while streaming: at most `limit` bytes
+ * plus one chunk are ever held. Throws 413 when larger, 400 for invalid UTF-8.
  */
-export async function readJsonBody(req: Request, limit: number): Promise<unknown> {
+export async function readTextBody(req: Request, limit: number): Promise<string> {
   const declared = req.headers.get("content-length");
   if (declared !== null && /^[0-9]+$/.test(declared) && Number(declared) > limit) {
     await req.body?.cancel().catch(() => {});
@@ -71,14 +71,21 @@ export async function readJsonBody(req: Request, limit: number): Promise<unknown
     }
   }
   const bytes = new Uint8Array(await new Blob(chunks).arrayBuffer());
-  let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch (error) {
     throw new BadRequestError("Cannot decode request body: it is not valid UTF-8", {
       cause: error,
     });
   }
+}
+
+/**
+ * Reads the body as JSON under `limit` bytes ({@link readTextBody}) and the nesting limit.
+ * Throws 413 when larger, 400 for invalid UTF-8 or JSON.
+ */
+export async function readJsonBody(req: Request, limit: number): Promise<unknown> {
+  const text = await readTextBody(req, limit);
   if (text.trim() === "") throw new BadRequestError("Cannot parse request body: it is empty");
   if (jsonNestingExceeds(text, MAX_JSON_DEPTH)) {
     throw new BadRequestError(

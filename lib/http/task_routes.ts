@@ -10,9 +10,11 @@ import {
   type CreateTaskInput,
   isTaskStatus,
   type ListTasksQuery,
+  type TaskLang,
   TaskStatus,
 } from "../service/mod.ts";
-import { has, isObject, json, quote, readJsonBody } from "./json_io.ts";
+import { has, isObject, json, quote, readJsonBody, readTextBody } from "./json_io.ts";
+import { JSON_BODY_TYPES } from "./request_guard.ts";
 import type { AppDeps, Routes } from "./route.ts";
 import { parseWaitMs, untilFinished } from "./wait.ts";
 
@@ -54,12 +56,24 @@ export function isTaskId(value: unknown): value is string {
 export function taskRoutes(deps: AppDeps): Routes {
   const { service, config } = deps;
   const isShuttingDown = deps.isShuttingDown ?? (() => false);
+
+  /** The body of `POST /task` as JSON, or built from a script body and the query string. */
+  const readCreateBody = async (req: Request, url: URL): Promise<unknown> => {
+    const type = (req.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+    const lang = Object.hasOwn(SCRIPT_TYPES, type) ? SCRIPT_TYPES[type] : undefined;
+    if (lang === undefined) return await readJsonBody(req, config.maxBodyBytes);
+    const body = scriptQuery(url);
+    body.code = await readTextBody(req, config.maxBodyBytes);
+    if (lang === "ts") body.lang = "ts";
+    return body;
+  };
   return {
     "/task": {
       auth: true,
+      bodyTypes: [...JSON_BODY_TYPES, ...Object.keys(SCRIPT_TYPES)],
       methods: {
-        POST: async (req) => {
-          const { wait, ...input } = parseCreateTask(await readJsonBody(req, config.maxBodyBytes));
+        POST: async (req, url) => {
+          const { wait, ...input } = parseCreateTask(await readCreateBody(req, url));
           const task = await untilFinished(
             service.events,
             wait ?? 0,
@@ -123,6 +137,53 @@ export function taskRoutes(deps: AppDeps): Routes {
   };
 }
 
+/** Script media types `POST /task` takes as the code itself, and their language. */
+export const SCRIPT_TYPES: Readonly<Record<string, TaskLang>> = {
+  "application/javascript": "js",
+  "text/javascript": "js",
+  "application/typescript": "ts",
+  "text/typescript": "ts",
+};
+
+/** Query parameters of `POST /task` with a script body. */
+const SCRIPT_QUERY = ["id", "name", "task", "autoFetch", "wait", "input"] as const;
+
+/**
+ * The fields `POST /task` with a script body takes from the query string, as a JSON body
+ * would carry them (`autoFetch` and `wait` converted, `input` parsed as JSON).
+ */
+export function scriptQuery(url: URL): Record<string, unknown> {
+  const fail = (why: string) => new BadRequestError(`Cannot create task: ${why}`);
+  const body: Record<string, unknown> = {};
+  for (const key of url.searchParams.keys()) {
+    if (!(SCRIPT_QUERY as readonly string[]).includes(key)) {
+      throw fail(
+        `unknown query parameter ${quote(key)} (a script body takes ${SCRIPT_QUERY.join(", ")})`,
+      );
+    }
+  }
+  for (const key of ["id", "name"] as const) {
+    const value = url.searchParams.get(key);
+    if (value !== null) body[key] = value;
+  }
+  if (url.searchParams.has("task")) throw fail(`a script body is the code: give no "task"`);
+  const autoFetch = url.searchParams.get("autoFetch");
+  if (autoFetch !== null) {
+    body.autoFetch = autoFetch === "true" ? true : autoFetch === "false" ? false : autoFetch;
+  }
+  const wait = url.searchParams.get("wait");
+  if (wait !== null) body.wait = /^[0-9]{1,9}$/.test(wait) ? Number(wait) : wait;
+  const input = url.searchParams.get("input");
+  if (input !== null) {
+    try {
+      body.input = JSON.parse(input);
+    } catch {
+      throw fail(`"input" must be JSON, got ${quote(input)}`);
+    }
+  }
+  return body;
+}
+
 /** Validates the body of `POST /task`; `wait` is the edge's, the rest the service's. */
 export function parseCreateTask(body: unknown): CreateTaskInput & { wait?: number } {
   const fail = (why: string) => new BadRequestError(`Cannot create task: ${why}`);
@@ -163,6 +224,13 @@ export function parseCreateTask(body: unknown): CreateTaskInput & { wait?: numbe
     input.autoFetch = body.autoFetch;
   }
   if (has(body, "input")) input.input = body.input;
+  if (has(body, "lang")) {
+    if (body.lang !== "js" && body.lang !== "ts") {
+      throw fail(`"lang" must be "js" or "ts", got ${quote(body.lang)}`);
+    }
+    if (!hasCode) throw fail(`"lang" goes with "code" (a definition's extension names its own)`);
+    input.lang = body.lang;
+  }
   return input;
 }
 

@@ -9,10 +9,11 @@
  *
  * @module
  */
-import { join } from "node:path";
 import type { SegmentOutcome, WorkerPool } from "./executor.ts";
 import { TaskEventHub } from "./task_events.ts";
 import { fetchDetails, fetchSummary } from "./fetch_log.ts";
+import { type DefinitionView, listDefinitions, readDefinition } from "./definitions.ts";
+import { toJavaScript } from "./typescript.ts";
 import { ConflictError, HttpError, NotFoundError, UnavailableError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import {
@@ -113,7 +114,10 @@ export class FlowTaskService implements TaskService {
 
   async create(input: CreateTaskInput): Promise<TaskView> {
     this.#assertOpen();
-    const code = input.code ?? await this.#readDefinition(input.task!);
+    const { source, lang } = input.code !== undefined
+      ? { source: input.code, lang: input.lang ?? "js" }
+      : await readDefinition(this.#deps.tasksDir, input.task!);
+    const code = toJavaScript(source, lang);
     const id = input.id ?? newTaskId();
     if (this.#tasks.has(id)) {
       throw new ConflictError(`Cannot create task "${id}": it already exists`);
@@ -207,6 +211,10 @@ export class FlowTaskService implements TaskService {
       );
     }
     return found;
+  }
+
+  definitions(): Promise<DefinitionView[]> {
+    return listDefinitions(this.#deps.tasksDir);
   }
 
   list(query: ListTasksQuery): TaskView[] {
@@ -399,17 +407,6 @@ export class FlowTaskService implements TaskService {
       throw new ConflictError(
         `Cannot deliver fetch response "${responseId}": task "${record.id}" is not waiting for it (pending: ${pending})`,
       );
-    }
-  }
-
-  async #readDefinition(name: string): Promise<string> {
-    try {
-      return await Deno.readTextFile(join(this.#deps.tasksDir, `${name}.js`));
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) {
-        throw new HttpError(400, `Cannot run task "${name}": no definition tasks/${name}.js`);
-      }
-      throw new UnavailableError(`Cannot read task definition "${name}"`, { cause: error });
     }
   }
 

@@ -7,6 +7,11 @@
 import type { FetchResponse, LogEntry } from "../engine/mod.ts";
 import type { TaskErrorView, TaskStatus } from "../store/mod.ts";
 import type { TaskEventHub } from "./task_events.ts";
+import type { DefinitionView } from "./definitions.ts";
+import type { TaskLang } from "./typescript.ts";
+
+export type { DefinitionView } from "./definitions.ts";
+export type { TaskLang } from "./typescript.ts";
 
 export { isTaskStatus, TaskStatus } from "../store/mod.ts";
 export type { SkippedFile, TaskErrorView, TaskEvent, TaskRecord, TaskStore } from "../store/mod.ts";
@@ -76,8 +81,10 @@ export interface CreateTaskInput {
   name?: string;
   /** Inline code, or... */
   code?: string;
-  /** ...the name of a definition in `tasks/<task>.js`. */
+  /** ...the name of a definition in `tasks/<task>.js` or `tasks/<task>.ts`. */
   task?: string;
+  /** Language of `code`: `ts` strips types first. Default `js`. */
+  lang?: TaskLang;
   /** Exposed to the code as the global `input`. */
   input?: unknown;
   /** Per-task override of AUTO_FETCH. */
@@ -109,6 +116,8 @@ export interface TaskService {
   get(id: string): Promise<TaskDetailView>;
   /** One fetch of a task in full, by index or fetch id. 404 unknown task or fetch. */
   fetch(taskId: string, fetch: number | string): Promise<FetchDetailView>;
+  /** The named definitions of the tasks directory. */
+  definitions(): Promise<DefinitionView[]>;
   /** Tasks oldest first. */
   list(query: ListTasksQuery): TaskView[];
   /** Version and counts by status. */
