@@ -12,7 +12,7 @@ import {
   FetchDispatcher,
   performFetch,
 } from "./outbound/mod.ts";
-import { FlowTaskService, WorkerPool } from "./service/mod.ts";
+import { FlowTaskService, ServiceMetrics, WorkerPool } from "./service/mod.ts";
 import { FileTaskStore } from "./store/mod.ts";
 import { HttpError } from "./errors.ts";
 import type { Logger } from "./log.ts";
@@ -61,7 +61,9 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
     postAttempts: config.selfPostRetries,
     concurrency: OUTBOUND_CONCURRENCY,
   });
+  const metrics = new ServiceMetrics();
   const service: FlowTaskService = new FlowTaskService({
+    metrics,
     store,
     pool,
     engine: engineOptions(config),
@@ -103,7 +105,20 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
     }
   }
 
-  const app = createApp({ service, config, logger, isShuttingDown: () => shuttingDown });
+  metrics.observe({
+    tasks: () => service.health().tasks,
+    liveVms: () => pool.stats().liveVms,
+    segmentQueue: () => pool.stats().queued,
+    outboundInFlight: () => dispatcher.size,
+    eventListeners: () => service.events.listenerCount,
+  });
+  const app = createApp({
+    service,
+    config,
+    logger,
+    metrics,
+    isShuttingDown: () => shuttingDown,
+  });
   return {
     app,
     service,

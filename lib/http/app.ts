@@ -19,6 +19,7 @@ import type { AppDeps, Routes } from "./route.ts";
 import { taskRoutes } from "./task_routes.ts";
 import { eventRoutes } from "./event_routes.ts";
 import { definitionRoutes } from "./definition_routes.ts";
+import { metricsRoutes } from "./metrics_routes.ts";
 
 export type { AppDeps } from "./route.ts";
 export { isTaskId, parseTaskId, TASK_ID_PATTERN } from "./task_routes.ts";
@@ -39,6 +40,7 @@ export function createApp(deps: AppDeps): App {
     ...taskRoutes(deps),
     ...eventRoutes(deps),
     ...definitionRoutes(deps),
+    ...metricsRoutes(deps),
   };
 
   const handle = async (req: Request, url: URL): Promise<Response> => {

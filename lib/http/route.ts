@@ -32,6 +32,8 @@ export interface AppDeps {
   service: TaskService;
   config: Config;
   logger: Logger;
+  /** What `GET /metrics` renders; the route answers 404 without it. */
+  metrics?: { render(): Promise<string>; readonly contentType: string };
   /** `true` once the server is draining; `/health` then answers 503. */
   isShuttingDown?: () => boolean;
 }

@@ -51,6 +51,13 @@ export class WorkerPool {
     for (let i = 0; i < this.#options.size; i++) this.#slots.push(this.#spawn());
   }
 
+  /** Live VMs held by the workers, and segments waiting for a worker. */
+  stats(): { liveVms: number; queued: number } {
+    let queued = 0;
+    for (const slot of this.#slots) queued += slot.queue.length;
+    return { liveVms: this.#home.size, queued };
+  }
+
   /** Runs new code for `taskId` in a fresh VM. */
   execute(taskId: string, code: string, options: EngineOptions): Promise<SegmentOutcome> {
     return this.#run(this.#pick(), { op: "execute", taskId, code, options }, taskId);

@@ -7,5 +7,7 @@
 export * from "./task_service.ts";
 export * from "./task_types.ts";
 export * from "./task_events.ts";
+export { ServiceMetrics } from "./metrics.ts";
+export type { MetricSources } from "./metrics.ts";
 export { WorkerPool } from "./executor.ts";
 export type { SegmentOutcome, WorkerPoolOptions } from "./executor.ts";

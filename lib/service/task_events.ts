@@ -82,6 +82,11 @@ export class TaskEventHub {
     return this.#seq;
   }
 
+  /** Number of listeners (open streams and waits). */
+  get listenerCount(): number {
+    return this.#listeners.size;
+  }
+
   /** Whether {@link close} was called. */
   get closed(): boolean {
     return this.#closed;

@@ -14,6 +14,7 @@ import { TaskEventHub } from "./task_events.ts";
 import { fetchDetails, fetchSummary } from "./fetch_log.ts";
 import { type DefinitionView, listDefinitions, readDefinition } from "./definitions.ts";
 import { toJavaScript } from "./typescript.ts";
+import type { ServiceMetrics } from "./metrics.ts";
 import { ConflictError, HttpError, NotFoundError, UnavailableError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import {
@@ -54,6 +55,8 @@ export interface TaskServiceDeps {
   version: string;
   /** Where transitions are published; a new hub when omitted. */
   events?: TaskEventHub;
+  /** Where segments, fetches and saves are counted and timed; none when omitted. */
+  metrics?: ServiceMetrics;
 }
 
 /** Delay before retrying a task whose state could not be saved, ms (doubles, capped). */
@@ -167,6 +170,8 @@ export class FlowTaskService implements TaskService {
     return await this.#serialize(taskId, async () => {
       const record = this.#tasks.get(taskId)!;
       this.#assertPending(record, response.id);
+      const request = record.pending.find((pending) => pending.id === response.id);
+      this.#deps.metrics?.fetchDelivered(response, request?.timestamp);
       const outcome = await this.#withRunning(taskId, () =>
         this.#deps.pool.resume(
           taskId,
@@ -264,7 +269,9 @@ export class FlowTaskService implements TaskService {
     next: TaskRecord,
     events: readonly TaskEvent[],
   ): Promise<TaskRecord> {
+    const started = performance.now();
     const saved = await this.#deps.store.save(next, events);
+    this.#deps.metrics?.saveSeconds.observe((performance.now() - started) / 1000);
     this.#tasks.set(saved.id, saved);
     const type = previous === undefined
       ? "created"
@@ -282,8 +289,15 @@ export class FlowTaskService implements TaskService {
     if (record && record.status !== TaskStatus.Running) {
       this.events.publish("resumed", toView(this.#view(record)));
     }
+    const started = performance.now();
     try {
-      return await run();
+      const outcome = await run();
+      const metrics = this.#deps.metrics;
+      if (metrics) {
+        metrics.segmentSeconds.observe((performance.now() - started) / 1000);
+        metrics.segments.inc({ outcome: outcome.ok ? outcome.type : "error" });
+      }
+      return outcome;
     } finally {
       this.#running.delete(id);
     }
