@@ -69,7 +69,7 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
     engine: engineOptions(config),
     tasksDir: config.tasksDir,
     autoFetch: config.autoFetch,
-    onPaused: (taskId, requests) => dispatcher.dispatch(taskId, requests),
+    onPending: (taskId, requests) => dispatcher.dispatch(taskId, requests),
     logger,
     version: VERSION,
   });

@@ -384,6 +384,18 @@ Deno.test("POST /call delivers the validated response and answers with the task"
   assertEquals(service.calls, [{ method: "deliver", taskId: "t9", response: fetchResponse }]);
 });
 
+Deno.test("POST /call passes the exact body as text or base64 beside data", async () => {
+  const { app, service } = setup();
+  const text = { id: "f1", success: true, status: 200, data: { n: 1.5 }, body: '{"n":1.50}' };
+  const binary = { id: "f2", success: true, status: 200, bodyBase64: "//5B" };
+  assertEquals((await app(post("/call", { taskId: "t1", fetchResponse: text }))).status, 200);
+  assertEquals((await app(post("/call", { taskId: "t1", fetchResponse: binary }))).status, 200);
+  assertEquals(service.calls, [
+    { method: "deliver", taskId: "t1", response: text },
+    { method: "deliver", taskId: "t1", response: binary },
+  ]);
+});
+
 Deno.test("POST /call passes a failed fetch with its error and drops unknown fields", async () => {
   const { app, service } = setup();
   const fetchResponse = { id: "f1", success: false, error: "Connection refused", junk: true };
@@ -421,6 +433,15 @@ Deno.test("POST /call refuses ill-typed deliveries with 400", async () => {
     [{ taskId: "t1", fetchResponse: { ...ok, headers: [] } }, `"fetchResponse.headers" must be`],
     [{ taskId: "t1", fetchResponse: { ...ok, headers: { a: 1 } } }, `"fetchResponse.headers"`],
     [{ taskId: "t1", fetchResponse: { ...ok, timestamp: "now" } }, `"fetchResponse.timestamp"`],
+    [{ taskId: "t1", fetchResponse: { ...ok, body: 1 } }, `"fetchResponse.body" must be a string`],
+    [
+      { taskId: "t1", fetchResponse: { ...ok, bodyBase64: "%%" } },
+      `"fetchResponse.bodyBase64" must be a base64 string`,
+    ],
+    [
+      { taskId: "t1", fetchResponse: { ...ok, body: "a", bodyBase64: "YQ==" } },
+      `give at most one of "fetchResponse.body" and "fetchResponse.bodyBase64"`,
+    ],
   ];
   for (const [body, expected] of cases) {
     const message = await expectError(await app(post("/call", body)), 400);

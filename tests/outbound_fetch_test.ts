@@ -5,7 +5,7 @@ import {
   performFetch,
   type PerformFetchOptions,
 } from "../lib/outbound/outbound_fetch.ts";
-import type { FetchRequest } from "../lib/engine/types.ts";
+import type { FetchRequest, FetchResponse } from "../lib/engine/types.ts";
 
 const KIB = 1024;
 /** Upper bound on waiting for something that must happen; only guards against a hang. */
@@ -24,6 +24,12 @@ function request(url: string, options: FetchRequest["options"] = {}): FetchReque
 
 function options(overrides: Partial<PerformFetchOptions> = {}): PerformFetchOptions {
   return { timeoutMs: LIVENESS_MS, maxBytes: 64 * KIB, policy: openPolicy, ...overrides };
+}
+
+/** The response body parsed as JSON. */
+function jsonBody(response: FetchResponse): unknown {
+  assertEquals(typeof response.body, "string", "a text body");
+  return JSON.parse(response.body!);
 }
 
 /** Resolves when `promise` does, fails the test if it takes longer than LIVENESS_MS. */
@@ -53,6 +59,7 @@ interface Upstream {
 /** A local upstream with one endpoint per behaviour under test. */
 function startUpstream(): Upstream {
   const seen: Upstream["seen"] = [];
+  const mirrored: Uint8Array<ArrayBuffer>[] = [];
   const release = Promise.withResolvers<void>();
   const streamCancelled = Promise.withResolvers<void>();
   const controllers = new Set<ReadableStreamDefaultController<Uint8Array>>();
@@ -63,11 +70,13 @@ function startUpstream(): Upstream {
   const handler = async (req: Request): Promise<Response> => {
     const url = new URL(req.url);
     const path = url.pathname;
+    const bytes = new Uint8Array(await req.arrayBuffer());
+    mirrored.push(bytes);
     seen.push({
       method: req.method,
       path,
       headers: Object.fromEntries(req.headers),
-      body: await req.text(),
+      body: new TextDecoder().decode(bytes),
     });
     const json = (value: unknown, init: ResponseInit = {}) =>
       new Response(JSON.stringify(value), {
@@ -101,6 +110,16 @@ function startUpstream(): Upstream {
       });
     }
     if (path === "/echo") return json(seen.at(-1));
+    if (path === "/mirror") {
+      return new Response(await mirrored.at(-1)!, {
+        headers: { "content-type": req.headers.get("content-type") ?? "application/octet-stream" },
+      });
+    }
+    if (path === "/exact") {
+      return new Response('{ "price": 1.50, "big": 12345678901234567890 }', {
+        headers: { "content-type": "application/json" },
+      });
+    }
     if (path.startsWith("/chain/")) {
       const n = Number(path.slice("/chain/".length));
       return n === 0 ? json({ done: true }) : redirect(302, `/chain/${n - 1}`);
@@ -237,7 +256,7 @@ async function withUpstream(fn: (upstream: Upstream) => Promise<void>): Promise<
   }
 }
 
-Deno.test("a JSON response arrives parsed with status, headers and final URL", async () => {
+Deno.test("a JSON response arrives as its exact text with status, headers and final URL", async () => {
   await withUpstream(async ({ origin }) => {
     const req = request(`${origin}/json`);
     const before = Date.now();
@@ -246,6 +265,7 @@ Deno.test("a JSON response arrives parsed with status, headers and final URL", a
     assertEquals(response.success, true);
     assertEquals(response.status, 200);
     assertEquals(response.statusText, "OK");
+    assertEquals(response.body, '{"a":1,"list":[true,null]}');
     assertEquals(response.data, { a: 1, list: [true, null] });
     assertEquals(response.url, `${origin}/json`);
     assertEquals(response.headers?.["content-type"], "application/json; charset=utf-8");
@@ -257,7 +277,7 @@ Deno.test("a JSON response arrives parsed with status, headers and final URL", a
 Deno.test("a text response arrives as text", async () => {
   await withUpstream(async ({ origin }) => {
     const response = await performFetch(request(`${origin}/text`), options());
-    assertEquals([response.success, response.status, response.data], [true, 200, "hello"]);
+    assertEquals([response.success, response.status, response.body], [true, 200, "hello"]);
   });
 });
 
@@ -267,27 +287,80 @@ Deno.test("a 404 is a response with success false and its status, not an error",
     assertEquals(response.success, false);
     assertEquals(response.status, 404);
     assertEquals(response.statusText, "Not Found");
-    assertEquals(response.data, { error: "nope" });
+    assertEquals(jsonBody(response), { error: "nope" });
     assertEquals(response.error, undefined);
   });
 });
 
-Deno.test("invalid JSON with a JSON content type and JSON string literals arrive as raw text", async () => {
+Deno.test("a body arrives byte for byte: numbers, big integers, spacing and invalid JSON untouched", async () => {
   await withUpstream(async ({ origin }) => {
+    const exact = await performFetch(request(`${origin}/exact`), options());
+    assertEquals(exact.body, '{ "price": 1.50, "big": 12345678901234567890 }');
     const bad = await performFetch(request(`${origin}/bad-json`), options());
-    assertEquals([bad.success, bad.data], [true, "{not json"]);
+    assertEquals([bad.success, bad.body], [true, "{not json"]);
     const literal = await performFetch(request(`${origin}/string-json`), options());
-    assertEquals(literal.data, '"hi"');
-    const problem = await performFetch(request(`${origin}/problem`), options());
-    assertEquals(problem.data, { title: "x" });
+    assertEquals(literal.body, '"hi"');
   });
 });
 
-Deno.test("a binary body is decoded as UTF-8 with replacement characters", async () => {
+Deno.test("a body that is not UTF-8 arrives as base64 of its exact bytes", async () => {
   await withUpstream(async ({ origin }) => {
     const response = await performFetch(request(`${origin}/binary`), options());
-    assertEquals(response.data, "\ufffd\ufffdA");
+    assertEquals(response.body, undefined);
+    assertEquals(response.bodyBase64, new Uint8Array([0xff, 0xfe, 0x41]).toBase64());
     assertEquals(response.headers?.["x-multi"], "a");
+  });
+});
+
+Deno.test("an empty body carries neither body field", async () => {
+  await withUpstream(async ({ origin }) => {
+    const response = await performFetch(
+      request(`${origin}/to?status=302&location=/x`, { redirect: "manual" }),
+      options(),
+    );
+    assertEquals([response.body, response.bodyBase64], [undefined, undefined]);
+  });
+});
+
+Deno.test("a request body is sent as its exact bytes, text or base64", async () => {
+  await withUpstream(async ({ origin }) => {
+    const bytes = new Uint8Array([0, 0xff, 0x80, 0x41, 0xc3]);
+    const binary = await performFetch(
+      request(`${origin}/mirror`, { method: "POST", bodyBase64: bytes.toBase64() }),
+      options(),
+    );
+    assertEquals(binary.bodyBase64, bytes.toBase64());
+    const text = await performFetch(
+      request(`${origin}/mirror`, { method: "POST", body: "\ufeffhé 1.50" }),
+      options(),
+    );
+    assertEquals(text.body, "\ufeffhé 1.50");
+  });
+});
+
+Deno.test("redirect manual answers with the 3xx and its location, without following", async () => {
+  await withUpstream(async ({ origin, seen }) => {
+    const url = `${origin}/to?status=301&location=/json`;
+    const response = await performFetch(request(url, { redirect: "manual" }), options());
+    assertEquals([response.success, response.status], [false, 301]);
+    assertEquals(response.headers?.location, "/json");
+    assertEquals(response.url, url);
+    assertEquals(seen.map((s) => s.path), ["/to"]);
+  });
+});
+
+Deno.test("redirect error makes a redirect a network failure", async () => {
+  await withUpstream(async ({ origin, seen }) => {
+    const url = `${origin}/to?status=307&location=/json`;
+    const response = await performFetch(request(url, { redirect: "error" }), options());
+    assertEquals([response.success, response.status], [false, undefined]);
+    assertEquals(
+      response.error,
+      `Request to ${url} failed: redirected with 307 while its redirect mode is "error"`,
+    );
+    assertEquals(seen.map((s) => s.path), ["/to"]);
+    const plain = await performFetch(request(`${origin}/json`, { redirect: "error" }), options());
+    assertEquals(plain.status, 200);
   });
 });
 
@@ -333,7 +406,7 @@ Deno.test("a redirect chain is followed and the final URL reported", async () =>
   await withUpstream(async ({ origin, seen }) => {
     const response = await performFetch(request(`${origin}/chain/${MAX_REDIRECTS}`), options());
     assertEquals(response.success, true);
-    assertEquals(response.data, { done: true });
+    assertEquals(jsonBody(response), { done: true });
     assertEquals(response.url, `${origin}/chain/0`);
     assertEquals(seen.length, MAX_REDIRECTS + 1);
   });
@@ -381,7 +454,7 @@ Deno.test("303 and 302 turn a POST into a GET without body; 307 and 308 keep bot
       });
     for (const status of [301, 302, 303]) {
       const response = await performFetch(post(status), options());
-      const echoed = response.data as {
+      const echoed = jsonBody(response) as {
         method: string;
         body: string;
         headers: Record<string, string>;
@@ -391,7 +464,7 @@ Deno.test("303 and 302 turn a POST into a GET without body; 307 and 308 keep bot
     }
     for (const status of [307, 308]) {
       const response = await performFetch(post(status), options());
-      const echoed = response.data as {
+      const echoed = jsonBody(response) as {
         method: string;
         body: string;
         headers: Record<string, string>;
@@ -411,7 +484,7 @@ Deno.test("a redirect to another origin drops Authorization and Cookie", async (
         request(`${first.origin}/to?status=302&location=/echo`, { headers }),
         options(),
       );
-      const sameHeaders = (same.data as { headers: Record<string, string> }).headers;
+      const sameHeaders = (jsonBody(same) as { headers: Record<string, string> }).headers;
       assertEquals([sameHeaders.authorization, sameHeaders.cookie], ["Bearer t", "a=b"]);
       const location = encodeURIComponent(`${second.origin}/echo`);
       const other = await performFetch(
@@ -419,7 +492,7 @@ Deno.test("a redirect to another origin drops Authorization and Cookie", async (
         options(),
       );
       assertEquals(other.url, `${second.origin}/echo`);
-      const otherHeaders = (other.data as { headers: Record<string, string> }).headers;
+      const otherHeaders = (jsonBody(other) as { headers: Record<string, string> }).headers;
       assertEquals([otherHeaders.authorization, otherHeaders.cookie], [undefined, undefined]);
       assertEquals(otherHeaders["x-keep"], "1");
     });

@@ -7,4 +7,5 @@
  */
 export * from "./fetch_vm.ts";
 export * from "./execution_error.ts";
+export * from "./body_bytes.ts";
 export type * from "./types.ts";

@@ -16,10 +16,33 @@ export interface FetchRequest {
   id: string;
   /** Absolute or relative URL exactly as the guest gave it (after `toString()`). */
   url: string;
-  /** Method, headers and body as the guest gave them (headers normalised to an object). */
-  options: { method?: string; headers?: Record<string, string>; body?: string };
+  /** Method, headers, body and redirect mode as the guest gave them. */
+  options: FetchRequestOptions;
   /** When the guest asked (host clock, ms since the epoch). */
   timestamp: number;
+}
+
+/** How a request treats a redirect (`init.redirect` of the Fetch standard). */
+export type RedirectMode = "follow" | "manual" | "error";
+
+/**
+ * What a {@link FetchRequest} sends. The body is bytes: `body` holds them when they are valid
+ * UTF-8 (the text itself), `bodyBase64` otherwise (base64 of the bytes); at most one is set.
+ */
+export interface FetchRequestOptions {
+  /** Upper-case method. Default `GET`. */
+  method?: string;
+  /** Header names lower-cased, repeated values combined with `, `. */
+  headers?: Record<string, string>;
+  /** The body when it is valid UTF-8. */
+  body?: string;
+  /** The body as base64 when it is not valid UTF-8. */
+  bodyBase64?: string;
+  /**
+   * `follow` (default): the host follows redirects; `manual`: a 3xx response is the answer,
+   * `location` included; `error`: a redirect is a network failure.
+   */
+  redirect?: RedirectMode;
 }
 
 /** The outcome of a {@link FetchRequest}, delivered to the guest on resume. */
@@ -32,8 +55,15 @@ export interface FetchResponse {
   status?: number;
   /** HTTP status text. */
   statusText?: string;
-  /** Parsed JSON body when the response was JSON, else the body text. */
+  /**
+   * The body as JSON data, the seed's form that outside workers send: parsed JSON when the
+   * response was JSON, else the body text. `body` or `bodyBase64` carry the exact bytes.
+   */
   data?: unknown;
+  /** The exact body when it is valid UTF-8 (what the server sent, byte for byte). */
+  body?: string;
+  /** The exact body bytes as base64 when they are not valid UTF-8. */
+  bodyBase64?: string;
   /** Why the request failed (network error, timeout, refused by policy...). */
   error?: string;
   /** Response headers (lower-case names). */

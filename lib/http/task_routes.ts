@@ -5,7 +5,7 @@
  * @module
  */
 import { BadRequestError } from "../errors.ts";
-import type { FetchResponse } from "../engine/mod.ts";
+import { type FetchResponse, isBase64 } from "../engine/mod.ts";
 import {
   type CreateTaskInput,
   isTaskStatus,
@@ -279,6 +279,21 @@ export function parseDelivery(body: unknown): { taskId: string; fetchResponse: F
     out.timestamp = r.timestamp;
   }
   if (has(r, "data")) out.data = r.data;
+  if (has(r, "body") && has(r, "bodyBase64")) {
+    throw fail(`give at most one of "fetchResponse.body" and "fetchResponse.bodyBase64"`);
+  }
+  if (has(r, "body")) {
+    if (typeof r.body !== "string") {
+      throw fail(`"fetchResponse.body" must be a string, got ${quote(r.body)}`);
+    }
+    out.body = r.body;
+  }
+  if (has(r, "bodyBase64")) {
+    if (typeof r.bodyBase64 !== "string" || !isBase64(r.bodyBase64)) {
+      throw fail(`"fetchResponse.bodyBase64" must be a base64 string, got ${quote(r.bodyBase64)}`);
+    }
+    out.bodyBase64 = r.bodyBase64;
+  }
   return { taskId, fetchResponse: out };
 }
 

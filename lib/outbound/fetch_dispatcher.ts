@@ -5,7 +5,9 @@
  * task is never left waiting for a response nobody will send.
  *
  * Delivery is at-least-once: a request in flight when the server dies is sent again
- * after the restart, with the same `Idempotency-Key`.
+ * after the restart, with the same `Idempotency-Key`. A request its task no longer waits for
+ * (the guest aborted it, or the task ended) is cancelled: its connection is closed and
+ * nothing is delivered.
  *
  * @module
  */
@@ -39,7 +41,8 @@ const MAX_BACKOFF_MS = 5_000;
 /** Runs pending requests of paused tasks and delivers their responses. */
 export class FetchDispatcher {
   readonly #deps: FetchDispatcherDeps;
-  readonly #inflight = new Set<string>();
+  /** Requests being performed or delivered, by id, with their task and their own abort. */
+  readonly #inflight = new Map<string, { taskId: string; abort: AbortController }>();
   readonly #abort = new AbortController();
   readonly #running = new Set<Promise<void>>();
   #active = 0;
@@ -54,13 +57,23 @@ export class FetchDispatcher {
     return this.#inflight.size;
   }
 
-  /** Starts each request of `requests` that is not already in flight. */
+  /**
+   * Makes `requests` the task's requests in flight: starts each one not already in flight,
+   * and cancels the task's requests in flight that are not among them (give `[]` when the
+   * task waits for nothing any more).
+   */
   dispatch(taskId: string, requests: readonly FetchRequest[]): void {
+    const wanted = new Set(requests.map((request) => request.id));
+    for (const [id, flight] of this.#inflight) {
+      if (flight.taskId === taskId && !wanted.has(id)) flight.abort.abort();
+    }
     if (this.#abort.signal.aborted) return;
     for (const request of requests) {
       if (this.#inflight.has(request.id)) continue;
-      this.#inflight.add(request.id);
-      const run = this.#run(taskId, request).finally(() => {
+      const abort = new AbortController();
+      this.#inflight.set(request.id, { taskId, abort });
+      const signal = AbortSignal.any([this.#abort.signal, abort.signal]);
+      const run = this.#run(taskId, request, signal).finally(() => {
         this.#inflight.delete(request.id);
         this.#running.delete(run);
       });
@@ -75,17 +88,22 @@ export class FetchDispatcher {
     await Promise.allSettled([...this.#running]);
   }
 
-  async #run(taskId: string, request: FetchRequest): Promise<void> {
+  async #run(taskId: string, request: FetchRequest, signal: AbortSignal): Promise<void> {
     const { logger } = this.#deps;
     let response: FetchResponse;
-    await this.#acquire();
+    await this.#acquire(signal);
     try {
-      if (this.#abort.signal.aborted) return;
-      response = await this.#deps.perform(request, this.#abort.signal);
+      if (signal.aborted) return;
+      response = await this.#deps.perform(request, signal);
     } finally {
       this.#release();
     }
-    if (this.#abort.signal.aborted) return;
+    if (signal.aborted) {
+      if (!this.#abort.signal.aborted) {
+        logger.info("fetch cancelled", { taskId, fetchId: request.id, url: request.url });
+      }
+      return;
+    }
     logger.info("fetch done", {
       taskId,
       fetchId: request.id,
@@ -94,7 +112,7 @@ export class FetchDispatcher {
       error: response.error,
     });
     let delay = FIRST_BACKOFF_MS;
-    for (let attempt = 1; !this.#abort.signal.aborted; attempt++) {
+    for (let attempt = 1; !signal.aborted; attempt++) {
       if (!this.#deps.isPending(taskId, request.id)) return;
       const direct = attempt > this.#deps.postAttempts;
       let outcome: DeliveryOutcome;
@@ -112,15 +130,14 @@ export class FetchDispatcher {
         outcome = "retry";
       }
       if (outcome !== "retry") return;
-      await this.#sleep(delay);
+      await this.#sleep(delay, signal);
       delay = Math.min(delay * 2, MAX_BACKOFF_MS);
     }
   }
 
-  #sleep(ms: number): Promise<void> {
+  #sleep(ms: number, signal: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
       const timer = setTimeout(done, ms);
-      const signal = this.#abort.signal;
       function done() {
         clearTimeout(timer);
         signal.removeEventListener("abort", done);
@@ -130,9 +147,18 @@ export class FetchDispatcher {
     });
   }
 
-  async #acquire(): Promise<void> {
-    while (this.#active >= this.#deps.concurrency && !this.#abort.signal.aborted) {
-      await new Promise<void>((wake) => this.#waiting.push(wake));
+  async #acquire(signal: AbortSignal): Promise<void> {
+    while (this.#active >= this.#deps.concurrency && !signal.aborted) {
+      await new Promise<void>((wake) => {
+        const done = () => {
+          signal.removeEventListener("abort", done);
+          const at = this.#waiting.indexOf(done);
+          if (at >= 0) this.#waiting.splice(at, 1);
+          wake();
+        };
+        this.#waiting.push(done);
+        signal.addEventListener("abort", done, { once: true });
+      });
     }
     this.#active++;
   }

@@ -1,6 +1,9 @@
 /**
- * Performs a guest's request for the server: policy check at every hop, manual redirects,
- * one time limit for the whole exchange, and a bounded, streamed body.
+ * Performs a guest's request for the server: policy check at every hop, redirects handled
+ * here as the request's `redirect` mode says, one time limit for the whole exchange, and a
+ * bounded, streamed body. Bodies are bytes both ways: the request body is sent exactly as
+ * the guest gave it, and the response body comes back exactly as the server sent it (`body`
+ * when it is valid UTF-8, `bodyBase64` otherwise).
  *
  * {@link performFetch} never throws for anything about the request: every failure becomes
  * a {@link FetchResponse} with `success: false`, an `error` and no `status`.
@@ -8,7 +11,7 @@
  * @module
  */
 import { EgressDeniedError, type EgressPolicy } from "./egress_policy.ts";
-import type { FetchRequest, FetchResponse } from "../engine/mod.ts";
+import { decodeBody, encodeBody, type FetchRequest, type FetchResponse } from "../engine/mod.ts";
 
 /** Most redirects followed before giving up. */
 export const MAX_REDIRECTS = 10;
@@ -103,7 +106,8 @@ async function exchange(
   const fetchImpl = options.fetchImpl ?? fetch;
   let url = firstUrl;
   let method = (request.options.method ?? "GET").toUpperCase();
-  let body = request.options.body;
+  let body: Uint8Array<ArrayBuffer> | undefined = decodeBody(request.options);
+  const mode = request.options.redirect ?? "follow";
   const headers = requestHeaders(request);
 
   for (let redirects = 0;; redirects++) {
@@ -116,10 +120,15 @@ async function exchange(
       signal,
     });
     const location = response.headers.get("location");
-    if (!REDIRECT_STATUSES.has(response.status) || location === null) {
+    if (!REDIRECT_STATUSES.has(response.status) || location === null || mode === "manual") {
       return await readResponse(request, url, response, signal, options.maxBytes);
     }
     await response.body?.cancel().catch(() => {});
+    if (mode === "error") {
+      throw new FetchFailure(
+        `Request to ${url.href} failed: redirected with ${response.status} while its redirect mode is "error"`,
+      );
+    }
     if (redirects >= MAX_REDIRECTS) {
       throw new FetchFailure(
         `Request to ${firstUrl.href} failed: more than ${MAX_REDIRECTS} redirects`,
@@ -168,7 +177,6 @@ async function readResponse(
     throw tooLarge();
   }
   const bytes = await readBounded(response, signal, maxBytes, tooLarge);
-  const text = new TextDecoder("utf-8").decode(bytes);
   const headers: Record<string, string> = {};
   for (const [name, value] of response.headers) {
     headers[name] = Object.hasOwn(headers, name) ? `${headers[name]}, ${value}` : value;
@@ -180,9 +188,36 @@ async function readResponse(
     statusText: response.statusText,
     headers,
     url: url.href,
-    data: isJsonType(response.headers.get("content-type")) ? parseJsonData(text) : text,
+    data: seedData(response.headers.get("content-type"), bytes),
+    ...(bytes.byteLength === 0 ? {} : encodeBody(bytes)),
     timestamp: Date.now(),
   };
+}
+
+/**
+ * The seed's `data`: parsed JSON when the response is JSON, else the text (decoded with
+ * replacement characters). Kept beside the exact body for readers of the seed's shape.
+ */
+function seedData(contentType: string | null, bytes: Uint8Array): unknown {
+  const text = new TextDecoder("utf-8").decode(bytes);
+  return isJsonType(contentType) ? parseJsonData(text) : text;
+}
+
+/** `application/json`, or any `<type>/<subtype>+json`. */
+function isJsonType(contentType: string | null): boolean {
+  const essence = (contentType ?? "").split(";")[0]!.trim().toLowerCase();
+  return essence === "application/json" ||
+    /^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+\+json$/.test(essence);
+}
+
+/** Parsed JSON unless it is invalid or a string literal; then the text itself. */
+function parseJsonData(text: string): unknown {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === "string" ? text : value;
+  } catch {
+    return text;
+  }
 }
 
 async function readBounded(
@@ -211,23 +246,6 @@ async function readBounded(
   }
   const bytes = new Uint8Array(await new Blob(chunks).arrayBuffer());
   return bytes;
-}
-
-/** `application/json`, or any `<type>/<subtype>+json`. */
-function isJsonType(contentType: string | null): boolean {
-  const essence = (contentType ?? "").split(";")[0]!.trim().toLowerCase();
-  return essence === "application/json" ||
-    /^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+\+json$/.test(essence);
-}
-
-/** Parsed JSON unless it is invalid or a string literal; then the text itself. */
-function parseJsonData(text: string): unknown {
-  try {
-    const value: unknown = JSON.parse(text);
-    return typeof value === "string" ? text : value;
-  } catch {
-    return text;
-  }
 }
 
 /** Rejects as soon as `signal` aborts, even if `promise` never settles. */

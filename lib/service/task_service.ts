@@ -49,8 +49,11 @@ export interface TaskServiceDeps {
   tasksDir: string;
   /** Default of a task's `autoFetch`. */
   autoFetch: boolean;
-  /** Called with a paused task's requests when it fetches automatically. */
-  onPaused(taskId: string, requests: readonly FetchRequest[]): void;
+  /**
+   * Called after every commit of a task that fetches automatically, with the requests it
+   * waits for (empty once it waits for none): start those not in flight, cancel the others.
+   */
+  onPending(taskId: string, requests: readonly FetchRequest[]): void;
   logger: Logger;
   version: string;
   /** Where transitions are published; a new hub when omitted. */
@@ -87,7 +90,7 @@ export class FlowTaskService implements TaskService {
 
   /**
    * Loads every task from the store; re-runs tasks caught `running` and hands paused
-   * tasks with automatic fetch to `onPaused` again. Resolves once loaded (re-runs go on
+   * tasks with automatic fetch to `onPending` again. Resolves once loaded (re-runs go on
    * in the background).
    */
   async start(): Promise<{ loaded: number; skipped: number }> {
@@ -101,7 +104,7 @@ export class FlowTaskService implements TaskService {
       if (record.status === TaskStatus.Running) {
         void this.#serialize(record.id, () => this.#recover(record.id));
       } else if (record.status === TaskStatus.Paused && record.autoFetch) {
-        this.#deps.onPaused(record.id, record.pending);
+        this.#deps.onPending(record.id, record.pending);
       }
     }
     return { loaded: tasks.length, skipped: skipped.length };
@@ -351,8 +354,8 @@ export class FlowTaskService implements TaskService {
       pending: saved.pending.length,
       error: saved.error,
     });
-    if (saved.status === TaskStatus.Paused && saved.autoFetch) {
-      this.#deps.onPaused(saved.id, saved.pending);
+    if (saved.autoFetch) {
+      this.#deps.onPending(saved.id, saved.status === TaskStatus.Paused ? saved.pending : []);
     }
     return saved;
   }
