@@ -1,0 +1,93 @@
+/**
+ * Guest source: the controller, the object only the host holds. The host drives the guest
+ * through it: deliver a response, set the clock, define the task's globals, watch the
+ * script's promise, read its outcome and the `variables` view.
+ *
+ * @module
+ */
+import type { GuestCore } from "./guest_types.ts";
+import type { FetchExports } from "./fetch.ts";
+import type { variablesView } from "./variables.ts";
+
+/** The controller's functions, as the host calls them. */
+export interface GuestController {
+  deliver(id: string, json: string, dataText: string, clockMs: number): boolean;
+  setClock(ms: number): void;
+  defineGlobals(json: string): void;
+  settle(promise: Promise<{ value: unknown }>): void;
+  outcome(): string | undefined;
+  variables(namesJson: string, maxChars: number): string;
+}
+
+/**
+ * Builds the controller. `variables` is the {@link variablesView} factory, passed in because
+ * a guest source cannot reach the bindings of its module.
+ */
+export function guestController(
+  core: GuestCore,
+  variables: typeof variablesView,
+): GuestController {
+  const { JSONstringify, JSONparse, promiseThen, objectKeys, hide, quote, describe } = core;
+  const { ErrorCtor, StringCtor } = core;
+
+  const errorJson = (error: unknown) => {
+    let name = "Error";
+    let message;
+    let stack = "";
+    try {
+      if (error instanceof ErrorCtor) {
+        name = StringCtor(error.name);
+        message = StringCtor(error.message);
+        stack = error.stack === undefined ? "" : StringCtor(error.stack);
+      } else {
+        message = describe(error);
+      }
+    } catch {
+      message = "[unprintable error]";
+    }
+    return '{"name":' + quote(name) + ',"message":' + quote(message) + ',"stack":' +
+      quote(stack) + "}";
+  };
+
+  let outcome: string | undefined;
+  let currentStep = -1;
+
+  return {
+    deliver(id, json, dataText, clockMs) {
+      core.clock = clockMs;
+      if (!core.loaded("fetch")) return false;
+      return (core.use("fetch") as unknown as FetchExports).deliver(id, json, dataText);
+    },
+    setClock(ms) {
+      core.clock = ms;
+    },
+    defineGlobals(json) {
+      const values = JSONparse(json);
+      for (const name of objectKeys(values)) hide(globalThis, name, values[name]);
+    },
+    settle(promise) {
+      const step = ++currentStep;
+      outcome = undefined;
+      promiseThen.call(
+        promiseThen.call(promise, (record: { value: unknown }) => record.value),
+        (value) => {
+          if (step !== currentStep) return;
+          try {
+            const json = JSONstringify(value);
+            outcome = '{"done":true' + (json === undefined ? "" : ',"json":' + quote(json)) + "}";
+          } catch (error) {
+            outcome = '{"done":true,"result":true,"error":' + errorJson(error) + "}";
+          }
+        },
+        (error) => {
+          if (step !== currentStep) return;
+          outcome = '{"done":true,"error":' + errorJson(error) + "}";
+        },
+      );
+    },
+    outcome() {
+      return outcome;
+    },
+    variables: variables(core),
+  };
+}

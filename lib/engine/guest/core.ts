@@ -1,0 +1,88 @@
+/**
+ * Guest source: the core every other guest source receives. Captures the built-ins before
+ * user code can replace them and defines the small helpers the guest APIs share. Runs first,
+ * in every VM.
+ *
+ * @module
+ */
+import type { GuestCore, GuestHost } from "./guest_types.ts";
+
+/** Builds the {@link GuestCore} (its `use` and `loaded` are filled by the loader). */
+export function guestCore(host: GuestHost): GuestCore {
+  const JSONstringify = JSON.stringify;
+  const StringCtor = String;
+  const ErrorCtor = Error;
+  const defineProperty = Object.defineProperty;
+  const hasOwn = Object.prototype.hasOwnProperty;
+  // Host messages are built by hand: JSON.stringify of a primitive string never calls guest
+  // code, while JSON.stringify of an object would call a guest Object.prototype.toJSON.
+  const quote = (text: unknown) => JSONstringify(StringCtor(text));
+  const own = (obj: object, key: string) =>
+    hasOwn.call(obj, key) ? (obj as Record<string, unknown>)[key] : undefined;
+  const hide = (obj: object, name: PropertyKey, value: unknown) =>
+    defineProperty(obj, name, { value, writable: true, configurable: true, enumerable: false });
+  const describe = (value: unknown): string => {
+    if (typeof value === "string") return value;
+    if (value instanceof ErrorCtor) {
+      return value.stack
+        ? value.name + ": " + value.message + "\n" + value.stack
+        : value.name + ": " + value.message;
+    }
+    if (typeof value === "function") return "[Function " + (value.name || "anonymous") + "]";
+    if (typeof value === "bigint") return StringCtor(value) + "n";
+    if (typeof value === "symbol" || value === undefined) return StringCtor(value);
+    try {
+      const text = JSONstringify(value);
+      return text === undefined ? StringCtor(value) : text;
+    } catch {
+      try {
+        return StringCtor(value);
+      } catch {
+        return "[unprintable]";
+      }
+    }
+  };
+  const promiseReject = Promise.reject.bind(Promise);
+  return {
+    host,
+    clock: 0,
+    use: () => {
+      throw new ErrorCtor("The guest loader is not installed");
+    },
+    loaded: () => false,
+    JSONstringify,
+    JSONparse: JSON.parse,
+    OrigPromise: Promise,
+    promiseThen: Promise.prototype.then,
+    promiseResolve: Promise.resolve.bind(Promise) as GuestCore["promiseResolve"],
+    promiseReject,
+    OrigDate: Date,
+    OrigMap: Map,
+    mapGet: Map.prototype.get,
+    mapSet: Map.prototype.set,
+    mapHas: Map.prototype.has,
+    mapDelete: Map.prototype.delete,
+    setHas: Set.prototype.has,
+    defineProperty,
+    objectKeys: Object.keys,
+    getOwnPropertyNames: Object.getOwnPropertyNames,
+    getOwnPropertyDescriptor: Object.getOwnPropertyDescriptor,
+    hasOwn,
+    isArray: Array.isArray,
+    arrayIncludes: Array.prototype.includes,
+    arrayPush: Array.prototype.push,
+    StringCtor,
+    ErrorCtor,
+    TypeErrorCtor: TypeError,
+    SyntaxErrorCtor: SyntaxError,
+    mathImul: Math.imul,
+    stringSlice: String.prototype.slice,
+    toLowerCase: String.prototype.toLowerCase,
+    toUpperCase: String.prototype.toUpperCase,
+    indirectEval: eval,
+    quote,
+    own,
+    hide,
+    describe,
+  };
+}

@@ -1,0 +1,104 @@
+/**
+ * Guest source: `fetch()`. A call records the request with the host and returns a promise
+ * that the host settles later through {@link FetchExports.deliver} (the controller's
+ * `deliver`), possibly in another process after a replay.
+ *
+ * @module
+ */
+import type { GuestCore, GuestExports, GuestModule, GuestUse } from "./guest_types.ts";
+import type { ResponsePayload } from "./response.ts";
+
+/** What the fetch module exports besides the `fetch` global. */
+export interface FetchExports {
+  /** Settles pending request `id` with the host's answer; false when `id` is not pending. */
+  deliver(id: string, json: string, dataText: string): boolean;
+}
+
+interface Waiter {
+  resolve(value: unknown): void;
+  reject(reason: unknown): void;
+  url: string;
+}
+
+function fetchFactory(core: GuestCore, use: GuestUse): GuestExports {
+  const { OrigPromise, OrigMap, mapGet, mapSet, mapDelete, StringCtor, TypeErrorCtor } = core;
+  const { toUpperCase, quote, own, JSONparse } = core;
+  const hostRecord = core.host.record;
+  const Headers = use("headers").Headers as typeof globalThis.Headers;
+  const Response = use("response").Response as new (
+    payload: ResponsePayload,
+    url: string,
+    dataText: string,
+  ) => unknown;
+  const pending = new OrigMap<string, Waiter>();
+
+  type Input = string | { url?: unknown; method?: unknown; headers?: unknown } | null;
+  type Init = { method?: unknown; headers?: unknown; body?: unknown } | null | undefined;
+
+  function fetch(input: Input, init?: Init): Promise<unknown> {
+    return new OrigPromise((resolve, reject) => {
+      let url;
+      if (typeof input === "string") url = input;
+      else if (input !== null && typeof input === "object" && typeof input.url === "string") {
+        url = input.url;
+      } else url = StringCtor(input);
+      const options = init === undefined || init === null ? {} : init;
+      let method = options.method;
+      if (
+        method === undefined && input !== null && typeof input === "object" &&
+        typeof input.method === "string"
+      ) method = input.method;
+      method = method === undefined ? "GET" : toUpperCase.call(StringCtor(method));
+      let headerSource = options.headers;
+      if (
+        headerSource === undefined && input !== null && typeof input === "object" &&
+        input.headers !== undefined
+      ) headerSource = input.headers;
+      let headers = "";
+      new Headers(headerSource as HeadersInit).forEach((value, name) => {
+        headers += (headers ? "," : "") + quote(name) + ":" + quote(value);
+      });
+      const body = options.body === undefined || options.body === null
+        ? undefined
+        : StringCtor(options.body);
+      let message = '{"url":' + quote(url) + ',"method":' + quote(method) + ',"headers":{' +
+        headers + "}";
+      if (body !== undefined) message += ',"body":' + quote(body);
+      const id = hostRecord(message + "}");
+      mapSet.call(pending, id, { resolve, reject, url });
+    });
+  }
+
+  const deliver: FetchExports["deliver"] = (id, json, dataText) => {
+    const waiter = mapGet.call(pending, id) as Waiter | undefined;
+    if (waiter === undefined) return false;
+    mapDelete.call(pending, id);
+    const raw = JSONparse(json);
+    const payload: ResponsePayload = {
+      success: own(raw, "success"),
+      status: own(raw, "status") as number | undefined,
+      statusText: own(raw, "statusText") as string | undefined,
+      url: own(raw, "url") as string | undefined,
+      headers: own(raw, "headers") as Record<string, string> | undefined,
+      data: dataText === "" ? undefined : JSONparse(dataText),
+    };
+    if (payload.success === false && payload.status === undefined) {
+      const reason = own(raw, "error");
+      waiter.reject(
+        new TypeErrorCtor("fetch failed: " + (reason === undefined ? "unknown error" : reason)),
+      );
+    } else {
+      waiter.resolve(new Response(payload, waiter.url, dataText));
+    }
+    return true;
+  };
+
+  return { fetch, deliver };
+}
+
+/** The `fetch` global. */
+export const fetchModule: GuestModule = {
+  name: "fetch",
+  globals: ["fetch"],
+  factory: fetchFactory,
+};

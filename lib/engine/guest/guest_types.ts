@@ -1,0 +1,93 @@
+/**
+ * Types shared by the guest sources. The guest sources are TypeScript functions that run
+ * inside QuickJS, shipped there by their source text (`String(fn)`): such a function may use
+ * only its parameters and the JavaScript built-ins, never a binding of the module it is
+ * written in, and no line of it may be inside a multi-line template literal (the assembly
+ * trims every line). `deno check` and `deno lint` read them like any other code.
+ *
+ * @module
+ */
+
+/** Functions and values the host gives the guest (removed from the global object at once). */
+export interface GuestHost {
+  /** Records a request (JSON of `{ url, method, headers, body? }`); returns its id. */
+  record(json: string): string;
+  /** Writes a console line. */
+  log(level: string, message: string): void;
+  /** The factory of a lazy guest module, evaluated on first use. */
+  load(name: string): GuestFactory;
+  /** Seed of the deterministic `Math.random`. */
+  seed: number;
+}
+
+/** Exports of a guest module: its globals by name, and internals other modules use. */
+export type GuestExports = Record<string, unknown>;
+
+/** Loads (once) and returns the exports of the guest module `name`. */
+export type GuestUse = (name: string) => GuestExports;
+
+/** The function a guest module's source evaluates to. */
+export type GuestFactory = (core: GuestCore, use: GuestUse) => GuestExports;
+
+/** A guest API loaded on first use: the getters of its globals evaluate it. */
+export interface GuestModule {
+  /** Module name, as `use(name)` asks for it. */
+  name: string;
+  /** Globals it defines (each must be a key of its exports). */
+  globals: readonly string[];
+  /** The module's code. */
+  factory: GuestFactory;
+}
+
+/**
+ * What every guest source shares: the host bridge, the built-ins captured before user code
+ * ran (so a script that replaces `JSON`, `Promise` or `Object.prototype` methods cannot
+ * change how the host is answered), small helpers, and the guest clock.
+ */
+export interface GuestCore {
+  host: GuestHost;
+  /** The guest clock (ms since the epoch): stands still within a run segment. */
+  clock: number;
+  /** Loads a guest module and returns its exports. */
+  use: GuestUse;
+  /** Whether module `name` has been loaded. */
+  loaded(name: string): boolean;
+  JSONstringify: typeof JSON.stringify;
+  JSONparse: typeof JSON.parse;
+  OrigPromise: PromiseConstructor;
+  promiseThen: typeof Promise.prototype.then;
+  promiseResolve: <T>(value: T) => Promise<Awaited<T>>;
+  promiseReject: (reason: unknown) => Promise<never>;
+  OrigDate: DateConstructor;
+  OrigMap: MapConstructor;
+  mapGet: typeof Map.prototype.get;
+  mapSet: typeof Map.prototype.set;
+  mapHas: typeof Map.prototype.has;
+  mapDelete: typeof Map.prototype.delete;
+  setHas: typeof Set.prototype.has;
+  defineProperty: typeof Object.defineProperty;
+  objectKeys: typeof Object.keys;
+  getOwnPropertyNames: typeof Object.getOwnPropertyNames;
+  getOwnPropertyDescriptor: typeof Object.getOwnPropertyDescriptor;
+  hasOwn: typeof Object.prototype.hasOwnProperty;
+  isArray: typeof Array.isArray;
+  arrayIncludes: typeof Array.prototype.includes;
+  arrayPush: typeof Array.prototype.push;
+  StringCtor: StringConstructor;
+  ErrorCtor: ErrorConstructor;
+  TypeErrorCtor: TypeErrorConstructor;
+  SyntaxErrorCtor: SyntaxErrorConstructor;
+  mathImul: typeof Math.imul;
+  stringSlice: typeof String.prototype.slice;
+  toLowerCase: typeof String.prototype.toLowerCase;
+  toUpperCase: typeof String.prototype.toUpperCase;
+  indirectEval: typeof eval;
+  /** A JSON string literal of `String(text)` (never runs guest code). */
+  quote(text: unknown): string;
+  /** `obj[key]` when it is an own property, else `undefined`. */
+  own(obj: object, key: string): unknown;
+  /** Defines a writable, configurable, non-enumerable data property. */
+  hide(obj: object, name: PropertyKey, value: unknown): void;
+  /** One console argument as text. */
+  describe(value: unknown): string;
+}

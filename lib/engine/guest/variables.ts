@@ -1,0 +1,99 @@
+/**
+ * Guest source: the human-readable `variables` view of a paused task, a bounded JSON walk of
+ * the globals the script declared. It reads data only: accessors are skipped and `toJSON` is
+ * never called, so computing it runs no guest code (except Proxy traps) and cannot change
+ * what a replay sees.
+ *
+ * @module
+ */
+import type { GuestCore } from "./guest_types.ts";
+
+/** Returns `variables(namesJson, maxChars)`: JSON of the named and the new globals. */
+export function variablesView(core: GuestCore): (namesJson: string, maxChars: number) => string {
+  const { JSONparse, getOwnPropertyNames, setHas, arrayIncludes, arrayPush, quote } = core;
+  const { stringSlice, StringCtor, isArray, getOwnPropertyDescriptor, hasOwn, objectKeys } = core;
+  const indirectEval = core.indirectEval;
+  const baselineGlobals = new Set(getOwnPropertyNames(globalThis));
+
+  return (namesJson, maxChars) => {
+    const names = JSONparse(namesJson) as string[];
+    for (const name of getOwnPropertyNames(globalThis)) {
+      if (!setHas.call(baselineGlobals, name) && !arrayIncludes.call(names, name)) {
+        arrayPush.call(names, name);
+      }
+    }
+    let budget = maxChars;
+    const seen: unknown[] = [];
+    const walk = (value: unknown, depth: number): string | undefined => {
+      if (budget <= 0) return '"[truncated]"';
+      switch (typeof value) {
+        case "string": {
+          const text = value.length > 200 ? stringSlice.call(value, 0, 200) + "…" : value;
+          budget -= text.length + 2;
+          return quote(text);
+        }
+        case "number":
+          budget -= 8;
+          return value === value && value !== Infinity && value !== -Infinity
+            ? StringCtor(value)
+            : "null";
+        case "boolean":
+          budget -= 5;
+          return value ? "true" : "false";
+        case "bigint":
+          budget -= 8;
+          return quote(StringCtor(value) + "n");
+        case "object": {
+          if (value === null) {
+            budget -= 4;
+            return "null";
+          }
+          if (depth > 4 || arrayIncludes.call(seen, value)) return '"[…]"';
+          arrayPush.call(seen, value);
+          let out = "";
+          if (isArray(value)) {
+            const length = value.length;
+            for (let i = 0; i < length && budget > 0; i++) {
+              const d = getOwnPropertyDescriptor(value, i);
+              out += (i ? "," : "") +
+                (d && hasOwn.call(d, "value") ? walk(d.value, depth + 1) ?? "null" : "null");
+            }
+            return "[" + out + "]";
+          }
+          for (const key of objectKeys(value)) {
+            if (budget <= 0) break;
+            const d = getOwnPropertyDescriptor(value, key);
+            if (!d || !hasOwn.call(d, "value")) continue;
+            const text = walk(d.value, depth + 1);
+            if (text === undefined) continue;
+            budget -= key.length + 3;
+            out += (out ? "," : "") + quote(key) + ":" + text;
+          }
+          return "{" + out + "}";
+        }
+        default:
+          return undefined;
+      }
+    };
+    let out = "";
+    for (const name of names) {
+      let value;
+      const d = getOwnPropertyDescriptor(globalThis, name);
+      if (d) {
+        if (!hasOwn.call(d, "value")) continue;
+        value = d.value;
+      } else {
+        try {
+          value = indirectEval(name);
+        } catch {
+          continue;
+        }
+      }
+      const text = walk(value, 0);
+      if (text === undefined) continue;
+      out += (out ? "," : "") + quote(name) + ":" + text;
+      if (budget <= 0) break;
+    }
+    return "{" + out + "}";
+  };
+}

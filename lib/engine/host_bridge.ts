@@ -1,0 +1,134 @@
+/**
+ * The host bridge: the functions the guest may call (record a request, write a console
+ * line, load a guest API's source), the prelude evaluated with them, and the controller
+ * handles the host drives the guest through. Every host function is pure or journaled, so a
+ * replay sees the same guest world.
+ *
+ * @module
+ */
+import type { QuickJSContext, QuickJSHandle } from "quickjs-emscripten";
+import { GUEST_PRELUDE, guestModuleSource, HOST_BRIDGE_GLOBAL } from "./guest/prelude.ts";
+
+/** Handles of the guest controller's functions (see `guest/controller.ts`). */
+export interface Controller {
+  object: QuickJSHandle;
+  deliver: QuickJSHandle;
+  setClock: QuickJSHandle;
+  defineGlobals: QuickJSHandle;
+  settle: QuickJSHandle;
+  outcome: QuickJSHandle;
+  variables: QuickJSHandle;
+}
+
+/** What the host does when the guest calls it. */
+export interface HostFunctions {
+  /** The guest called `fetch()`: record the request (JSON) and return its id. */
+  record(json: string): string;
+  /** The guest wrote a console line. */
+  log(level: string, message: string): void;
+  /** Seed of the guest `Math.random`. */
+  seed: number;
+}
+
+/** The error message a guest error value yields: name, message and stack. */
+export interface GuestErrorInfo {
+  name: string;
+  message: string;
+  stack: string;
+}
+
+/** Evaluates the prelude in `context` with `host` as its bridge; returns the controller. */
+export function installPrelude(context: QuickJSContext, host: HostFunctions): Controller {
+  const bridge = context.newObject();
+  try {
+    const record = context.newFunction("record", (json) => {
+      return context.newString(host.record(context.getString(json)));
+    });
+    context.setProp(bridge, "record", record);
+    record.dispose();
+    const log = context.newFunction("log", (level, message) => {
+      host.log(context.getString(level), context.getString(message));
+    });
+    context.setProp(bridge, "log", log);
+    log.dispose();
+    const load = context.newFunction("load", (nameHandle) => {
+      const name = context.getString(nameHandle);
+      const source = guestModuleSource(name);
+      if (source === undefined) throw new Error(`There is no guest module "${name}"`);
+      return context.evalCode(source, `flowstate:${name}.js`, 0);
+    });
+    context.setProp(bridge, "load", load);
+    load.dispose();
+    const seed = context.newNumber(host.seed);
+    context.setProp(bridge, "seed", seed);
+    seed.dispose();
+    context.setProp(context.global, HOST_BRIDGE_GLOBAL, bridge);
+  } finally {
+    bridge.dispose();
+  }
+  const object = context.unwrapResult(context.evalCode(GUEST_PRELUDE, "prelude.js", 0));
+  const member = (name: string) => context.getProp(object, name);
+  return {
+    object,
+    deliver: member("deliver"),
+    setClock: member("setClock"),
+    defineGlobals: member("defineGlobals"),
+    settle: member("settle"),
+    outcome: member("outcome"),
+    variables: member("variables"),
+  };
+}
+
+/**
+ * Calls a controller function with string/number arguments and returns its result when it
+ * is a string; disposes every handle it creates. A guest exception is turned into an error
+ * by `fail`.
+ */
+export function callController(
+  context: QuickJSContext,
+  fn: QuickJSHandle,
+  args: readonly (string | number)[],
+  fail: (info: GuestErrorInfo) => Error,
+): string | undefined {
+  const handles = args.map((arg) =>
+    typeof arg === "string" ? context.newString(arg) : context.newNumber(arg)
+  );
+  try {
+    const result = context.callFunction(fn, context.undefined, handles);
+    if (result.error) {
+      const info = errorInfo(context, result.error);
+      result.error.dispose();
+      throw fail(info);
+    }
+    const value = context.typeof(result.value) === "string"
+      ? context.getString(result.value)
+      : undefined;
+    result.value.dispose();
+    return value;
+  } finally {
+    for (const handle of handles) handle.dispose();
+  }
+}
+
+/** Name, message and stack of a guest error value (never throws). */
+export function errorInfo(context: QuickJSContext, handle: QuickJSHandle): GuestErrorInfo {
+  try {
+    const dumped = context.dump(handle) as unknown;
+    if (dumped && typeof dumped === "object") {
+      const { name, message, stack } = dumped as Record<string, unknown>;
+      return {
+        name: typeof name === "string" ? name : "Error",
+        message: typeof message === "string" ? message : JSON.stringify(dumped),
+        stack: typeof stack === "string" ? stack : "",
+      };
+    }
+    return { name: "Error", message: String(dumped), stack: "" };
+  } catch {
+    return { name: "Error", message: "[unreadable guest error]", stack: "" };
+  }
+}
+
+/** Frees the controller's handles. */
+export function disposeController(controller: Controller): void {
+  for (const handle of Object.values(controller)) handle.dispose();
+}

@@ -1,0 +1,61 @@
+/**
+ * The requests of a run: each `fetch()` the guest makes is checked against the replayed
+ * journal (or the pending limit and the journal's room when live), journaled, and pending
+ * until its response is delivered.
+ *
+ * @module
+ */
+import type { Journal } from "./journal.ts";
+import { limitError } from "./limits.ts";
+import type { AskedRequest, Replay } from "./replay.ts";
+import type { FetchRequest, JournalEntry } from "./types.ts";
+import { newFetchId } from "./vm_state.ts";
+
+/** Pending requests, in the order they were made, and the count of all made so far. */
+export class Requests {
+  /** Requests waiting for a response, by id. */
+  readonly pending = new Map<string, FetchRequest>();
+  /** Requests made since the start of the run (replayed ones included). */
+  count = 0;
+  readonly #maxPending: number;
+  readonly #journal: Journal;
+
+  constructor(maxPending: number, journal: Journal) {
+    this.#maxPending = maxPending;
+    this.#journal = journal;
+  }
+
+  /** Forgets every request (a state is being restored). */
+  clear(): void {
+    this.pending.clear();
+    this.count = 0;
+  }
+
+  /**
+   * Records the request the guest `asked` for in `step` and returns its id: the recorded
+   * one when `replay` is given. Throws an `ExecutionError` (nondeterminism or limit).
+   */
+  record(asked: AskedRequest, step: number, replay: Replay | null): string {
+    const index = this.count++;
+    if (replay) {
+      const recorded = replay.match(index, asked);
+      this.pending.set(recorded.id, recorded);
+      return recorded.id;
+    }
+    if (this.pending.size >= this.#maxPending) {
+      throw limitError(`Too many pending fetches: the limit is ${this.#maxPending} at once`);
+    }
+    const request: FetchRequest = {
+      id: newFetchId(index),
+      url: asked.url,
+      options: { method: asked.method, headers: asked.headers },
+      timestamp: Date.now(),
+    };
+    if (asked.body !== undefined) request.options.body = asked.body;
+    const entry: JournalEntry = { type: "request", step, index, request };
+    const bytes = this.#journal.checkRoom(entry);
+    this.#journal.append(entry, bytes);
+    this.pending.set(request.id, request);
+    return request.id;
+  }
+}

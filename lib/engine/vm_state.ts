@@ -1,0 +1,54 @@
+/**
+ * The shapes that cross the engine's API: checks of a {@link VMState} and a
+ * {@link FetchResponse} given to resume, the message a response is delivered as, and the
+ * ids and seeds a new execution gets.
+ *
+ * @module
+ */
+import { ExecutionError } from "./execution_error.ts";
+import type { FetchResponse, VMState } from "./types.ts";
+
+/** Throws a `TypeError` unless `state` looks like a {@link VMState} of version 1. */
+export function assertState(state: VMState): void {
+  const ok = state !== null && typeof state === "object" && state.version === 1 &&
+    typeof state.id === "string" && typeof state.code === "string" &&
+    Array.isArray(state.journal) && Array.isArray(state.pending) &&
+    Array.isArray(state.logs) && typeof state.seed === "number" &&
+    (state.variant === "asyncify" || state.variant === "sync");
+  if (!ok) throw new TypeError("Cannot resume: the state is not a FetchFlow VMState (version 1)");
+}
+
+/** Throws a `TypeError` unless `response` is an object with a string id. */
+export function assertResponse(response: FetchResponse): void {
+  if (response === null || typeof response !== "object" || typeof response.id !== "string") {
+    throw new TypeError("Cannot resume: the fetch response must be an object with a string id");
+  }
+}
+
+/** The error of a response whose id is not pending. */
+export function staleError(id: string, pending: readonly string[]): ExecutionError {
+  const list = pending.length ? pending.map((p) => `"${p}"`).join(", ") : "none";
+  return new ExecutionError(
+    "stale",
+    "StaleResponseError",
+    `Fetch response "${id}" does not answer a pending request (pending: ${list})`,
+  );
+}
+
+/** The response without its data, and the data as JSON text ("" when absent). */
+export function deliveryMessage(response: FetchResponse): [string, string] {
+  const { data, ...meta } = response;
+  return [JSON.stringify(meta), data === undefined ? "" : JSON.stringify(data)];
+}
+
+/** A new, unique request id. */
+export function newFetchId(index: number): string {
+  const random = crypto.getRandomValues(new Uint8Array(4));
+  const hex = Array.from(random, (byte) => byte.toString(16).padStart(2, "0")).join("");
+  return `fetch_${Date.now()}_${index}_${hex}`;
+}
+
+/** A new seed for the guest `Math.random`. */
+export function randomSeed(): number {
+  return crypto.getRandomValues(new Uint32Array(1))[0]!;
+}
