@@ -5,7 +5,7 @@
  * @module
  */
 import { ExecutionError } from "./execution_error.ts";
-import type { FetchRequest, JournalEntry } from "./types.ts";
+import type { FetchRequest, JournalEntry, RedirectMode } from "./types.ts";
 
 /** A request as the guest asks for it. */
 export interface AskedRequest {
@@ -13,6 +13,8 @@ export interface AskedRequest {
   method: string;
   headers: Record<string, string>;
   body?: string;
+  bodyBase64?: string;
+  redirect?: RedirectMode;
 }
 
 /** The recorded requests of a journal being replayed, matched against what the code asks. */
@@ -35,7 +37,8 @@ export class Replay {
     }
     if (
       recorded.url !== asked.url || (recorded.options.method ?? "GET") !== asked.method ||
-      recorded.options.body !== asked.body
+      recorded.options.body !== asked.body ||
+      recorded.options.bodyBase64 !== asked.bodyBase64
     ) {
       throw nondeterminism(
         `Fetch #${index} differs from the journal: recorded ${describeRequest(recorded)}, ` +

@@ -52,6 +52,8 @@ export class Requests {
       timestamp: Date.now(),
     };
     if (asked.body !== undefined) request.options.body = asked.body;
+    if (asked.bodyBase64 !== undefined) request.options.bodyBase64 = asked.bodyBase64;
+    if (asked.redirect !== undefined) request.options.redirect = asked.redirect;
     const entry: JournalEntry = { type: "request", step, index, request };
     const bytes = this.#journal.checkRoom(entry);
     this.#journal.append(entry, bytes);

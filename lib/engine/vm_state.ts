@@ -7,6 +7,7 @@
  */
 import { ExecutionError } from "./execution_error.ts";
 import type { FetchResponse, VMState } from "./types.ts";
+import { decodeBody } from "./body_bytes.ts";
 
 /** Throws a `TypeError` unless `state` looks like a {@link VMState} of version 1. */
 export function assertState(state: VMState): void {
@@ -35,10 +36,18 @@ export function staleError(id: string, pending: readonly string[]): ExecutionErr
   );
 }
 
-/** The response without its data, and the data as JSON text ("" when absent). */
+/**
+ * The response without its body, and the body as JSON text ("" when absent): the exact body
+ * text when the response carries its bytes (`body`, or `bodyBase64` decoded as UTF-8), else
+ * `data` as the seed's contract has it.
+ */
 export function deliveryMessage(response: FetchResponse): [string, string] {
-  const { data, ...meta } = response;
-  return [JSON.stringify(meta), data === undefined ? "" : JSON.stringify(data)];
+  const { data, body, bodyBase64, ...meta } = response;
+  if (body === undefined && bodyBase64 === undefined) {
+    return [JSON.stringify(meta), data === undefined ? "" : JSON.stringify(data)];
+  }
+  const text = body ?? new TextDecoder().decode(decodeBody({ bodyBase64 }));
+  return [JSON.stringify(meta), JSON.stringify(text)];
 }
 
 /** A new, unique request id. */

@@ -33,7 +33,26 @@ function fetchFactory(core: GuestCore, use: GuestUse): GuestExports {
   const pending = new OrigMap<string, Waiter>();
 
   type Input = string | { url?: unknown; method?: unknown; headers?: unknown } | null;
-  type Init = { method?: unknown; headers?: unknown; body?: unknown } | null | undefined;
+  type Init =
+    | { method?: unknown; headers?: unknown; body?: unknown; redirect?: unknown }
+    | null
+    | undefined;
+  const ArrayBufferCtor = ArrayBuffer;
+  const Uint8ArrayCtor = Uint8Array;
+  const isView = ArrayBuffer.isView;
+  const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const charAt = String.prototype.charAt;
+  const base64 = (bytes: Uint8Array): string => {
+    let out = "";
+    const n = bytes.length;
+    for (let i = 0; i < n; i += 3) {
+      const a = bytes[i]!, b = i + 1 < n ? bytes[i + 1]! : 0, c = i + 2 < n ? bytes[i + 2]! : 0;
+      out += charAt.call(B64, a >> 2) + charAt.call(B64, ((a & 3) << 4) | (b >> 4)) +
+        (i + 1 < n ? charAt.call(B64, ((b & 15) << 2) | (c >> 6)) : "=") +
+        (i + 2 < n ? charAt.call(B64, c & 63) : "=");
+    }
+    return out;
+  };
 
   function fetch(input: Input, init?: Init): Promise<unknown> {
     return new OrigPromise((resolve, reject) => {
@@ -58,12 +77,29 @@ function fetchFactory(core: GuestCore, use: GuestUse): GuestExports {
       new Headers(headerSource as HeadersInit).forEach((value, name) => {
         headers += (headers ? "," : "") + quote(name) + ":" + quote(value);
       });
-      const body = options.body === undefined || options.body === null
-        ? undefined
-        : StringCtor(options.body);
       let message = '{"url":' + quote(url) + ',"method":' + quote(method) + ',"headers":{' +
         headers + "}";
-      if (body !== undefined) message += ',"body":' + quote(body);
+      const raw = options.body;
+      if (raw !== undefined && raw !== null) {
+        const bytes = raw instanceof ArrayBufferCtor
+          ? new Uint8ArrayCtor(raw)
+          : isView(raw)
+          ? new Uint8ArrayCtor(raw.buffer, raw.byteOffset, raw.byteLength)
+          : undefined;
+        message += bytes === undefined
+          ? ',"body":' + quote(StringCtor(raw))
+          : ',"bodyBase64":' + quote(base64(bytes));
+      }
+      const redirect = options.redirect;
+      if (redirect !== undefined) {
+        if (redirect !== "follow" && redirect !== "manual" && redirect !== "error") {
+          throw new TypeErrorCtor(
+            'fetch: redirect must be "follow", "manual" or "error", got ' +
+              quote(StringCtor(redirect)),
+          );
+        }
+        message += ',"redirect":' + quote(redirect);
+      }
       const id = hostRecord(message + "}");
       mapSet.call(pending, id, { resolve, reject, url });
     });
@@ -82,7 +118,7 @@ function fetchFactory(core: GuestCore, use: GuestUse): GuestExports {
       headers: own(raw, "headers") as Record<string, string> | undefined,
       data: dataText === "" ? undefined : JSONparse(dataText),
     };
-    if (payload.success === false && payload.status === undefined) {
+    if (payload.status === 0 || (payload.status === undefined && payload.success !== true)) {
       const reason = own(raw, "error");
       waiter.reject(
         new TypeErrorCtor("fetch failed: " + (reason === undefined ? "unknown error" : reason)),
