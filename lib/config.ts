@@ -57,7 +57,7 @@ export interface Config {
   stackBytes: number;
   /** `MAX_CODE_BYTES`: largest accepted task code (UTF-8). */
   maxCodeBytes: number;
-  /** `MAX_PENDING_FETCHES`: most fetches pending at once per task. */
+  /** `MAX_PENDING_FETCHES`: most fetches pending at once per task (later ones wait). */
   maxPendingFetches: number;
   /** `MAX_FETCHES`: most fetches per task over its life. */
   maxFetches: number;
@@ -189,7 +189,7 @@ export const CONFIG_DOC: readonly ConfigDocEntry[] = [
   {
     name: "MAX_PENDING_FETCHES",
     default: "100",
-    description: "Most fetches pending at once per task.",
+    description: "Most fetches pending at once per task; later ones wait their turn.",
   },
   { name: "MAX_FETCHES", default: "10000", description: "Most fetches per task over its life." },
   {

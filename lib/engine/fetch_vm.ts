@@ -198,7 +198,7 @@ export class FetchVM {
           } else if (entry.type === "response") {
             const { id } = entry.response;
             if (!this.#requests.pending.has(id)) throw unaskedResponse(id);
-            this.#requests.pending.delete(id);
+            this.#requests.settle(id);
             this.#deadline = performance.now() + this.#options.timeLimitMs;
             const [meta, data] = deliveryMessage(entry.response);
             this.#call(this.#live!.controller.deliver, id, meta, data, entry.at);
@@ -287,7 +287,7 @@ export class FetchVM {
     const [meta, data] = deliveryMessage(response);
     return this.#segment(() => {
       this.#journal.append(entry, bytes);
-      this.#requests.pending.delete(response.id);
+      this.#requests.settle(response.id);
       this.#call(this.#live!.controller.deliver, response.id, meta, data, at);
     });
   }

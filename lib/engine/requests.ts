@@ -1,12 +1,14 @@
 /**
  * The requests of a run: each `fetch()` the guest makes is checked against the replayed
- * journal (or the pending limit and the journal's room when live), journaled, and pending
- * until its response is delivered.
+ * journal (or the journal's room when live), journaled, and pending until its response is
+ * delivered. At most `maxPending` are pending (handed to the host) at once; later ones wait
+ * their turn in order and become pending as responses arrive, so the limit bounds
+ * concurrency, not the script. Which ones wait depends only on the journal's order of
+ * requests and responses, so a replay queues the same ones.
  *
  * @module
  */
 import type { Journal } from "./journal.ts";
-import { limitError } from "./limits.ts";
 import type { AskedRequest, Replay } from "./replay.ts";
 import type { FetchRequest, JournalEntry } from "./types.ts";
 import { newFetchId } from "./vm_state.ts";
@@ -17,6 +19,8 @@ export class Requests {
   readonly pending = new Map<string, FetchRequest>();
   /** Requests made since the start of the run (replayed ones included). */
   count = 0;
+  /** Requests made while `maxPending` were pending, oldest first. */
+  readonly #waiting: FetchRequest[] = [];
   readonly #maxPending: number;
   readonly #journal: Journal;
 
@@ -28,7 +32,22 @@ export class Requests {
   /** Forgets every request (a state is being restored). */
   clear(): void {
     this.pending.clear();
+    this.#waiting.length = 0;
     this.count = 0;
+  }
+
+  /** Ends pending request `id` (its response arrived) and lets the next waiting one in. */
+  settle(id: string): void {
+    this.pending.delete(id);
+    while (this.pending.size < this.#maxPending && this.#waiting.length > 0) {
+      const next = this.#waiting.shift()!;
+      this.pending.set(next.id, next);
+    }
+  }
+
+  #admit(request: FetchRequest): void {
+    if (this.pending.size < this.#maxPending) this.pending.set(request.id, request);
+    else this.#waiting.push(request);
   }
 
   /**
@@ -39,11 +58,8 @@ export class Requests {
     const index = this.count++;
     if (replay) {
       const recorded = replay.match(index, asked);
-      this.pending.set(recorded.id, recorded);
+      this.#admit(recorded);
       return recorded.id;
-    }
-    if (this.pending.size >= this.#maxPending) {
-      throw limitError(`Too many pending fetches: the limit is ${this.#maxPending} at once`);
     }
     const request: FetchRequest = {
       id: newFetchId(index),
@@ -57,7 +73,7 @@ export class Requests {
     const entry: JournalEntry = { type: "request", step, index, request };
     const bytes = this.#journal.checkRoom(entry);
     this.#journal.append(entry, bytes);
-    this.pending.set(request.id, request);
+    this.#admit(request);
     return request.id;
   }
 }

@@ -156,7 +156,7 @@ export interface EngineOptions {
   maxStackBytes?: number;
   /** Largest accepted code, bytes (UTF-8). Default 1 MiB. */
   maxCodeBytes?: number;
-  /** Most requests pending at once. Default 100. */
+  /** Most requests pending at once; later ones wait their turn. Default 100. */
   maxPendingFetches?: number;
   /** Most journal entries (requests plus responses). Default 20,000. */
   maxJournalEntries?: number;
