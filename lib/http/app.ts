@@ -20,6 +20,7 @@ import { taskRoutes } from "./task_routes.ts";
 import { eventRoutes } from "./event_routes.ts";
 import { definitionRoutes } from "./definition_routes.ts";
 import { metricsRoutes } from "./metrics_routes.ts";
+import { openApiRoutes } from "./openapi.ts";
 
 export type { AppDeps } from "./route.ts";
 export { isTaskId, parseTaskId, TASK_ID_PATTERN } from "./task_routes.ts";
@@ -41,6 +42,7 @@ export function createApp(deps: AppDeps): App {
     ...eventRoutes(deps),
     ...definitionRoutes(deps),
     ...metricsRoutes(deps),
+    ...openApiRoutes(() => routes, deps.service.health().version),
   };
 
   const handle = async (req: Request, url: URL): Promise<Response> => {

@@ -20,6 +20,7 @@ import {
 import { quote } from "./json_io.ts";
 import type { AppDeps, Routes } from "./route.ts";
 import { parseTaskId } from "./task_routes.ts";
+import { errorAnswer } from "./openapi.ts";
 
 /** Interval of the keep-alive comment, ms. */
 export const HEARTBEAT_MS = 15_000;
@@ -39,6 +40,36 @@ export function eventRoutes(deps: AppDeps): Routes {
   return {
     "/events": {
       auth: true,
+      docs: {
+        GET: {
+          summary: "Task transitions as Server-Sent Events; Last-Event-ID resumes",
+          query: {
+            id: {
+              description: "Comma-separated task ids.",
+              schema: { type: "string" },
+              example: "walk",
+            },
+            status: {
+              description: "Comma-separated statuses after the transition.",
+              schema: { type: "string" },
+              example: "completed,error",
+            },
+            lastEventId: {
+              description: "Resume after this event (as the Last-Event-ID header).",
+              schema: { type: "string" },
+              example: "x-0",
+            },
+          },
+          responses: {
+            "200": {
+              description: "The stream",
+              schema: { type: "string" },
+              mediaType: "text/event-stream",
+            },
+            "400": errorAnswer("Invalid filter"),
+          },
+        },
+      },
       methods: {
         GET: (req, url) => {
           const filter = parseEventFilter(url);

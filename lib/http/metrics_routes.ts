@@ -6,12 +6,26 @@
  */
 import { NotFoundError } from "../errors.ts";
 import type { AppDeps, Routes } from "./route.ts";
+import { errorAnswer } from "./openapi.ts";
 
 /** The metrics route. */
 export function metricsRoutes(deps: AppDeps): Routes {
   return {
     "/metrics": {
       auth: true,
+      docs: {
+        GET: {
+          summary: "Metrics in Prometheus text format",
+          responses: {
+            "200": {
+              description: "The metrics",
+              schema: { type: "string" },
+              mediaType: "text/plain",
+            },
+            "404": errorAnswer("No metrics kept"),
+          },
+        },
+      },
       methods: {
         GET: async () => {
           if (!deps.metrics) throw new NotFoundError("This server keeps no metrics");

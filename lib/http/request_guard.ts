@@ -50,7 +50,7 @@ export interface RequestGuard {
   /** The `Host` and cross-site checks, before routing. */
   checkOrigin(req: Request): void;
   /** The content-type check of a routed request with a body method. */
-  checkBodyType(req: Request, route: Route): void;
+  checkBodyType(req: Request, route: Pick<Route, "bodyTypes">): void;
 }
 
 /** Builds the guard; throws a `TypeError` for an allowed origin that is not an origin. */

@@ -8,11 +8,27 @@
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { TaskService } from "../service/mod.ts";
+import type { BodySpec, JsonSchema, QuerySpec } from "./schemas.ts";
 
 /** Serves one method of one path. */
 export type Handler = (req: Request, url: URL) => Promise<Response>;
 
+/** What `GET /openapi.json` says of one method of a route. */
+export interface OperationDoc {
+  summary: string;
+  /** Query parameters. */
+  query?: Record<string, QuerySpec>;
+  /** The JSON body, as validation reads it. */
+  body?: BodySpec;
+  /** Other media types the body may have, with their schema. */
+  otherBodies?: Record<string, JsonSchema>;
+  /** Answers by status: a description and, for JSON, a schema (or another media type). */
+  responses: Record<string, { description: string; schema?: JsonSchema; mediaType?: string }>;
+}
+
 export interface Route {
+  /** The OpenAPI description of each method. */
+  docs: Record<string, OperationDoc>;
   /** Methods served; `HEAD` is served wherever `GET` is. */
   methods: Record<string, Handler>;
   /** Whether the bearer token is required. */

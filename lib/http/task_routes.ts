@@ -17,6 +17,44 @@ import { has, isObject, json, quote, readJsonBody, readTextBody } from "./json_i
 import { JSON_BODY_TYPES } from "./request_guard.ts";
 import type { AppDeps, Routes } from "./route.ts";
 import { parseWaitMs, untilFinished } from "./wait.ts";
+import {
+  checkFields,
+  CREATE_TASK_BODY,
+  DELIVERY_BODY,
+  type QuerySpec,
+  ref,
+  success,
+  TASK_ID_SCHEMA,
+  WAIT_SCHEMA,
+} from "./schemas.ts";
+import { errorAnswer } from "./openapi.ts";
+
+/** Query parameters `POST /task` reads beside a script body. */
+const SCRIPT_QUERY_DOCS: Record<string, QuerySpec> = {
+  id: {
+    description: "Task id (script bodies only).",
+    schema: TASK_ID_SCHEMA,
+    example: "from-file",
+  },
+  name: {
+    description: "Display name (script bodies only).",
+    schema: { type: "string" },
+    example: "job",
+  },
+  autoFetch: {
+    description: "Per-task AUTO_FETCH (script bodies only).",
+    schema: { enum: ["true", "false"] },
+    example: "true",
+  },
+  wait: { description: "Wait in ms (script bodies only).", schema: WAIT_SCHEMA, example: "0" },
+  input: {
+    description: "JSON input (script bodies only).",
+    schema: { type: "string" },
+    example: "{}",
+  },
+};
+
+const TASK_ANSWER = { description: "The task", schema: success("task", ref("TaskView")) };
 
 /** Ids of tasks: what `POST /task` accepts as `id` and what `/call` and `/status` take. */
 export const TASK_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -70,6 +108,23 @@ export function taskRoutes(deps: AppDeps): Routes {
   return {
     "/task": {
       auth: true,
+      docs: {
+        POST: {
+          summary: "Create a task and run it to its first pause, completion or error",
+          body: CREATE_TASK_BODY,
+          otherBodies: Object.fromEntries(
+            Object.keys(SCRIPT_TYPES).map((type) => [type, { type: "string" }]),
+          ),
+          query: SCRIPT_QUERY_DOCS,
+          responses: {
+            "200": TASK_ANSWER,
+            "400": errorAnswer("Invalid body"),
+            "409": errorAnswer("The id exists"),
+            "413": errorAnswer("Body too large"),
+            "415": errorAnswer("Unsupported Content-Type"),
+          },
+        },
+      },
       bodyTypes: [...JSON_BODY_TYPES, ...Object.keys(SCRIPT_TYPES)],
       methods: {
         POST: async (req, url) => {
@@ -90,6 +145,18 @@ export function taskRoutes(deps: AppDeps): Routes {
     },
     "/call": {
       auth: true,
+      docs: {
+        POST: {
+          summary: "Deliver the response of a fetch the task is paused on",
+          body: DELIVERY_BODY,
+          responses: {
+            "200": TASK_ANSWER,
+            "400": errorAnswer("Invalid body"),
+            "404": errorAnswer("Unknown task"),
+            "409": errorAnswer("Not pending"),
+          },
+        },
+      },
       methods: {
         POST: async (req) => {
           const body = await readJsonBody(req, config.maxBodyBytes);
@@ -100,6 +167,52 @@ export function taskRoutes(deps: AppDeps): Routes {
     },
     "/status": {
       auth: true,
+      docs: {
+        GET: {
+          summary: "One task in detail (with id), one of its fetches (with fetch), or the list",
+          query: {
+            id: {
+              description: "Task id: answer with its detail.",
+              schema: TASK_ID_SCHEMA,
+              example: "walk",
+            },
+            fetch: {
+              description: "With id: one fetch in full, by index or fetch id.",
+              schema: { type: "string" },
+              example: "0",
+            },
+            wait: {
+              description: "With id: wait in ms for the task to finish.",
+              schema: WAIT_SCHEMA,
+              example: "0",
+            },
+            status: {
+              description: "Without id: only tasks in this status.",
+              schema: { type: "string" },
+              example: "completed",
+            },
+            limit: {
+              description: "Without id: at most this many.",
+              schema: { type: "integer", minimum: 1, maximum: MAX_LIST_LIMIT },
+              example: "10",
+            },
+          },
+          responses: {
+            "200": {
+              description: "`task` (with id), `fetch` (with fetch) or `tasks`",
+              schema: {
+                oneOf: [
+                  success("task", ref("TaskDetail")),
+                  success("fetch", ref("FetchLog")),
+                  success("tasks", { type: "array", items: ref("TaskView") }),
+                ],
+              },
+            },
+            "400": errorAnswer("Invalid query"),
+            "404": errorAnswer("Unknown task or fetch"),
+          },
+        },
+      },
       methods: {
         GET: async (req, url) => {
           const id = url.searchParams.get("id");
@@ -122,6 +235,15 @@ export function taskRoutes(deps: AppDeps): Routes {
     },
     "/health": {
       auth: false,
+      docs: {
+        GET: {
+          summary: "Version and tasks by status; 503 while draining",
+          responses: {
+            "200": { description: "Serving", schema: { type: "object" } },
+            "503": { description: "Shutting down", schema: { type: "object" } },
+          },
+        },
+      },
       methods: {
         GET: () => {
           const health = service.health();
@@ -185,9 +307,9 @@ export function scriptQuery(url: URL): Record<string, unknown> {
 }
 
 /** Validates the body of `POST /task`; `wait` is the edge's, the rest the service's. */
-export function parseCreateTask(body: unknown): CreateTaskInput & { wait?: number } {
+export function parseCreateTask(value: unknown): CreateTaskInput & { wait?: number } {
   const fail = (why: string) => new BadRequestError(`Cannot create task: ${why}`);
-  if (!isObject(body)) throw fail(`the body must be a JSON object, got ${quote(body)}`);
+  const body = checkFields(value, CREATE_TASK_BODY);
   const hasCode = has(body, "code");
   const hasTask = has(body, "task");
   if (hasCode === hasTask) {
@@ -235,9 +357,9 @@ export function parseCreateTask(body: unknown): CreateTaskInput & { wait?: numbe
 }
 
 /** Validates the body of `POST /call`. */
-export function parseDelivery(body: unknown): { taskId: string; fetchResponse: FetchResponse } {
+export function parseDelivery(value: unknown): { taskId: string; fetchResponse: FetchResponse } {
   const fail = (why: string) => new BadRequestError(`Cannot deliver fetch response: ${why}`);
-  if (!isObject(body)) throw fail(`the body must be a JSON object, got ${quote(body)}`);
+  const body = checkFields(value, DELIVERY_BODY);
   const taskId = parseTaskId(body.taskId, "deliver fetch response to task");
   const r = body.fetchResponse;
   if (!isObject(r)) throw fail(`"fetchResponse" must be an object, got ${quote(r)}`);

@@ -1,0 +1,224 @@
+/**
+ * The shapes of the API as JSON Schema: what each request body and query takes, and what
+ * the answers hold. Validation and `GET /openapi.json` both read these objects: the fields
+ * a body accepts are exactly the ones documented ({@link checkFields} refuses any other),
+ * and the document is generated from the route table, so neither can drift from the other.
+ *
+ * @module
+ */
+import { BadRequestError } from "../errors.ts";
+import { isObject, quote } from "./json_io.ts";
+
+/** A JSON Schema (2020-12, the dialect of OpenAPI 3.1). */
+export type JsonSchema = Record<string, unknown>;
+
+/** One field of a JSON object body. */
+export interface FieldSpec {
+  schema: JsonSchema;
+  required?: boolean;
+}
+
+/** A JSON object body: its fields, and the action its errors name. */
+export interface BodySpec {
+  /** Component name in the OpenAPI document. */
+  name: string;
+  /** `Cannot <action>: ...` in error messages. */
+  action: string;
+  description: string;
+  fields: Record<string, FieldSpec>;
+  /** A valid body. */
+  example: Record<string, unknown>;
+}
+
+/** One query parameter. */
+export interface QuerySpec {
+  description: string;
+  schema: JsonSchema;
+  /** A valid value, sent by the test that walks the document. */
+  example: string;
+}
+
+/**
+ * Refuses a body that is not an object or has fields `spec` does not list, naming them
+ * (a typo like `inputs` is an error, not silently ignored).
+ */
+export function checkFields(body: unknown, spec: BodySpec): Record<string, unknown> {
+  if (!isObject(body)) {
+    throw new BadRequestError(
+      `Cannot ${spec.action}: the body must be a JSON object, got ${quote(body)}`,
+    );
+  }
+  const unknown = Object.keys(body).filter((key) => !Object.hasOwn(spec.fields, key));
+  if (unknown.length > 0) {
+    throw new BadRequestError(
+      `Cannot ${spec.action}: unknown field${unknown.length > 1 ? "s" : ""} ${
+        unknown.map((key) => quote(key)).join(", ")
+      } (accepted: ${Object.keys(spec.fields).join(", ")})`,
+    );
+  }
+  return body;
+}
+
+/** The JSON Schema of a body. */
+export function bodySchema(spec: BodySpec): JsonSchema {
+  const required = Object.entries(spec.fields).filter(([, f]) => f.required).map(([k]) => k);
+  return {
+    type: "object",
+    description: spec.description,
+    properties: Object.fromEntries(Object.entries(spec.fields).map(([k, f]) => [k, f.schema])),
+    ...(required.length > 0 ? { required } : {}),
+    additionalProperties: false,
+    examples: [spec.example],
+  };
+}
+
+/** Task ids. */
+export const TASK_ID_SCHEMA: JsonSchema = {
+  type: "string",
+  pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+  examples: ["order-42"],
+};
+
+/** A wait in ms. */
+export const WAIT_SCHEMA: JsonSchema = {
+  type: "integer",
+  minimum: 0,
+  maximum: 300_000,
+  description: "Answer once the task is finished, or after this many ms.",
+};
+
+/** Body of `POST /task`. */
+export const CREATE_TASK_BODY: BodySpec = {
+  name: "CreateTask",
+  action: "create task",
+  description: 'Give exactly one of "code" and "task".',
+  example: { code: "1 + 1", wait: 1000 },
+  fields: {
+    id: { schema: TASK_ID_SCHEMA },
+    name: { schema: { type: "string", maxLength: 200 } },
+    code: { schema: { type: "string", minLength: 1, examples: ["1 + 1"] } },
+    task: { schema: { type: "string", pattern: "^[A-Za-z0-9_-]{1,64}$" } },
+    input: { schema: { description: "Any JSON value, the global `input` of the code." } },
+    autoFetch: { schema: { type: "boolean" } },
+    wait: { schema: WAIT_SCHEMA },
+    lang: { schema: { enum: ["js", "ts"], description: "Language of `code`." } },
+  },
+};
+
+/** Body of `POST /call`. */
+export const DELIVERY_BODY: BodySpec = {
+  name: "Delivery",
+  action: "deliver fetch response",
+  description: "A response for a fetch the task is paused on.",
+  example: {
+    taskId: "order-42",
+    fetchResponse: { id: "fetch_1", success: true, status: 200, data: { ok: true } },
+  },
+  fields: {
+    taskId: { schema: TASK_ID_SCHEMA, required: true },
+    fetchResponse: {
+      required: true,
+      schema: {
+        type: "object",
+        required: ["id", "success"],
+        properties: {
+          id: { type: "string", minLength: 1 },
+          success: { type: "boolean" },
+          status: { type: "integer", minimum: 0, maximum: 999 },
+          statusText: { type: "string" },
+          headers: { type: "object", additionalProperties: { type: "string" } },
+          data: { description: "The body as JSON data (parsed JSON, or text)." },
+          error: { type: "string" },
+          url: { type: "string" },
+          timestamp: { type: "number" },
+        },
+      },
+    },
+  },
+};
+
+const STRING_MAP = { type: "object", additionalProperties: { type: "string" } };
+
+/** The task view every route answers with. */
+export const TASK_VIEW_SCHEMA: JsonSchema = {
+  type: "object",
+  required: ["id", "name", "status", "pauseCount", "createdAt", "updatedAt"],
+  properties: {
+    id: { type: "string" },
+    name: { type: "string" },
+    status: { type: "string", description: "running, paused, completed, error, cancelled..." },
+    pauseCount: { type: "integer" },
+    fetchRequest: { $ref: "#/components/schemas/FetchRequest" },
+    fetchRequests: { type: "array", items: { $ref: "#/components/schemas/FetchRequest" } },
+    result: {},
+    error: {
+      type: "object",
+      properties: {
+        name: { type: "string" },
+        message: { type: "string" },
+        kind: { type: "string" },
+      },
+    },
+    createdAt: { type: "string", format: "date-time" },
+    updatedAt: { type: "string", format: "date-time" },
+  },
+};
+
+/** One fetch of a task as the list of fetches shows it. */
+export const FETCH_LOG_SCHEMA: JsonSchema = {
+  type: "object",
+  properties: {
+    index: { type: "integer" },
+    id: { type: "string" },
+    method: { type: "string" },
+    url: { type: "string" },
+    status: { type: ["integer", "null"] },
+    statusText: { type: "string" },
+    error: { type: "string" },
+    requestedAt: { type: "string", format: "date-time" },
+    respondedAt: { type: "string", format: "date-time" },
+    headers: STRING_MAP,
+    size: { type: "integer" },
+    bodyPreview: { type: "string" },
+    bodyEncoding: { const: "base64" },
+  },
+};
+
+/** Components of the document, by name. */
+export const COMPONENT_SCHEMAS: Record<string, JsonSchema> = {
+  TaskView: TASK_VIEW_SCHEMA,
+  FetchRequest: {
+    type: "object",
+    properties: { id: { type: "string" }, url: { type: "string" }, method: { type: "string" } },
+  },
+  TaskDetail: {
+    allOf: [{ $ref: "#/components/schemas/TaskView" }, {
+      type: "object",
+      properties: {
+        logs: { type: "array", items: { type: "object" } },
+        fetches: { type: "array", items: { $ref: "#/components/schemas/FetchLog" } },
+      },
+    }],
+  },
+  FetchLog: FETCH_LOG_SCHEMA,
+  Error: {
+    type: "object",
+    required: ["success", "error"],
+    properties: { success: { const: false }, error: { type: "string" } },
+    additionalProperties: false,
+  },
+};
+
+/** `{ success: true, <key>: <schema> }`. */
+export function success(key: string, schema: JsonSchema): JsonSchema {
+  return {
+    type: "object",
+    required: ["success", key],
+    properties: { success: { const: true }, [key]: schema },
+  };
+}
+
+/** A `$ref` to a component. */
+export function ref(name: string): JsonSchema {
+  return { $ref: `#/components/schemas/${name}` };
+}
