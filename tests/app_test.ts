@@ -191,7 +191,7 @@ Deno.test("POST /task with code creates the task and answers 200 with it", async
   assertEquals(service.calls, [{ method: "create", input: { code: "1 + 1" } }]);
 });
 
-Deno.test("POST /task passes id, name, task, input and autoFetch and ignores unknown fields", async () => {
+Deno.test("POST /task passes id, name, task, input and autoFetch and refuses unknown fields", async () => {
   const { app, service } = setup();
   const body = {
     id: "order-42.v2_x",
@@ -199,8 +199,10 @@ Deno.test("POST /task passes id, name, task, input and autoFetch and ignores unk
     task: "sync_orders-2",
     input: { n: [1, null, "x"] },
     autoFetch: false,
-    extra: "ignored",
   };
+  const refused = await app(post("/task", { ...body, extra: "typo" }));
+  assertEquals(refused.status, 400);
+  await refused.body?.cancel();
   const response = await app(post("/task", body));
   assertEquals(response.status, 200);
   assertEquals(((await readJson(response)).task as TaskView).id, "order-42.v2_x");
@@ -376,7 +378,7 @@ Deno.test("POST /call delivers the validated response and answers with the task"
     url: "https://api.test/x",
     timestamp: 1_700_000_000_000,
   };
-  const response = await app(post("/call", { taskId: "t9", fetchResponse, extra: 1 }));
+  const response = await app(post("/call", { taskId: "t9", fetchResponse }));
   assertEquals(response.status, 200);
   const body = await readJson(response);
   assertEquals(body.success, true);
