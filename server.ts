@@ -9,7 +9,11 @@ import { createFlowState, VERSION } from "./lib/flowstate.ts";
 import { createLogger } from "./lib/log.ts";
 
 const config = loadConfig();
-const logger = createLogger({ level: config.logLevel });
+const logger = createLogger({
+  level: config.logLevel,
+  format: config.logFormat,
+  color: config.logFormat === "pretty" && Deno.stdout.isTerminal() && !Deno.noColor,
+});
 if (isLoopback(config.host)) {
   logger.info(
     "listening on loopback only: other machines cannot connect; set HOST=0.0.0.0 (and " +

@@ -8,7 +8,14 @@
  */
 import { parseAllowEntry } from "./outbound/mod.ts";
 import { parseOrigin } from "./http/mod.ts";
-import { isLogLevel, LOG_LEVELS, type LogLevelName } from "./log.ts";
+import {
+  isLogFormat,
+  isLogLevel,
+  LOG_FORMATS,
+  LOG_LEVELS,
+  type LogFormat,
+  type LogLevelName,
+} from "./log.ts";
 import type { EngineOptions, Variant } from "./engine/mod.ts";
 
 /** The validated configuration of the server. */
@@ -49,6 +56,8 @@ export interface Config {
   fsync: boolean;
   /** `LOG_LEVEL`: lowest level logged. */
   logLevel: LogLevelName;
+  /** `LOG_FORMAT`: `json` lines, or `pretty` text for humans. */
+  logFormat: LogFormat;
   /** `TIME_LIMIT_MS`: CPU time per run segment. */
   timeLimitMs: number;
   /** `MEMORY_LIMIT_MB`: VM memory limit, in MiB. */
@@ -69,6 +78,12 @@ export interface Config {
   engineVariant: Variant;
   /** `SELF_POST_RETRIES`: attempts at POSTing a fetch response to `/call` before giving up. */
   selfPostRetries: number;
+  /** `WEBHOOK_SECRET`: key of the HMAC-SHA256 signature of webhook deliveries; unset = none. */
+  webhookSecret: string | undefined;
+  /** `WEBHOOK_ATTEMPTS`: attempts at delivering one webhook before giving up. */
+  webhookAttempts: number;
+  /** `WEBHOOK_BACKOFF_MS`: delay before the first webhook retry (doubles, capped). */
+  webhookBackoffMs: number;
 }
 
 /** One documented environment variable. */
@@ -178,6 +193,11 @@ export const CONFIG_DOC: readonly ConfigDocEntry[] = [
     default: "info",
     description: `Lowest level logged: ${LOG_LEVELS.join(", ")}.`,
   },
+  {
+    name: "LOG_FORMAT",
+    default: "json",
+    description: "`json` (one object per line) or `pretty` (text for a terminal).",
+  },
   { name: "TIME_LIMIT_MS", default: "5000", description: "CPU time allowed per run segment." },
   { name: "MEMORY_LIMIT_MB", default: "64", description: "Memory limit of a VM, in MiB." },
   { name: "STACK_BYTES", default: "262144", description: "Guest stack size, in bytes." },
@@ -208,6 +228,22 @@ export const CONFIG_DOC: readonly ConfigDocEntry[] = [
     default: "8",
     description:
       "Attempts at POSTing a fetch response to `/call` before it is delivered in-process instead.",
+  },
+  {
+    name: "WEBHOOK_SECRET",
+    default: "(unset)",
+    description:
+      "Key signing webhook deliveries (`FlowState-Signature`); `callbackUrl` is refused while unset.",
+  },
+  {
+    name: "WEBHOOK_ATTEMPTS",
+    default: "10",
+    description: "Attempts at delivering one webhook before it is given up (logged as an error).",
+  },
+  {
+    name: "WEBHOOK_BACKOFF_MS",
+    default: "1000",
+    description: "Delay before the first webhook retry; it doubles up to 5 minutes.",
   },
 ];
 
@@ -269,6 +305,7 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     liveVms: int(env, "LIVE_VMS", 256, 0),
     fsync: bool(env, "FSYNC", true),
     logLevel: oneOf(env, "LOG_LEVEL", "info", LOG_LEVELS, isLogLevel),
+    logFormat: oneOf(env, "LOG_FORMAT", "json", LOG_FORMATS, isLogFormat),
     timeLimitMs: int(env, "TIME_LIMIT_MS", 5_000, 1, MAX_TIMER_MS),
     memoryLimitMb: int(env, "MEMORY_LIMIT_MB", 64, 1, MAX_WASM_MEMORY_MB),
     stackBytes: int(env, "STACK_BYTES", 256 * KIB, 1 * KIB, 1024 * MIB),
@@ -279,6 +316,9 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     maxLogEntries: int(env, "MAX_LOG_ENTRIES", 1_000, 0),
     engineVariant: oneOf(env, "ENGINE_VARIANT", "asyncify", VARIANTS, isVariant),
     selfPostRetries: int(env, "SELF_POST_RETRIES", 8, 0, 1_000),
+    webhookSecret: token(env, "WEBHOOK_SECRET"),
+    webhookAttempts: int(env, "WEBHOOK_ATTEMPTS", 10, 1, 1_000),
+    webhookBackoffMs: int(env, "WEBHOOK_BACKOFF_MS", 1_000, 1, MAX_TIMER_MS),
   };
 }
 

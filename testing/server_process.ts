@@ -3,7 +3,7 @@
  *
  * {@link startServer} picks a free port, creates a temporary `STATES_DIR` (unless given
  * one), starts `deno run server.ts` with a clean FlowState environment, and resolves once
- * `/health` answers. The returned {@link ServerProcess} collects every stdout line (the
+ * `/health` answers. The returned {@link ServerProcess} collects every stdout and stderr line (the
  * server's JSON log), talks HTTP to the server through its own client, and is stopped with
  * {@link ServerProcess.stop} (SIGTERM) or {@link ServerProcess.kill} (SIGKILL); both wait
  * for the process and drain its pipes, so the test sanitizers find nothing open.
@@ -149,6 +149,8 @@ export class ServerProcess {
   readonly statesDir: string;
   /** Every stdout line, in order. */
   readonly lines: string[] = [];
+  /** Every line of stdout and stderr, in the order they arrived (warnings go to stderr). */
+  readonly #logLines: string[] = [];
   /** Exit status, once the process has exited. */
   exitStatus: Deno.CommandStatus | undefined;
 
@@ -172,8 +174,14 @@ export class ServerProcess {
     this.#token = init.token;
     this.#client = Deno.createHttpClient({});
     this.#pipes = Promise.allSettled([
-      readLines(child.stdout, (line) => this.lines.push(line)),
-      readLines(child.stderr, (line) => this.#stderr += `${line}\n`),
+      readLines(child.stdout, (line) => {
+        this.lines.push(line);
+        this.#logLines.push(line);
+      }),
+      readLines(child.stderr, (line) => {
+        this.#stderr += `${line}\n`;
+        this.#logLines.push(line);
+      }),
     ]);
     void child.status.then((status) => this.exitStatus = status);
   }
@@ -188,9 +196,9 @@ export class ServerProcess {
     return this.#stderr;
   }
 
-  /** The stdout lines that are JSON log lines, parsed. */
+  /** The lines of stdout and stderr that are JSON log lines, parsed, in arrival order. */
   logs(): LogLine[] {
-    return this.lines.map(parseLogLine).filter((line): line is LogLine => line !== null);
+    return this.#logLines.map(parseLogLine).filter((line): line is LogLine => line !== null);
   }
 
   /** Waits for a log line matching `predicate` and returns it. */

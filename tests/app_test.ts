@@ -685,3 +685,26 @@ Deno.test("each request logs one line with method, path, status and duration, ne
   assert(!all.includes(token), "the token is never logged");
   assert(!all.includes("secret code body"), "the body is never logged");
 });
+
+Deno.test("every answer carries an X-Request-Id, the one its request line logs", async () => {
+  const { app, logs } = setup();
+  const first = await app(get("/health"));
+  const second = await app(get("/nowhere"));
+  const ids = [first, second].map((res) => res.headers.get("x-request-id"));
+  for (const id of ids) assert(id && /^[0-9a-f-]{36}$/.test(id), `a UUID, got ${id}`);
+  assert(ids[0] !== ids[1], "one id per request");
+  const logged = logs().filter((line) => line.msg === "request").map((line) => line.requestId);
+  assertEquals(logged, ids);
+  await second.body?.cancel();
+  await first.body?.cancel();
+});
+
+Deno.test("a caller's own X-Request-Id is kept when it is a plain token, replaced otherwise", async () => {
+  const { app } = setup();
+  const kept = await app(get("/health", { "x-request-id": "edge-7f3a:1" }));
+  assertEquals(kept.headers.get("x-request-id"), "edge-7f3a:1");
+  const replaced = await app(get("/health", { "x-request-id": "has spaces\tand tabs" }));
+  assert(replaced.headers.get("x-request-id") !== "has spaces\tand tabs");
+  await kept.body?.cancel();
+  await replaced.body?.cancel();
+});

@@ -49,6 +49,10 @@ Deno.test("loadConfig gives the documented defaults for an empty environment", (
     maxLogEntries: 1000,
     engineVariant: "asyncify",
     selfPostRetries: 8,
+    logFormat: "json",
+    webhookSecret: undefined,
+    webhookAttempts: 10,
+    webhookBackoffMs: 1000,
   };
   const { workers, ...rest } = config;
   assertEquals(rest, expected);
@@ -85,6 +89,10 @@ Deno.test("loadConfig reads every variable", () => {
     MAX_LOG_ENTRIES: "10",
     ENGINE_VARIANT: "sync",
     SELF_POST_RETRIES: "2",
+    LOG_FORMAT: "Pretty",
+    WEBHOOK_SECRET: "whsec_test",
+    WEBHOOK_ATTEMPTS: "3",
+    WEBHOOK_BACKOFF_MS: "50",
   });
   assertEquals(config, {
     port: 9000,
@@ -115,6 +123,10 @@ Deno.test("loadConfig reads every variable", () => {
     maxLogEntries: 10,
     engineVariant: "sync",
     selfPostRetries: 2,
+    logFormat: "pretty",
+    webhookSecret: "whsec_test",
+    webhookAttempts: 3,
+    webhookBackoffMs: 50,
   });
 });
 
@@ -236,14 +248,15 @@ Deno.test("documented defaults match what loadConfig uses", () => {
   // A default documented as a literal value must load to the same config when set explicitly.
   let compared = 0;
   for (const [name, value] of Object.entries(byName)) {
-    if (!/^([0-9]+|true|false|asyncify|info|\.\/[a-z]+|0\.0\.0\.0)$/.test(value)) continue;
+    if (!/^([0-9]+|true|false|asyncify|info|json|\.\/[a-z]+|0\.0\.0\.0)$/.test(value)) continue;
     compared++;
     assertEquals(loadConfig({ [name]: value }), config, `${name}=${value}`);
   }
   assertEquals(
     compared,
-    CONFIG_DOC.length - 7,
-    "all but HOST, ALLOWED_HOSTS, ALLOWED_ORIGINS, CALL_ENDPOINT, token, allow and workers",
+    CONFIG_DOC.length - 8,
+    "all but HOST, ALLOWED_HOSTS, ALLOWED_ORIGINS, CALL_ENDPOINT, the token, allow, workers " +
+      "and the webhook secret",
   );
 });
 

@@ -127,3 +127,50 @@ Deno.test("isLogLevel accepts exactly the level names", () => {
   assert(isLogLevel("debug") && isLogLevel("silent"));
   assert(!isLogLevel("verbose") && !isLogLevel("INFO") && !isLogLevel(1));
 });
+
+Deno.test("each line reaches the writer with its level, so warnings and errors can go to stderr", () => {
+  const seen: [string, string][] = [];
+  const logger = createLogger({ level: "debug", write: (line, level) => seen.push([level, line]) });
+  logger.debug("d");
+  logger.info("i");
+  logger.warn("w");
+  logger.error("e");
+  assertEquals(seen.map(([level]) => level), ["debug", "info", "warn", "error"]);
+});
+
+Deno.test("the default writer sends debug and info to stdout, warn and error to stderr", async () => {
+  const code = `import { createLogger } from ${
+    JSON.stringify(new URL("../lib/log.ts", import.meta.url).href)
+  };
+const logger = createLogger({ level: "debug" });
+logger.debug("d"); logger.info("i"); logger.warn("w"); logger.error("e");`;
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", code],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const msgs = (bytes: Uint8Array) =>
+    new TextDecoder().decode(bytes).trim().split("\n").map((line) => JSON.parse(line).msg);
+  assertEquals(msgs(output.stdout), ["d", "i"]);
+  assertEquals(msgs(output.stderr), ["w", "e"]);
+});
+
+Deno.test("the pretty format is time, level, message and key=value fields on one line", () => {
+  const lines: string[] = [];
+  const logger = createLogger({ format: "pretty", write: (line) => lines.push(line) });
+  logger.info("request", { method: "GET", path: "/status", status: 200, note: "two words" });
+  logger.warn("odd", { nested: { a: 1 } });
+  assertEquals(lines.length, 2);
+  assert(
+    /^\d\d:\d\d:\d\d\.\d{3} INFO  request method=GET path=\/status status=200 note="two words"$/
+      .test(lines[0]!),
+    lines[0],
+  );
+  assert(/^\d\d:\d\d:\d\d\.\d{3} WARN  odd nested=\{"a":1\}$/.test(lines[1]!), lines[1]);
+});
+
+Deno.test("pretty lines colour the level only when asked", () => {
+  const lines: string[] = [];
+  createLogger({ format: "pretty", color: true, write: (line) => lines.push(line) }).error("e");
+  assert(lines[0]!.includes("\x1b[31mERROR\x1b[0m"));
+});

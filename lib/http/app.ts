@@ -64,29 +64,65 @@ export function createApp(deps: AppDeps): App {
   return async (req: Request): Promise<Response> => {
     const started = performance.now();
     const url = new URL(req.url);
+    const requestId = requestIdOf(req);
     let response: Response;
     try {
       response = await handle(req, url);
     } catch (thrown) {
-      response = errorResponse(thrown, req, url, logger);
+      response = errorResponse(thrown, req, url, logger, requestId);
       if (req.method === "HEAD") response = new Response(null, response);
     }
-    logger.info("request", {
+    response = withHeader(response, REQUEST_ID_HEADER, requestId);
+    const fields = {
+      requestId,
       method: req.method,
       path: url.pathname,
       status: response.status,
       durationMs: Math.round((performance.now() - started) * 1000) / 1000,
-    });
+    };
+    if (response.status >= 500) logger.warn("request", fields);
+    else logger.info("request", fields);
     return response;
   };
 }
 
-function errorResponse(thrown: unknown, req: Request, url: URL, logger: Logger): Response {
+/** The header carrying a request's id, both ways. */
+export const REQUEST_ID_HEADER = "x-request-id";
+
+/** What a caller's own request id may look like to be kept (else a new one is made). */
+const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The caller's `X-Request-Id` when it is a plain token, else a new UUID. */
+function requestIdOf(req: Request): string {
+  const given = req.headers.get(REQUEST_ID_HEADER);
+  return given !== null && REQUEST_ID_PATTERN.test(given) ? given : crypto.randomUUID();
+}
+
+/** `response` with `name` set, copied first when its headers are immutable. */
+function withHeader(response: Response, name: string, value: string): Response {
+  try {
+    response.headers.set(name, value);
+    return response;
+  } catch {
+    const copy = new Response(response.body, response);
+    copy.headers.set(name, value);
+    return copy;
+  }
+}
+
+function errorResponse(
+  thrown: unknown,
+  req: Request,
+  url: URL,
+  logger: Logger,
+  requestId: string,
+): Response {
   if (thrown instanceof HttpError) {
     return json(thrown.status, { success: false, error: thrown.message }, thrown.headers);
   }
   const error = ensureError(thrown);
   logger.error("request failed", {
+    requestId,
     method: req.method,
     path: url.pathname,
     error: { name: error.name, message: error.message, stack: error.stack },

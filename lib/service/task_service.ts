@@ -62,6 +62,15 @@ export interface TaskServiceDeps {
   metrics?: ServiceMetrics;
 }
 
+/** The server log level of each guest `console` method. */
+const GUEST_LOG_LEVELS: Record<LogEntry["level"], "debug" | "info" | "warn" | "error"> = {
+  debug: "debug",
+  log: "info",
+  info: "info",
+  warn: "warn",
+  error: "error",
+};
+
 /** Delay before retrying a task whose state could not be saved, ms (doubles, capped). */
 const RECOVERY_RETRY_MS = 500;
 const MAX_RECOVERY_RETRY_MS = 30_000;
@@ -334,7 +343,11 @@ export class FlowTaskService implements TaskService {
     }
     for (const line of outcome.logs) {
       events.push({ type: "log", ...line });
-      logger.info("guest console", { taskId: record.id, level: line.level, message: line.message });
+      logger[GUEST_LOG_LEVELS[line.level]]("guest console", {
+        taskId: record.id,
+        console: line.level,
+        message: line.message,
+      });
     }
     next.logCount += outcome.logs.length;
     let saved: TaskRecord;
