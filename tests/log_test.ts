@@ -162,11 +162,11 @@ Deno.test("the pretty format is time, level, message and key=value fields on one
   logger.warn("odd", { nested: { a: 1 } });
   assertEquals(lines.length, 2);
   assert(
-    /^\d\d:\d\d:\d\d\.\d{3} INFO  request method=GET path=\/status status=200 note="two words"$/
+    /^\d\d:\d\d:\d\d\.\d{3} INFO {2}request method=GET path=\/status status=200 note="two words"$/
       .test(lines[0]!),
     lines[0],
   );
-  assert(/^\d\d:\d\d:\d\d\.\d{3} WARN  odd nested=\{"a":1\}$/.test(lines[1]!), lines[1]);
+  assert(/^\d\d:\d\d:\d\d\.\d{3} WARN {2}odd nested=\{"a":1\}$/.test(lines[1]!), lines[1]);
 });
 
 Deno.test("pretty lines colour the level only when asked", () => {
