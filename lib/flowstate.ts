@@ -12,8 +12,8 @@ import {
   FetchDispatcher,
   performFetch,
 } from "./outbound/mod.ts";
-import { FlowTaskService, ServiceMetrics, WorkerPool } from "./service/mod.ts";
-import { FileTaskStore } from "./store/mod.ts";
+import { FlowTaskService, ServiceMetrics, WebhookSender, WorkerPool } from "./service/mod.ts";
+import { FileTaskStore, FileWebhookMarks } from "./store/mod.ts";
 import { HttpError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import type { FetchResponse } from "./engine/mod.ts";
@@ -23,6 +23,8 @@ export const VERSION = "1.0.0";
 
 /** Most outbound requests in flight at once. */
 const OUTBOUND_CONCURRENCY = 256;
+/** Most bytes of a webhook receiver's answer read (the answer's body is not used). */
+const WEBHOOK_ANSWER_MAX_BYTES = 64 * 1024;
 /** Time allowed to one self-POST, ms (a segment may run up to its time limit first). */
 const SELF_POST_TIMEOUT_MS = 60_000;
 
@@ -74,6 +76,23 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
     version: VERSION,
   });
 
+  const webhooks = new WebhookSender({
+    secret: config.webhookSecret,
+    attempts: config.webhookAttempts,
+    backoffMs: config.webhookBackoffMs,
+    perform: (request, signal) =>
+      performFetch(request, {
+        timeoutMs: config.fetchTimeoutMs,
+        maxBytes: WEBHOOK_ANSWER_MAX_BYTES,
+        policy,
+        signal,
+      }),
+    marks: new FileWebhookMarks(`${config.statesDir}/webhooks`, { fsync: config.fsync }),
+    events: service.events,
+    tasks: () => service.list({}),
+    logger,
+  });
+
   async function selfPost(taskId: string, fetchResponse: FetchResponse): Promise<DeliveryOutcome> {
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (config.token) headers.authorization = `Bearer ${config.token}`;
@@ -122,10 +141,16 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
   return {
     app,
     service,
-    start: () => service.start(),
+    async start() {
+      await webhooks.open();
+      const loaded = await service.start();
+      webhooks.resume();
+      return loaded;
+    },
     async close() {
       shuttingDown = true;
       await service.close();
+      await webhooks.close();
       // Ends the event streams, so the server's own shutdown is not held by them.
       service.events.close();
       await dispatcher.close();

@@ -109,7 +109,13 @@ Deno.test("the README's curl examples print what the README says", async () => {
   const server = new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-net", "--allow-env", "--allow-read", "--allow-write", "server.ts"],
     cwd: ROOT,
-    env: { PORT: String(port), HOST: "127.0.0.1", STATES_DIR: statesDir, LOG_LEVEL: "error" },
+    env: {
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      STATES_DIR: statesDir,
+      LOG_LEVEL: "error",
+      WEBHOOK_SECRET: "whsec_readme",
+    },
     stdout: "null",
     stderr: "inherit",
   }).spawn();

@@ -102,6 +102,14 @@ export const CREATE_TASK_BODY: BodySpec = {
     autoFetch: { schema: { type: "boolean" } },
     wait: { schema: WAIT_SCHEMA },
     lang: { schema: { enum: ["js", "ts"], description: "Language of `code`." } },
+    callbackUrl: {
+      schema: {
+        type: "string",
+        format: "uri",
+        maxLength: 2048,
+        description: "Absolute http(s) URL the finished task is POSTed to, signed.",
+      },
+    },
   },
 };
 
@@ -159,6 +167,7 @@ export const TASK_VIEW_SCHEMA: JsonSchema = {
         kind: { type: "string" },
       },
     },
+    callbackUrl: { type: "string" },
     createdAt: { type: "string", format: "date-time" },
     updatedAt: { type: "string", format: "date-time" },
   },

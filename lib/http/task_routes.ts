@@ -52,6 +52,11 @@ const SCRIPT_QUERY_DOCS: Record<string, QuerySpec> = {
     schema: { type: "string" },
     example: "{}",
   },
+  callbackUrl: {
+    description: "Webhook URL (script bodies only).",
+    schema: { type: "string", format: "uri" },
+    example: "https://hooks.example.com/flowstate",
+  },
 };
 
 const TASK_ANSWER = { description: "The task", schema: success("task", ref("TaskView")) };
@@ -129,6 +134,11 @@ export function taskRoutes(deps: AppDeps): Routes {
       methods: {
         POST: async (req, url) => {
           const { wait, ...input } = parseCreateTask(await readCreateBody(req, url));
+          if (input.callbackUrl !== undefined && config.webhookSecret === undefined) {
+            throw new BadRequestError(
+              `Cannot create task: "callbackUrl" needs WEBHOOK_SECRET set on the server (deliveries are signed with it)`,
+            );
+          }
           const task = await untilFinished(
             service.events,
             wait ?? 0,
@@ -268,7 +278,7 @@ export const SCRIPT_TYPES: Readonly<Record<string, TaskLang>> = {
 };
 
 /** Query parameters of `POST /task` with a script body. */
-const SCRIPT_QUERY = ["id", "name", "task", "autoFetch", "wait", "input"] as const;
+const SCRIPT_QUERY = ["id", "name", "task", "autoFetch", "wait", "input", "callbackUrl"] as const;
 
 /**
  * The fields `POST /task` with a script body takes from the query string, as a JSON body
@@ -284,7 +294,7 @@ export function scriptQuery(url: URL): Record<string, unknown> {
       );
     }
   }
-  for (const key of ["id", "name"] as const) {
+  for (const key of ["id", "name", "callbackUrl"] as const) {
     const value = url.searchParams.get(key);
     if (value !== null) body[key] = value;
   }
@@ -346,6 +356,7 @@ export function parseCreateTask(value: unknown): CreateTaskInput & { wait?: numb
     input.autoFetch = body.autoFetch;
   }
   if (has(body, "input")) input.input = body.input;
+  if (has(body, "callbackUrl")) input.callbackUrl = parseCallbackUrl(body.callbackUrl);
   if (has(body, "lang")) {
     if (body.lang !== "js" && body.lang !== "ts") {
       throw fail(`"lang" must be "js" or "ts", got ${quote(body.lang)}`);
@@ -354,6 +365,30 @@ export function parseCreateTask(value: unknown): CreateTaskInput & { wait?: numb
     input.lang = body.lang;
   }
   return input;
+}
+
+/** Longest accepted `callbackUrl`. */
+export const MAX_CALLBACK_URL_LENGTH = 2048;
+
+/** An absolute http or https URL without credentials. */
+function parseCallbackUrl(value: unknown): string {
+  const fail = () =>
+    new BadRequestError(
+      `Cannot create task: "callbackUrl" must be an absolute http or https URL of at most ${MAX_CALLBACK_URL_LENGTH} characters, got ${
+        quote(value)
+      }`,
+    );
+  if (typeof value !== "string" || value.length > MAX_CALLBACK_URL_LENGTH) throw fail();
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw fail();
+  }
+  if ((url.protocol !== "http:" && url.protocol !== "https:") || url.username || url.password) {
+    throw fail();
+  }
+  return url.href;
 }
 
 /** Validates the body of `POST /call`. */

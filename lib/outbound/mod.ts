@@ -7,3 +7,4 @@
 export * from "./egress_policy.ts";
 export * from "./fetch_dispatcher.ts";
 export * from "./outbound_fetch.ts";
+export * from "./webhook_signature.ts";

@@ -11,3 +11,4 @@ export { ServiceMetrics } from "./metrics.ts";
 export type { MetricSources } from "./metrics.ts";
 export { WorkerPool } from "./executor.ts";
 export type { SegmentOutcome, WorkerPoolOptions } from "./executor.ts";
+export { WebhookSender } from "./webhooks.ts";

@@ -152,6 +152,7 @@ export class FlowTaskService implements TaskService {
       logCount: 0,
       eventsBytes: 0,
     };
+    if (input.callbackUrl !== undefined) record.callbackUrl = input.callbackUrl;
     if (input.task !== undefined) {
       record.task = input.task;
       record.input = input.input ?? null;
@@ -480,6 +481,7 @@ function toView(record: TaskRecord): TaskView {
     view.result = record.result;
   }
   if (record.status === TaskStatus.Error && record.error) view.error = record.error;
+  if (record.callbackUrl !== undefined) view.callbackUrl = record.callbackUrl;
   return view;
 }
 

@@ -33,6 +33,8 @@ export interface TaskView {
   fetchRequests?: FetchRequestView[];
   result?: unknown;
   error?: TaskErrorView;
+  /** Where the finished task is POSTed, when the task was created with one. */
+  callbackUrl?: string;
   createdAt: string;
   updatedAt: string;
 }
@@ -89,6 +91,8 @@ export interface CreateTaskInput {
   input?: unknown;
   /** Per-task override of AUTO_FETCH. */
   autoFetch?: boolean;
+  /** Where the finished task is POSTed (a signed webhook). */
+  callbackUrl?: string;
 }
 
 /** Filters of `GET /status`. */

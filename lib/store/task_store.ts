@@ -45,6 +45,8 @@ export interface TaskRecord {
   task?: string;
   input?: unknown;
   autoFetch: boolean;
+  /** Where the finished task is POSTed (a webhook). */
+  callbackUrl?: string;
   result?: unknown;
   error?: TaskErrorView;
   /** The engine state without `journal` and `logs` (those are in the journal file). */

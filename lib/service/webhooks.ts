@@ -1,0 +1,195 @@
+/**
+ * Webhooks: when a task with a `callbackUrl` finishes (completed, error, cancelled), the
+ * server POSTs `{ "type": "task.<status>", "task": TaskView }` there, signed with
+ * `WEBHOOK_SECRET` (see {@link signWebhook}), retried with exponential backoff (honouring
+ * `Retry-After`) until a 2xx answer or `WEBHOOK_ATTEMPTS` attempts. The request goes
+ * through the same client and egress policy as task fetches.
+ *
+ * Delivery is at-least-once: a delivery is settled by a mark written after the answer
+ * ({@link WebhookMarks}); a finished task with a callback and no mark is delivered again at
+ * the next start, so a delivery pending or in flight at a crash is not lost, and one whose
+ * mark was not yet written is sent twice. Every attempt carries the same
+ * `Idempotency-Key` (`webhook-<task id>`) for receivers that deduplicate.
+ *
+ * @module
+ */
+import type { Logger } from "../log.ts";
+import type { FetchRequest, FetchResponse } from "../engine/mod.ts";
+import { SIGNATURE_HEADER, signWebhook } from "../outbound/mod.ts";
+import type { WebhookMark, WebhookMarks } from "../store/mod.ts";
+import { isFinishedStatus, type TaskEventHub } from "./task_events.ts";
+import type { TaskView } from "./task_types.ts";
+
+/** Longest delay between two attempts, ms. */
+export const MAX_WEBHOOK_BACKOFF_MS = 5 * 60_000;
+
+/** What the sender needs. */
+export interface WebhookSenderDeps {
+  secret: string | undefined;
+  /** Attempts before a delivery is given up. */
+  attempts: number;
+  /** Delay before the first retry, ms (doubles up to {@link MAX_WEBHOOK_BACKOFF_MS}). */
+  backoffMs: number;
+  /** Performs the POST under the egress policy; never throws. */
+  perform(request: FetchRequest, signal: AbortSignal): Promise<FetchResponse>;
+  marks: WebhookMarks;
+  events: TaskEventHub;
+  /** Every task, to find finished ones whose webhook is still owed at start. */
+  tasks(): TaskView[];
+  logger: Logger;
+}
+
+/** Delivers the webhooks of finished tasks. */
+export class WebhookSender {
+  readonly #deps: WebhookSenderDeps;
+  readonly #abort = new AbortController();
+  /** Deliveries in progress, by task id. */
+  readonly #inflight = new Map<string, Promise<void>>();
+  #marks = new Map<string, WebhookMark>();
+  #unsubscribe: (() => void) | undefined;
+
+  constructor(deps: WebhookSenderDeps) {
+    this.#deps = deps;
+  }
+
+  /** Deliveries in progress or waiting for their next attempt. */
+  get pending(): number {
+    return this.#inflight.size;
+  }
+
+  /**
+   * Reads the marks and listens for finished tasks. Call before the task service starts,
+   * then {@link resume} once it has loaded its tasks.
+   */
+  async open(): Promise<void> {
+    this.#marks = await this.#deps.marks.loadAll();
+    this.#unsubscribe = this.#deps.events.subscribe((event) => {
+      if (isFinishedStatus(event.status) && event.task.callbackUrl) this.#enqueue(event.task);
+    });
+  }
+
+  /** Starts every delivery still owed by a finished task. */
+  resume(): void {
+    for (const task of this.#deps.tasks()) {
+      if (isFinishedStatus(task.status) && task.callbackUrl) this.#enqueue(task);
+    }
+  }
+
+  /** The settled mark of a task's webhook, if any. */
+  mark(taskId: string): WebhookMark | undefined {
+    return this.#marks.get(taskId);
+  }
+
+  /** Stops: no new attempts; waits for the ones running. Unsettled deliveries stay owed. */
+  async close(): Promise<void> {
+    this.#unsubscribe?.();
+    this.#abort.abort();
+    await Promise.allSettled([...this.#inflight.values()]);
+  }
+
+  #enqueue(task: TaskView): void {
+    if (this.#marks.has(task.id) || this.#inflight.has(task.id)) return;
+    if (this.#abort.signal.aborted) return;
+    if (this.#deps.secret === undefined) {
+      this.#deps.logger.error("webhook not sent: WEBHOOK_SECRET is not set", { taskId: task.id });
+      return;
+    }
+    const run = this.#deliver(task, this.#deps.secret).finally(() =>
+      this.#inflight.delete(task.id)
+    );
+    this.#inflight.set(task.id, run);
+  }
+
+  async #deliver(task: TaskView, secret: string): Promise<void> {
+    const { logger } = this.#deps;
+    const signal = this.#abort.signal;
+    const body = JSON.stringify({ type: `task.${task.status}`, task });
+    let delay = this.#deps.backoffMs;
+    let last: FetchResponse | undefined;
+    for (let attempt = 1; attempt <= this.#deps.attempts; attempt++) {
+      if (signal.aborted) return;
+      const timestamp = Math.floor(Date.now() / 1000);
+      const request: FetchRequest = {
+        id: `webhook-${task.id}`,
+        url: task.callbackUrl!,
+        options: {
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            "user-agent": "FlowState-Webhook",
+            "flowstate-event": `task.${task.status}`,
+            [SIGNATURE_HEADER]: await signWebhook(secret, timestamp, body),
+          },
+          body,
+          redirect: "manual",
+        },
+        timestamp: Date.now(),
+      };
+      last = await this.#deps.perform(request, signal);
+      if (signal.aborted) return;
+      const status = last.status;
+      if (status !== undefined && status >= 200 && status < 300) {
+        logger.info("webhook delivered", { taskId: task.id, attempt, status });
+        await this.#settle(task.id, { status: "delivered", attempts: attempt, httpStatus: status });
+        return;
+      }
+      const error = last.error ?? `answered ${status}`;
+      if (attempt === this.#deps.attempts) break;
+      const wait = Math.min(retryAfterMs(last) ?? delay, MAX_WEBHOOK_BACKOFF_MS);
+      logger.warn("webhook attempt failed", {
+        taskId: task.id,
+        attempt,
+        error,
+        retryInMs: wait,
+      });
+      await sleep(wait, signal);
+      delay = Math.min(delay * 2, MAX_WEBHOOK_BACKOFF_MS);
+    }
+    const error = last?.error ?? `answered ${last?.status}`;
+    logger.error("webhook given up", {
+      taskId: task.id,
+      url: task.callbackUrl,
+      attempts: this.#deps.attempts,
+      error,
+    });
+    const mark: Omit<WebhookMark, "at"> = {
+      status: "failed",
+      attempts: this.#deps.attempts,
+      error,
+    };
+    if (last?.status !== undefined) mark.httpStatus = last.status;
+    await this.#settle(task.id, mark);
+  }
+
+  async #settle(taskId: string, mark: Omit<WebhookMark, "at">): Promise<void> {
+    const full: WebhookMark = { ...mark, at: new Date().toISOString() };
+    this.#marks.set(taskId, full);
+    try {
+      await this.#deps.marks.put(taskId, full);
+    } catch (error) {
+      // Without its mark the delivery is made again at the next start (at-least-once).
+      this.#deps.logger.warn("webhook mark not saved", { taskId, error: String(error) });
+    }
+  }
+}
+
+/** `Retry-After` of an answer, in ms: seconds or an HTTP date; `undefined` without one. */
+export function retryAfterMs(response: FetchResponse, now = Date.now()): number | undefined {
+  const value = response.headers?.["retry-after"]?.trim();
+  if (value === undefined || value === "") return undefined;
+  if (/^[0-9]{1,9}$/.test(value)) return Number(value) * 1000;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
