@@ -12,6 +12,7 @@ import type {
   CreateTaskInput,
   DefinitionView,
   FetchDetailView,
+  ForkTaskInput,
   HealthView,
   ListTasksQuery,
   TaskDetailView,
@@ -39,7 +40,7 @@ const VIEW: TaskView = {
 const HEALTH: HealthView = {
   status: "ok",
   version: "0.1.0",
-  tasks: { running: 0, paused: 1, completed: 2, error: 0 },
+  tasks: { running: 0, paused: 1, completed: 2, error: 0, cancelled: 0 },
 };
 
 type Call =
@@ -47,7 +48,11 @@ type Call =
   | { method: "deliver"; taskId: string; response: FetchResponse }
   | { method: "get"; id: string }
   | { method: "fetch"; taskId: string; fetch: number | string }
-  | { method: "list"; query: ListTasksQuery };
+  | { method: "list"; query: ListTasksQuery }
+  | { method: "cancel"; taskId: string; reason?: string }
+  | { method: "retry"; taskId: string }
+  | { method: "fork"; input: ForkTaskInput }
+  | { method: "remove"; taskId: string };
 
 /** A task service that records calls and returns canned views, or throws `failWith`. */
 class RecordingService implements TaskService {
@@ -67,6 +72,32 @@ class RecordingService implements TaskService {
   deliver(taskId: string, response: FetchResponse): Promise<TaskView> {
     this.calls.push({ method: "deliver", taskId, response });
     return this.#answer({ ...VIEW, id: taskId, status: "completed", result: 42 });
+  }
+
+  cancel(taskId: string, reason?: string): Promise<TaskView> {
+    this.calls.push(
+      reason === undefined ? { method: "cancel", taskId } : {
+        method: "cancel",
+        taskId,
+        reason,
+      },
+    );
+    return this.#answer({ ...VIEW, id: taskId, status: "cancelled" });
+  }
+
+  retry(taskId: string): Promise<TaskView> {
+    this.calls.push({ method: "retry", taskId });
+    return this.#answer({ ...VIEW, id: taskId, retries: 1 });
+  }
+
+  fork(input: ForkTaskInput): Promise<TaskView> {
+    this.calls.push({ method: "fork", input });
+    return this.#answer({ ...VIEW, id: input.id ?? "fork-1" });
+  }
+
+  remove(taskId: string): Promise<TaskView> {
+    this.calls.push({ method: "remove", taskId });
+    return this.#answer({ ...VIEW, id: taskId, status: "completed" });
   }
 
   get(id: string): Promise<TaskDetailView> {
@@ -180,6 +211,75 @@ function countingStream(total: number, chunk: number) {
   }, { highWaterMark: 0 });
   return { stream, counter };
 }
+
+// --- lifecycle routes --------------------------------------------------------------------
+
+Deno.test("POST /cancel, /retry, /fork and DELETE /task pass their validated input to the service", async () => {
+  const { app, service } = setup();
+  assertEquals((await app(post("/cancel", { taskId: "t1" }))).status, 200);
+  assertEquals(
+    (await app(post("/cancel", { taskId: "t1", reason: "no longer needed" }))).status,
+    200,
+  );
+  assertEquals((await app(post("/retry", { taskId: "t1" }))).status, 200);
+  const fork = {
+    taskId: "t1",
+    id: "t1-b",
+    atFetch: 2,
+    responses: { "1": { success: true, status: 200, data: { ok: 1 }, body: '{"ok":1}' } },
+  };
+  assertEquals((await app(post("/fork", fork))).status, 200);
+  const deleted = await app(new Request(`${BASE}/task?id=t1`, { method: "DELETE" }));
+  assertEquals(deleted.status, 200);
+  assertEquals((await readJson(deleted)).task, { ...VIEW, id: "t1", status: "completed" });
+  assertEquals(service.calls, [
+    { method: "cancel", taskId: "t1" },
+    { method: "cancel", taskId: "t1", reason: "no longer needed" },
+    { method: "retry", taskId: "t1" },
+    {
+      method: "fork",
+      input: {
+        taskId: "t1",
+        id: "t1-b",
+        atFetch: 2,
+        responses: { 1: { success: true, status: 200, data: { ok: 1 }, body: '{"ok":1}' } },
+      },
+    },
+    { method: "remove", taskId: "t1" },
+  ]);
+});
+
+Deno.test("lifecycle routes refuse unknown fields naming them, and ill-typed input, with 400", async () => {
+  const { app, service } = setup();
+  const cases: [string, unknown, string][] = [
+    ["/cancel", { taskId: "t1", why: "x" }, `Cannot cancel task: unknown field "why"`],
+    ["/cancel", { taskId: "t1", reason: 5 }, `"reason" must be a string`],
+    ["/cancel", {}, `Cannot cancel task undefined`],
+    ["/retry", { taskId: "t1", atFetch: 1 }, `Cannot retry task: unknown field "atFetch"`],
+    ["/retry", { taskId: "../x" }, `Cannot retry task "../x"`],
+    ["/fork", { taskId: "t1", at: 1 }, `Cannot fork task: unknown field "at"`],
+    ["/fork", { taskId: "t1", atFetch: -1 }, `"atFetch" must be an integer`],
+    ["/fork", { taskId: "t1", atFetch: 1.5 }, `"atFetch" must be an integer`],
+    ["/fork", { taskId: "t1", id: "a/b" }, `Cannot fork task with id "a/b"`],
+    ["/fork", { taskId: "t1", responses: [] }, `"responses" must be an object`],
+    ["/fork", { taskId: "t1", responses: { x: {} } }, `"responses" keys must be fetch indexes`],
+    ["/fork", { taskId: "t1", responses: { "0": { status: 200 } } }, `"responses.0.success"`],
+    [
+      "/fork",
+      { taskId: "t1", responses: { "0": { id: "f", success: true } } },
+      `"responses.0" takes no "id"`,
+    ],
+  ];
+  for (const [path, body, expected] of cases) {
+    const message = await expectError(await app(post(path, body)), 400);
+    assert(message.includes(expected), `${path} ${JSON.stringify(body)}: ${message}`);
+  }
+  for (const query of ["", "?id=../x", "?id=t1&force=1"]) {
+    const response = await app(new Request(`${BASE}/task${query}`, { method: "DELETE" }));
+    await expectError(response, 400);
+  }
+  assertEquals(service.calls, []);
+});
 
 // --- POST /task -------------------------------------------------------------------------
 
@@ -488,7 +588,7 @@ Deno.test("GET /status refuses bad ids, statuses and limits with 400", async () 
     ["/status?id=", `Cannot get status of task "": must match`],
     [
       "/status?status=done",
-      `"status" must be one of running, paused, completed, error, got "done"`,
+      `"status" must be one of running, paused, completed, error, cancelled, got "done"`,
     ],
     ["/status?limit=0", `"limit" must be an integer from 1 to 10000, got "0"`],
     ["/status?limit=10001", `"limit" must be an integer from 1 to 10000`],
@@ -546,7 +646,7 @@ Deno.test("unknown paths and near misses are 404", async () => {
 Deno.test("a wrong method is a 405 that lists the allowed ones", async () => {
   const { app, service } = setup();
   const cases: [string, string, string][] = [
-    ["GET", "/task", "POST"],
+    ["GET", "/task", "POST, DELETE"],
     ["PUT", "/call", "POST"],
     ["POST", "/status", "GET, HEAD"],
     ["DELETE", "/health", "GET, HEAD"],
@@ -570,7 +670,7 @@ Deno.test("HEAD is served like GET without a body, and is a 405 where GET is", a
   const health = await app(new Request(BASE + "/health", { method: "HEAD" }));
   assertEquals([health.status, health.body], [200, null]);
   const task = await app(new Request(BASE + "/task", { method: "HEAD" }));
-  assertEquals([task.status, task.headers.get("allow"), task.body], [405, "POST", null]);
+  assertEquals([task.status, task.headers.get("allow"), task.body], [405, "POST, DELETE", null]);
   const missing = await app(new Request(BASE + "/status?id=..", { method: "HEAD" }));
   assertEquals([missing.status, missing.body], [400, null]);
 });

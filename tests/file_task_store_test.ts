@@ -437,6 +437,24 @@ Deno.test("loadAll removes leftover temp files of interrupted writes only", asyn
   });
 });
 
+Deno.test("remove takes the record file first, so an interrupted remove leaves no task, and loadAll clears its journal", async () => {
+  await withStoreDir(async (dir) => {
+    const store = new FileTaskStore(dir);
+    await store.save(makeRecord("kept"), [logEvent("kept")]);
+    const gone = await store.save(makeRecord("gone"), [logEvent("a")]);
+    assertEquals(await store.remove("gone"), true);
+    assertEquals(await listDir(dir), ["kept.journal.jsonl", "kept.json"]);
+
+    // What a crash between the two unlinks of remove() leaves: the journal alone.
+    await Deno.writeTextFile(join(dir, "half.journal.jsonl"), commitText(gone));
+    const fresh = new FileTaskStore(dir);
+    const { tasks, skipped } = await fresh.loadAll();
+    assertEquals(tasks.map((task) => task.id), ["kept"]);
+    assertEquals(skipped, []);
+    assertEquals(await listDir(dir), ["kept.journal.jsonl", "kept.json"]);
+  });
+});
+
 Deno.test("loadAll creates a missing directory", async () => {
   await withStoreDir(async (dir) => {
     const missing = join(dir, "states", "nested");

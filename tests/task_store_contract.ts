@@ -273,6 +273,21 @@ export function testTaskStoreContract(
     assertEquals((await store.loadAll()).tasks.length, ids.length);
   });
 
+  test("remove forgets the record and the journal; the id can be created anew", async (store) => {
+    let record = await store.save(makeRecord("gone"), [requestEvent("r1"), logEvent("one")]);
+    record = await store.save({ ...record, status: "completed" }, [logEvent("two")]);
+    await store.save(makeRecord("kept"), [logEvent("kept")]);
+    assertEquals(await store.remove("gone"), true);
+    assertEquals(await store.readRecord("gone"), null);
+    assertEquals(await store.readEvents({ id: "gone", eventsBytes: 0 }), []);
+    assertEquals((await store.loadAll()).tasks.map((task) => task.id), ["kept"]);
+    assertEquals(await store.remove("gone"), false);
+    const again = await store.save(makeRecord("gone"), [logEvent("fresh")]);
+    assertEquals(await store.readEvents(again), [logEvent("fresh")]);
+    assertEquals(await store.readRecord("gone"), again);
+    await assertRejects(() => store.remove("../escape"), BadRequestError);
+  });
+
   test("invalid task ids are refused with BadRequestError", async (store) => {
     const invalid = ["", "../escape", "a/b", ".hidden", "-dash", "a b", "x".repeat(129), "é"];
     for (const id of invalid) {

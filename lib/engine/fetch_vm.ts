@@ -214,6 +214,14 @@ export class FetchVM {
     }
   }
 
+  /**
+   * The execution's state as it stands (without the variables view): after a failure too,
+   * so a host can keep what the failed segment journaled.
+   */
+  snapshot(): VMState {
+    return this.#snapshot({});
+  }
+
   /** Frees the VM. Safe to call twice; never throws. */
   dispose(): void {
     this.#disposeLive();

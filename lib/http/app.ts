@@ -13,11 +13,12 @@
 import { ensureError, HttpError, MethodNotAllowedError, NotFoundError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { createAuthCheck } from "./auth.ts";
-import { createRequestGuard } from "./request_guard.ts";
+import { createRequestGuard, JSON_BODY_TYPES } from "./request_guard.ts";
 import { json, quote } from "./json_io.ts";
 import type { AppDeps, Routes } from "./route.ts";
 import { taskRoutes } from "./task_routes.ts";
 import { eventRoutes } from "./event_routes.ts";
+import { lifecycleRoutes } from "./lifecycle_routes.ts";
 import { definitionRoutes } from "./definition_routes.ts";
 import { metricsRoutes } from "./metrics_routes.ts";
 import { openApiRoutes } from "./openapi.ts";
@@ -37,13 +38,14 @@ export function createApp(deps: AppDeps): App {
     allowedOrigins: config.allowedOrigins,
   });
 
-  const routes: Routes = {
-    ...taskRoutes(deps),
-    ...eventRoutes(deps),
-    ...definitionRoutes(deps),
-    ...metricsRoutes(deps),
-    ...openApiRoutes(() => routes, deps.service.health().version),
-  };
+  const routes: Routes = joinRoutes(
+    taskRoutes(deps),
+    lifecycleRoutes(deps),
+    eventRoutes(deps),
+    definitionRoutes(deps),
+    metricsRoutes(deps),
+    openApiRoutes(() => routes, deps.service.health().version),
+  );
 
   const handle = async (req: Request, url: URL): Promise<Response> => {
     guard.checkOrigin(req);
@@ -108,6 +110,47 @@ function withHeader(response: Response, name: string, value: string): Response {
     copy.headers.set(name, value);
     return copy;
   }
+}
+
+/**
+ * One table of the route tables of each area: a path two areas serve (`POST /task` and
+ * `DELETE /task`) gets the methods and docs of both. Throws on a method served twice or a
+ * path whose areas disagree on authentication.
+ */
+export function joinRoutes(...tables: Routes[]): Routes {
+  const joined: Routes = {};
+  for (const table of tables) {
+    for (const [path, route] of Object.entries(table)) {
+      const known = joined[path];
+      if (!known) {
+        joined[path] = route;
+        continue;
+      }
+      for (const method of Object.keys(route.methods)) {
+        if (Object.hasOwn(known.methods, method)) {
+          throw new TypeError(`Route ${method} ${path} is defined twice`);
+        }
+      }
+      if (known.auth !== route.auth) {
+        throw new TypeError(`Route ${path} is defined with and without authentication`);
+      }
+      const bodyTypes = known.bodyTypes || route.bodyTypes
+        ? [
+          ...new Set([
+            ...known.bodyTypes ?? JSON_BODY_TYPES,
+            ...route.bodyTypes ?? JSON_BODY_TYPES,
+          ]),
+        ]
+        : undefined;
+      joined[path] = {
+        auth: known.auth,
+        docs: { ...known.docs, ...route.docs },
+        methods: { ...known.methods, ...route.methods },
+        ...(bodyTypes ? { bodyTypes } : {}),
+      };
+    }
+  }
+  return joined;
 }
 
 function errorResponse(

@@ -113,6 +113,20 @@ export const CREATE_TASK_BODY: BodySpec = {
   },
 };
 
+/** The fields of a fetch response but its `id`. */
+const FETCH_RESPONSE_FIELDS: JsonSchema = {
+  success: { type: "boolean" },
+  status: { type: "integer", minimum: 0, maximum: 999 },
+  statusText: { type: "string" },
+  headers: { type: "object", additionalProperties: { type: "string" } },
+  data: { description: "The body as JSON data (parsed JSON, or text)." },
+  body: { type: "string", description: "The exact body, when it is UTF-8 text." },
+  bodyBase64: { type: "string", description: "The exact body bytes, as base64." },
+  error: { type: "string" },
+  url: { type: "string" },
+  timestamp: { type: "number" },
+};
+
 /** Body of `POST /call`. */
 export const DELIVERY_BODY: BodySpec = {
   name: "Delivery",
@@ -129,16 +143,58 @@ export const DELIVERY_BODY: BodySpec = {
       schema: {
         type: "object",
         required: ["id", "success"],
-        properties: {
-          id: { type: "string", minLength: 1 },
-          success: { type: "boolean" },
-          status: { type: "integer", minimum: 0, maximum: 999 },
-          statusText: { type: "string" },
-          headers: { type: "object", additionalProperties: { type: "string" } },
-          data: { description: "The body as JSON data (parsed JSON, or text)." },
-          error: { type: "string" },
-          url: { type: "string" },
-          timestamp: { type: "number" },
+        properties: { id: { type: "string", minLength: 1 }, ...FETCH_RESPONSE_FIELDS },
+      },
+    },
+  },
+};
+
+/** Body of `POST /cancel`. */
+export const CANCEL_BODY: BodySpec = {
+  name: "Cancel",
+  action: "cancel task",
+  description: "The task to end in `cancelled`, and why.",
+  example: { taskId: "order-42", reason: "customer left" },
+  fields: {
+    taskId: { schema: TASK_ID_SCHEMA, required: true },
+    reason: { schema: { type: "string", maxLength: 1000 } },
+  },
+};
+
+/** Body of `POST /retry`. */
+export const RETRY_BODY: BodySpec = {
+  name: "Retry",
+  action: "retry task",
+  description: "A task in `error` or `cancelled` to run on from its journal.",
+  example: { taskId: "order-42" },
+  fields: { taskId: { schema: TASK_ID_SCHEMA, required: true } },
+};
+
+/** Body of `POST /fork`. */
+export const FORK_BODY: BodySpec = {
+  name: "Fork",
+  action: "fork task",
+  description: "A new task replaying the original's fetches below `atFetch` (default: all), " +
+    "with the recorded responses `responses` replaces, then running live.",
+  example: {
+    taskId: "order-42",
+    id: "order-42-fixed",
+    atFetch: 2,
+    responses: { "1": { success: true, status: 200, data: { ok: true } } },
+  },
+  fields: {
+    taskId: { schema: TASK_ID_SCHEMA, required: true },
+    id: { schema: TASK_ID_SCHEMA },
+    atFetch: { schema: { type: "integer", minimum: 0 } },
+    responses: {
+      schema: {
+        type: "object",
+        description: "Fetch index to the response replayed in place of the recorded one.",
+        propertyNames: { pattern: "^(0|[1-9][0-9]{0,8})$" },
+        additionalProperties: {
+          type: "object",
+          required: ["success"],
+          properties: FETCH_RESPONSE_FIELDS,
         },
       },
     },
@@ -161,6 +217,7 @@ export const TASK_VIEW_SCHEMA: JsonSchema = {
     result: {},
     error: {
       type: "object",
+      description: "Why it stopped (error, or cancelled with kind `cancelled`).",
       properties: {
         name: { type: "string" },
         message: { type: "string" },
@@ -168,6 +225,11 @@ export const TASK_VIEW_SCHEMA: JsonSchema = {
       },
     },
     callbackUrl: { type: "string" },
+    retries: { type: "integer", minimum: 1 },
+    forkedFrom: {
+      type: "object",
+      properties: { taskId: { type: "string" }, atFetch: { type: "integer" } },
+    },
     createdAt: { type: "string", format: "date-time" },
     updatedAt: { type: "string", format: "date-time" },
   },

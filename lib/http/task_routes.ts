@@ -397,20 +397,31 @@ export function parseDelivery(value: unknown): { taskId: string; fetchResponse: 
   const body = checkFields(value, DELIVERY_BODY);
   const taskId = parseTaskId(body.taskId, "deliver fetch response to task");
   const r = body.fetchResponse;
-  if (!isObject(r)) throw fail(`"fetchResponse" must be an object, got ${quote(r)}`);
-  if (typeof r.id !== "string" || r.id === "") {
+  if (isObject(r) && (typeof r.id !== "string" || r.id === "")) {
     throw fail(`"fetchResponse.id" must be a non-empty string, got ${quote(r.id)}`);
   }
+  const fetchResponse = parseFetchResponse(r, "fetchResponse", fail);
+  return { taskId, fetchResponse: { id: (r as { id: string }).id, ...fetchResponse } };
+}
+
+/**
+ * Validates a fetch response as `/call` takes it, without its `id` (the caller checks or
+ * sets it); `path` names it in errors (`"fetchResponse"`), `fail` makes the error.
+ */
+export function parseFetchResponse(
+  r: unknown,
+  path: string,
+  fail: (why: string) => Error,
+): Omit<FetchResponse, "id"> {
+  if (!isObject(r)) throw fail(`"${path}" must be an object, got ${quote(r)}`);
   if (typeof r.success !== "boolean") {
-    throw fail(`"fetchResponse.success" must be a boolean, got ${quote(r.success)}`);
+    throw fail(`"${path}.success" must be a boolean, got ${quote(r.success)}`);
   }
-  const out: FetchResponse = { id: r.id, success: r.success };
+  const out: Omit<FetchResponse, "id"> = { success: r.success };
   if (has(r, "status")) {
     const s = r.status;
     if (typeof s !== "number" || !Number.isInteger(s) || s < 0 || s > MAX_STATUS) {
-      throw fail(
-        `"fetchResponse.status" must be an integer from 0 to ${MAX_STATUS}, got ${quote(s)}`,
-      );
+      throw fail(`"${path}.status" must be an integer from 0 to ${MAX_STATUS}, got ${quote(s)}`);
     }
     out.status = s;
   }
@@ -418,40 +429,40 @@ export function parseDelivery(value: unknown): { taskId: string; fetchResponse: 
     if (!has(r, key)) continue;
     const value = r[key];
     if (typeof value !== "string") {
-      throw fail(`"fetchResponse.${key}" must be a string, got ${quote(value)}`);
+      throw fail(`"${path}.${key}" must be a string, got ${quote(value)}`);
     }
     out[key] = value;
   }
   if (has(r, "headers")) {
     const headers = r.headers;
     if (!isObject(headers) || !Object.values(headers).every((v) => typeof v === "string")) {
-      throw fail(`"fetchResponse.headers" must be an object of strings, got ${quote(headers)}`);
+      throw fail(`"${path}.headers" must be an object of strings, got ${quote(headers)}`);
     }
     out.headers = headers as Record<string, string>;
   }
   if (has(r, "timestamp")) {
     if (typeof r.timestamp !== "number" || !Number.isFinite(r.timestamp)) {
-      throw fail(`"fetchResponse.timestamp" must be a number, got ${quote(r.timestamp)}`);
+      throw fail(`"${path}.timestamp" must be a number, got ${quote(r.timestamp)}`);
     }
     out.timestamp = r.timestamp;
   }
   if (has(r, "data")) out.data = r.data;
   if (has(r, "body") && has(r, "bodyBase64")) {
-    throw fail(`give at most one of "fetchResponse.body" and "fetchResponse.bodyBase64"`);
+    throw fail(`give at most one of "${path}.body" and "${path}.bodyBase64"`);
   }
   if (has(r, "body")) {
     if (typeof r.body !== "string") {
-      throw fail(`"fetchResponse.body" must be a string, got ${quote(r.body)}`);
+      throw fail(`"${path}.body" must be a string, got ${quote(r.body)}`);
     }
     out.body = r.body;
   }
   if (has(r, "bodyBase64")) {
     if (typeof r.bodyBase64 !== "string" || !isBase64(r.bodyBase64)) {
-      throw fail(`"fetchResponse.bodyBase64" must be a base64 string, got ${quote(r.bodyBase64)}`);
+      throw fail(`"${path}.bodyBase64" must be a base64 string, got ${quote(r.bodyBase64)}`);
     }
     out.bodyBase64 = r.bodyBase64;
   }
-  return { taskId, fetchResponse: out };
+  return out;
 }
 
 /** Validates the query of `GET /status` (without `id`). */

@@ -78,11 +78,18 @@ async function handle(job: SegmentJob): Promise<SegmentReport> {
     else vm.dispose();
     return report;
   } catch (error) {
+    const { journal, logs: _allLogs, ...meta } = vm.snapshot();
     vm.dispose();
     const failure = error instanceof ExecutionError
       ? error
       : new ExecutionError("internal", "Error", String(error), { cause: error });
-    return { ok: false, error: failure.toJSON(), logs: failure.logs };
+    return {
+      ok: false,
+      error: failure.toJSON(),
+      logs: failure.logs,
+      newJournal: journal.slice(fromLength),
+      vm: meta satisfies VMStateMeta,
+    };
   }
 }
 

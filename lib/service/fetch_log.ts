@@ -8,6 +8,7 @@
 import type { FetchRequest, FetchResponse } from "../engine/mod.ts";
 import type { TaskEvent } from "../store/mod.ts";
 import type { FetchDetailView, FetchLogView } from "./task_types.ts";
+import { journalOf } from "./journal_events.ts";
 
 /** Characters of a response body shown in the list of fetches. */
 export const BODY_PREVIEW_CHARS = 256;
@@ -25,10 +26,13 @@ interface Entry {
   respondedAt?: number;
 }
 
-/** Every fetch of a task in request order, with the full bodies. */
+/**
+ * Every fetch of a task in request order, with the full bodies: those of its journal as it
+ * stands (a fetch that `POST /retry` tried again shows its latest attempt).
+ */
 export function fetchDetails(events: readonly TaskEvent[]): FetchDetailView[] {
   const entries = new Map<string, Entry>();
-  for (const event of events) {
+  for (const event of journalOf(events)) {
     if (event.type === "request") {
       entries.set(event.request.id, { request: event.request, index: event.index });
     } else if (event.type === "response") {

@@ -55,6 +55,10 @@ export interface SegmentFailure {
   ok: false;
   error: ExecutionErrorJson;
   logs: LogEntry[];
+  /** Journal entries the segment added before it failed (the response it began with...). */
+  newJournal?: JournalEntry[];
+  /** The engine state at the failure, when the worker still had it. */
+  vm?: VMStateMeta;
 }
 
 /** The worker's answer to a job. */

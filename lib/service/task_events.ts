@@ -6,7 +6,9 @@
  * {@link TaskStatus} later shows up here with no extra code: the event's `type` is
  * `created` for a task's first commit, `resumed` when a segment starts on a task that was
  * not running, and otherwise the committed status (`paused`, `completed`, `error`,
- * `cancelled`, ...).
+ * `cancelled`, ...), or what a lifecycle route did: `retried` (a task in `error` or
+ * `cancelled` runs again), `forked` (a task's first commit when it is a fork of another),
+ * `deleted` (the task and its files are gone; the event carries its last view).
  *
  * The hub keeps a bounded ring of recent events in memory so a client that reconnects with
  * the id of the last event it saw misses nothing recent. Ids are `<boot>-<seq>`: `seq`
@@ -30,8 +32,11 @@ export function isFinishedStatus(status: TaskStatus | string): boolean {
   return FINISHED_STATUSES.has(status);
 }
 
-/** What happened: `created`, `resumed`, or the status a commit left the task in. */
-export type TransitionType = "created" | "resumed" | TaskStatus;
+/**
+ * What happened: `created`, `resumed`, the status a commit left the task in, or a lifecycle
+ * operation: `retried`, `forked`, `deleted`.
+ */
+export type TransitionType = "created" | "resumed" | "retried" | "forked" | "deleted" | TaskStatus;
 
 /** One task transition. */
 export interface TaskTransition {

@@ -1,25 +1,40 @@
 /**
  * The task service: creates tasks, runs their segments on the engine pool, persists every
- * transition, answers `/call`, and recovers every task after a restart.
+ * transition, answers `/call`, cancels, retries, forks and removes tasks, and recovers every
+ * task after a restart.
  *
  * Durability: a task's record is saved before any reply or outbound request depends on it.
  * A new task is saved as `running` before its code runs, so a crash mid-segment re-runs it
  * from its journal at the next start; a paused task keeps its pending requests in its
  * record, so a crash while they are in flight sends them again.
  *
+ * Each lifecycle operation is one save (or, for a removal, one store `remove()`), so a
+ * crash leaves it done or not done: a cancel saves `cancelled`; a retry saves the task
+ * `running` with the journal cut back to before the failed step (a `rewind` event), which
+ * recovery runs on after a crash; a fork saves the new task `running` with its journal
+ * copied in its first save, the original untouched.
+ *
  * @module
  */
 import type { SegmentOutcome, WorkerPool } from "./executor.ts";
-import { TaskEventHub } from "./task_events.ts";
+import { isFinishedStatus, TaskEventHub, type TransitionType } from "./task_events.ts";
+import { journalOf } from "./journal_events.ts";
 import { fetchDetails, fetchSummary } from "./fetch_log.ts";
 import { type DefinitionView, listDefinitions, readDefinition } from "./definitions.ts";
 import { toJavaScript } from "./typescript.ts";
 import type { ServiceMetrics } from "./metrics.ts";
-import { ConflictError, HttpError, NotFoundError, UnavailableError } from "../errors.ts";
+import {
+  BadRequestError,
+  ConflictError,
+  HttpError,
+  NotFoundError,
+  UnavailableError,
+} from "../errors.ts";
 import type { Logger } from "../log.ts";
 import {
   type CreateTaskInput,
   type FetchDetailView,
+  type ForkTaskInput,
   type HealthView,
   type ListTasksQuery,
   type TaskDetailView,
@@ -134,9 +149,7 @@ export class FlowTaskService implements TaskService {
       : await readDefinition(this.#deps.tasksDir, input.task!);
     const code = toJavaScript(source, lang);
     const id = input.id ?? newTaskId();
-    if (this.#tasks.has(id)) {
-      throw new ConflictError(`Cannot create task "${id}": it already exists`);
-    }
+    this.#assertNew(id, "create task");
     const now = new Date().toISOString();
     const record: TaskRecord = {
       id,
@@ -181,7 +194,7 @@ export class FlowTaskService implements TaskService {
     this.#assertOpen();
     if (!this.#tasks.has(taskId)) throw new NotFoundError(`Task "${taskId}" not found`);
     return await this.#serialize(taskId, async () => {
-      const record = this.#tasks.get(taskId)!;
+      const record = this.#record(taskId);
       this.#assertPending(record, response.id);
       const request = record.pending.find((pending) => pending.id === response.id);
       this.#deps.metrics?.fetchDelivered(response, request?.timestamp);
@@ -197,6 +210,136 @@ export class FlowTaskService implements TaskService {
         throw new ConflictError(outcome.error.message);
       }
       return toView(await this.#commit(record, outcome));
+    });
+  }
+
+  async cancel(taskId: string, reason?: string): Promise<TaskView> {
+    this.#assertOpen();
+    this.#record(taskId);
+    return await this.#serialize(taskId, async () => {
+      const record = this.#record(taskId);
+      if (isFinishedStatus(record.status)) {
+        throw new ConflictError(`Cannot cancel task "${taskId}": it is ${record.status}`);
+      }
+      const next: TaskRecord = {
+        ...record,
+        status: TaskStatus.Cancelled,
+        pending: [],
+        updatedAt: new Date().toISOString(),
+        error: { name: "CancelledError", message: reason ?? "Cancelled", kind: "cancelled" },
+      };
+      const saved = await this.#save(record, next, []);
+      this.#deps.pool.drop(taskId);
+      this.#deps.onPending(taskId, []);
+      this.#deps.logger.info("task cancelled", { taskId, reason: next.error!.message });
+      return toView(saved);
+    });
+  }
+
+  async retry(taskId: string): Promise<TaskView> {
+    this.#assertOpen();
+    this.#record(taskId);
+    return await this.#serialize(taskId, async () => {
+      const record = this.#record(taskId);
+      if (record.status !== TaskStatus.Error && record.status !== TaskStatus.Cancelled) {
+        throw new ConflictError(
+          `Cannot retry task "${taskId}": it is ${record.status} (only error and cancelled tasks are retried)`,
+        );
+      }
+      const cut = Math.min(record.retryFrom ?? record.journalLength, record.journalLength);
+      const { error: _error, retryFrom: _retryFrom, ...rest } = record;
+      const next: TaskRecord = {
+        ...rest,
+        status: TaskStatus.Running,
+        pending: [],
+        journalLength: cut,
+        retries: (record.retries ?? 0) + 1,
+        updatedAt: new Date().toISOString(),
+      };
+      const events: TaskEvent[] = cut < record.journalLength
+        ? [{ type: "rewind", journalLength: cut, at: Date.now() }]
+        : [];
+      const saved = await this.#save(record, next, events, "retried");
+      this.#deps.logger.info("task retried", { taskId, retries: saved.retries, journal: cut });
+      const outcome = await this.#withRunning(taskId, () => this.#runJournal(saved));
+      return toView(await this.#commit(saved, outcome));
+    });
+  }
+
+  async fork(input: ForkTaskInput): Promise<TaskView> {
+    this.#assertOpen();
+    const original = this.#record(input.taskId);
+    const id = input.id ?? newTaskId();
+    this.#assertNew(id, "fork task");
+    const journal = await this.#forkJournal(original, input);
+    const now = new Date().toISOString();
+    const record: TaskRecord = {
+      id,
+      name: original.name,
+      status: TaskStatus.Running,
+      pauseCount: 0,
+      createdAt: now,
+      updatedAt: now,
+      code: original.code,
+      autoFetch: original.autoFetch,
+      pending: [],
+      journalLength: journal.entries.length,
+      logCount: 0,
+      eventsBytes: 0,
+      forkedFrom: { taskId: original.id, atFetch: journal.atFetch },
+    };
+    if (original.task !== undefined) record.task = original.task;
+    if (original.input !== undefined) record.input = original.input;
+    if (original.vm && journal.entries.length > 0) {
+      record.vm = { ...original.vm, id: crypto.randomUUID(), variables: {}, pending: [] };
+    } else {
+      // Nothing to replay (or no engine state to replay it with): the fork runs from the start.
+      journal.entries = [];
+      record.journalLength = 0;
+    }
+    this.#assertNew(id, "fork task");
+    this.#tasks.set(id, record);
+    return await this.#serialize(id, async () => {
+      let saved: TaskRecord;
+      try {
+        saved = await this.#save(undefined, record, journal.entries, "forked");
+      } catch (error) {
+        this.#tasks.delete(id);
+        throw error;
+      }
+      this.#deps.logger.info("task forked", {
+        taskId: id,
+        from: original.id,
+        atFetch: journal.atFetch,
+      });
+      const outcome = await this.#withRunning(id, () => this.#runJournal(saved));
+      return toView(await this.#commit(saved, outcome));
+    });
+  }
+
+  async remove(taskId: string): Promise<TaskView> {
+    this.#assertOpen();
+    this.#record(taskId);
+    return await this.#serialize(taskId, async () => {
+      const record = this.#record(taskId);
+      if (!isFinishedStatus(record.status)) {
+        throw new ConflictError(
+          `Cannot delete task "${taskId}": it is ${record.status}; cancel it first`,
+        );
+      }
+      try {
+        await this.#deps.store.remove(taskId);
+      } catch (error) {
+        throw error instanceof HttpError
+          ? error
+          : new UnavailableError(`Cannot delete task "${taskId}"`, { cause: error });
+      }
+      this.#tasks.delete(taskId);
+      this.#deps.pool.drop(taskId);
+      const view = toView(record);
+      this.events.publish("deleted", view);
+      this.#deps.logger.info("task deleted", { taskId });
+      return view;
     });
   }
 
@@ -247,7 +390,13 @@ export class FlowTaskService implements TaskService {
   }
 
   health(): HealthView {
-    const tasks: Record<TaskStatus, number> = { running: 0, paused: 0, completed: 0, error: 0 };
+    const tasks: Record<TaskStatus, number> = {
+      running: 0,
+      paused: 0,
+      completed: 0,
+      error: 0,
+      cancelled: 0,
+    };
     for (const record of this.#tasks.values()) tasks[this.#view(record).status]++;
     return { status: this.#closing ? "shutting_down" : "ok", version: this.#deps.version, tasks };
   }
@@ -274,24 +423,27 @@ export class FlowTaskService implements TaskService {
 
   /**
    * Commits `next` (the task's record after `previous`, or its first record) with `events`
-   * appended to its journal, and publishes the transition. The only place the service
-   * saves a record: every status, present or future, reaches `events` from here.
+   * appended to its journal, and publishes the transition (as `type` when given). The only
+   * place the service saves a record: every status, present or future, reaches `events`
+   * from here.
    */
   async #save(
     previous: TaskRecord | undefined,
     next: TaskRecord,
     events: readonly TaskEvent[],
+    type?: TransitionType,
   ): Promise<TaskRecord> {
     const started = performance.now();
     const saved = await this.#deps.store.save(next, events);
     this.#deps.metrics?.saveSeconds.observe((performance.now() - started) / 1000);
     this.#tasks.set(saved.id, saved);
-    const type = previous === undefined
-      ? "created"
-      : saved.status === TaskStatus.Running
-      ? "resumed"
-      : saved.status;
-    this.events.publish(type, toView(this.#view(saved)));
+    const transition = type ??
+      (previous === undefined
+        ? "created"
+        : saved.status === TaskStatus.Running
+        ? "resumed"
+        : saved.status);
+    this.events.publish(transition, toView(this.#view(saved)));
     return saved;
   }
 
@@ -334,6 +486,14 @@ export class FlowTaskService implements TaskService {
         if (outcome.result !== undefined) next.result = outcome.result;
       }
     } else {
+      // What the failed segment recorded (the response it began with, say) stays in the
+      // journal; a retry cuts back to before it and tries that step again.
+      if (outcome.newJournal && outcome.newJournal.length > 0) {
+        events.push(...outcome.newJournal);
+        next.journalLength += outcome.newJournal.length;
+      }
+      if (outcome.vm && !next.vm) next.vm = outcome.vm;
+      next.retryFrom = record.journalLength;
       next.status = TaskStatus.Error;
       next.pending = [];
       next.error = {
@@ -380,17 +540,7 @@ export class FlowTaskService implements TaskService {
     if (!record || record.status !== TaskStatus.Running || this.#closing) return;
     this.#deps.logger.info("task recovering", { taskId: id });
     try {
-      const outcome = await this.#withRunning(
-        id,
-        async () =>
-          record.vm
-            ? this.#deps.pool.restore(
-              id,
-              await this.#loadState(record),
-              this.#engineOptions(record),
-            )
-            : this.#deps.pool.execute(id, record.code, this.#engineOptions(record)),
-      );
+      const outcome = await this.#withRunning(id, () => this.#runJournal(record));
       await this.#commit(record, outcome);
     } catch (error) {
       this.#deps.logger.error("task recovery failed", { taskId: id, error: String(error) });
@@ -414,11 +564,72 @@ export class FlowTaskService implements TaskService {
     this.#timers.add(timer);
   }
 
+  /**
+   * Runs a task from its saved journal in a fresh VM: replays it and reports where it
+   * stands, or runs the code from the start when there is no journal to replay.
+   */
+  async #runJournal(record: TaskRecord): Promise<SegmentOutcome> {
+    const options = this.#engineOptions(record);
+    if (!record.vm || record.journalLength === 0) {
+      return await this.#deps.pool.execute(record.id, record.code, options);
+    }
+    return await this.#deps.pool.restore(record.id, await this.#loadState(record), options);
+  }
+
   async #loadState(record: TaskRecord): Promise<VMState> {
     if (!record.vm) throw new UnavailableError(`Task "${record.id}" has no saved engine state`);
-    const events = await this.#deps.store.readEvents(record);
-    const journal = events.filter((event): event is JournalEntry => event.type !== "log");
+    const journal = journalOf(await this.#deps.store.readEvents(record));
     return { ...record.vm, journal, logs: [] };
+  }
+
+  /**
+   * The journal of a fork of `original`: its journal up to the first response of a fetch
+   * numbered `atFetch` or later, with the responses `input` replaces; requests left without
+   * a response get new ids (the fork sends them itself, under its own Idempotency-Key).
+   */
+  async #forkJournal(
+    original: TaskRecord,
+    input: ForkTaskInput,
+  ): Promise<{ entries: JournalEntry[]; atFetch: number }> {
+    const fail = (why: string) => new BadRequestError(`Cannot fork task "${original.id}": ${why}`);
+    const journal = journalOf(await this.#deps.store.readEvents(original));
+    const indexOf = new Map<string, number>();
+    for (const entry of journal) {
+      if (entry.type === "request") indexOf.set(entry.request.id, entry.index);
+    }
+    const atFetch = input.atFetch ?? indexOf.size;
+    if (atFetch > indexOf.size) {
+      throw fail(`"atFetch" is ${atFetch} but the task made ${indexOf.size} fetches`);
+    }
+    let cut = journal.findIndex((entry) =>
+      entry.type === "response" && (indexOf.get(entry.response.id) ?? 0) >= atFetch
+    );
+    if (cut === -1) cut = journal.length;
+    const entries = journal.slice(0, cut);
+    const answered = new Set<number>();
+    for (const [at, entry] of entries.entries()) {
+      if (entry.type !== "response") continue;
+      const index = indexOf.get(entry.response.id)!;
+      answered.add(index);
+      const replacement = input.responses?.[index];
+      if (replacement) {
+        entries[at] = { ...entry, response: { ...replacement, id: entry.response.id } };
+      }
+    }
+    for (const key of Object.keys(input.responses ?? {})) {
+      if (!answered.has(Number(key))) {
+        throw fail(
+          `"responses" replaces fetch ${key}, which has no recorded response before fetch ${atFetch}`,
+        );
+      }
+    }
+    const now = Date.now();
+    for (const [at, entry] of entries.entries()) {
+      if (entry.type !== "request" || answered.has(entry.index)) continue;
+      const request = { ...entry.request, id: forkFetchId(entry.index), timestamp: now };
+      entries[at] = { ...entry, request };
+    }
+    return { entries, atFetch };
   }
 
   #engineOptions(record: TaskRecord): EngineOptions {
@@ -439,6 +650,10 @@ export class FlowTaskService implements TaskService {
         `Cannot deliver fetch response "${responseId}": task "${record.id}" is not waiting for it (pending: ${pending})`,
       );
     }
+  }
+
+  #assertNew(id: string, action: string): void {
+    if (this.#tasks.has(id)) throw new ConflictError(`Cannot ${action} "${id}": it already exists`);
   }
 
   #assertOpen(): void {
@@ -480,9 +695,19 @@ function toView(record: TaskRecord): TaskView {
   if (record.status === TaskStatus.Completed && record.result !== undefined) {
     view.result = record.result;
   }
-  if (record.status === TaskStatus.Error && record.error) view.error = record.error;
+  const stopped = record.status === TaskStatus.Error || record.status === TaskStatus.Cancelled;
+  if (stopped && record.error) view.error = record.error;
+  if (record.retries) view.retries = record.retries;
+  if (record.forkedFrom) view.forkedFrom = record.forkedFrom;
   if (record.callbackUrl !== undefined) view.callbackUrl = record.callbackUrl;
   return view;
+}
+
+/** A new request id for fetch `index` of a fork, in the engine's form. */
+function forkFetchId(index: number): string {
+  const random = crypto.getRandomValues(new Uint8Array(4));
+  const hex = Array.from(random, (byte) => byte.toString(16).padStart(2, "0")).join("");
+  return `fetch_${Date.now()}_${index}_${hex}`;
 }
 
 function newTaskId(): string {

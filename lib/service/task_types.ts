@@ -32,9 +32,14 @@ export interface TaskView {
   fetchRequest?: FetchRequestView;
   fetchRequests?: FetchRequestView[];
   result?: unknown;
+  /** Why the task stopped, for `error` and `cancelled` (kind `cancelled`, the reason). */
   error?: TaskErrorView;
   /** Where the finished task is POSTed, when the task was created with one. */
   callbackUrl?: string;
+  /** Times `POST /retry` ran it again (absent before the first). */
+  retries?: number;
+  /** For a fork: the task it came from and the fetch from which it ran live. */
+  forkedFrom?: { taskId: string; atFetch: number };
   createdAt: string;
   updatedAt: string;
 }
@@ -95,6 +100,18 @@ export interface CreateTaskInput {
   callbackUrl?: string;
 }
 
+/** Body of `POST /fork` once validated. */
+export interface ForkTaskInput {
+  /** The task to fork. */
+  taskId: string;
+  /** Id of the fork; a new one when absent. */
+  id?: string;
+  /** Fetches replayed from the original's journal: those with index below (default: all). */
+  atFetch?: number;
+  /** Recorded responses replaced, by fetch index (each below `atFetch`). */
+  responses?: Record<number, Omit<FetchResponse, "id">>;
+}
+
 /** Filters of `GET /status`. */
 export interface ListTasksQuery {
   status?: TaskStatus;
@@ -116,6 +133,14 @@ export interface TaskService {
   create(input: CreateTaskInput): Promise<TaskView>;
   /** Delivers a response to a paused task and runs it on. 404 unknown task, 409 not pending. */
   deliver(taskId: string, response: FetchResponse): Promise<TaskView>;
+  /** Ends a running or paused task in `cancelled`. 404 unknown, 409 finished. */
+  cancel(taskId: string, reason?: string): Promise<TaskView>;
+  /** Runs a task in `error` or `cancelled` on from its journal. 404 unknown, 409 otherwise. */
+  retry(taskId: string): Promise<TaskView>;
+  /** A new task replaying a prefix of another's journal, then running live. */
+  fork(input: ForkTaskInput): Promise<TaskView>;
+  /** Removes a finished task and its files; answers its last view. 404 unknown, 409 unfinished. */
+  remove(taskId: string): Promise<TaskView>;
   /** One task in detail. 404 unknown. */
   get(id: string): Promise<TaskDetailView>;
   /** One fetch of a task in full, by index or fetch id. 404 unknown task or fetch. */

@@ -64,6 +64,7 @@ export class WebhookSender {
   async open(): Promise<void> {
     this.#marks = await this.#deps.marks.loadAll();
     this.#unsubscribe = this.#deps.events.subscribe((event) => {
+      if (event.type === "deleted") return; // The task finished (and was sent) before.
       if (isFinishedStatus(event.status) && event.task.callbackUrl) this.#enqueue(event.task);
     });
   }

@@ -1,7 +1,7 @@
 /**
  * Small file helpers for durable storage, on `Deno.*` built-ins: create a directory,
  * replace a file atomically, read a file (or a range of its bytes) that may not exist,
- * append lines and cut a file back to a committed length.
+ * append lines, cut a file back to a committed length and remove a file durably.
  *
  * @module
  */
@@ -199,6 +199,24 @@ export async function shrinkFile(
     if (fsync) await file.syncData();
   }
   return size;
+}
+
+/**
+ * Removes the file at `path` and, unless `fsync` is `false`, flushes its directory, so the
+ * removal survives a power loss once this resolves. Resolves `false` when there was no file.
+ */
+export async function removeFile(
+  path: string,
+  { fsync = true }: SyncOptions = {},
+): Promise<boolean> {
+  try {
+    await Deno.remove(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+  if (fsync) await syncDir(dirname(path));
+  return true;
 }
 
 /** Flushes a directory's entries (a no-op on Windows, which cannot open directories). */

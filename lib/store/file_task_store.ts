@@ -21,6 +21,11 @@
  * the journal back to its record's `eventsBytes` before appending. `readEvents` reads the
  * committed bytes only and leaves out the commit lines.
  *
+ * `remove(id)` unlinks the record file first and flushes the directory: that is the commit
+ * of a removal (a journal without its record file is not a task); then it unlinks the
+ * journal. `loadAll()` removes a journal left without its record file, by a removal or a
+ * first save that was interrupted.
+ *
  * The store assumes it is the only writer of its directory, and `loadAll()` runs before
  * any save (it creates the directory and removes temp files of interrupted writes).
  *
@@ -34,6 +39,7 @@ import {
   readHead,
   readRange,
   readTextOrNull,
+  removeFile,
   renameIntoPlace,
   shrinkFile,
   writeTempFile,
@@ -134,26 +140,34 @@ export class FileTaskStore implements TaskStore {
    * by a power loss) is rebuilt from the journal's commits when they can rebuild it. Files
    * that are not a valid record named `<id>.json` are skipped and left on disk; so is a
    * record whose journal is shorter than its `eventsBytes` (the journal lost committed
-   * events, so the task cannot be resumed). Temp files of interrupted writes are removed.
+   * events, so the task cannot be resumed). Temp files of interrupted writes are removed, and
+   * so are journals without a record file (left by an interrupted `remove()` or first save).
    * Reads a journal only when it is longer than its record accounts for (or the record is
    * unreadable); otherwise one `stat` per task.
    */
   async loadAll(): Promise<{ tasks: TaskRecord[]; skipped: SkippedFile[] }> {
     const recordFiles: string[] = [];
-    const tempFiles: string[] = [];
+    const leftovers: string[] = [];
+    const journalFiles: string[] = [];
     try {
       await ensureDir(this.#dir);
       for await (const entry of Deno.readDir(this.#dir)) {
         if (entry.isDirectory) continue;
-        if (isTempFileName(entry.name)) tempFiles.push(entry.name);
+        if (isTempFileName(entry.name)) leftovers.push(entry.name);
+        else if (entry.name.endsWith(JOURNAL_SUFFIX)) journalFiles.push(entry.name);
         else if (entry.name.endsWith(RECORD_SUFFIX)) recordFiles.push(entry.name);
       }
     } catch (error) {
       throw unavailable(`Cannot list the tasks in "${this.#dir}"`, error);
     }
+    const records = new Set(recordFiles);
+    for (const file of journalFiles) {
+      const id = file.slice(0, -JOURNAL_SUFFIX.length);
+      if (TASK_ID_PATTERN.test(id) && !records.has(id + RECORD_SUFFIX)) leftovers.push(file);
+    }
     const skipped: SkippedFile[] = [];
-    for (const file of tempFiles) {
-      const problem = await this.#removeTempFile(file);
+    for (const file of leftovers) {
+      const problem = await this.#removeLeftover(file);
       if (problem) skipped.push(problem);
     }
     const tasks: TaskRecord[] = [];
@@ -382,12 +396,29 @@ export class FileTaskStore implements TaskStore {
     }
   }
 
-  async #removeTempFile(file: string): Promise<SkippedFile | undefined> {
+  /**
+   * Removes the task's record file (durably when `fsync` is on: the commit of the
+   * removal), then its journal; `false` when there was no record file.
+   */
+  async remove(id: string): Promise<boolean> {
+    assertTaskId(id);
+    this.#journalSizes.delete(id);
+    let existed: boolean;
+    try {
+      existed = await removeFile(this.#recordPath(id), { fsync: this.#fsync });
+      await removeFile(this.#journalPath(id), { fsync: false });
+    } catch (error) {
+      throw unavailable(`Cannot remove task "${id}"`, error);
+    }
+    return existed;
+  }
+
+  async #removeLeftover(file: string): Promise<SkippedFile | undefined> {
     try {
       await Deno.remove(join(this.#dir, file));
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) return undefined;
-      return { file, reason: `Cannot remove this leftover temp file: ${osReason(error)}` };
+      return { file, reason: `Cannot remove this leftover file: ${osReason(error)}` };
     }
     return undefined;
   }

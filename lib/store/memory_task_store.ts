@@ -71,6 +71,14 @@ export class MemoryTaskStore implements TaskStore {
     });
   }
 
+  /** Forgets the task; `false` when there was none. */
+  remove(id: string): Promise<boolean> {
+    return Promise.try(() => {
+      assertTaskId(id);
+      return this.#tasks.delete(id);
+    });
+  }
+
   /** Copies of the events in the first `record.eventsBytes` bytes, in order, without commits. */
   readEvents(record: Pick<TaskRecord, "id" | "eventsBytes">): Promise<TaskEvent[]> {
     return Promise.try(() => {

@@ -12,6 +12,7 @@ export const TaskStatus = {
   Paused: "paused",
   Completed: "completed",
   Error: "error",
+  Cancelled: "cancelled",
 } as const;
 
 /** One of the {@link TaskStatus} values. */
@@ -22,7 +23,7 @@ export function isTaskStatus(value: unknown): value is TaskStatus {
   return Object.values(TaskStatus).includes(value as TaskStatus);
 }
 
-/** Why a task ended in `error`. */
+/** Why a task ended in `error` (or, with kind `cancelled`, in `cancelled`). */
 export interface TaskErrorView {
   name: string;
   message: string;
@@ -51,6 +52,15 @@ export interface TaskRecord {
   error?: TaskErrorView;
   /** The engine state without `journal` and `logs` (those are in the journal file). */
   vm?: Omit<VMState, "journal" | "logs">;
+  /** Times `POST /retry` ran the task again. */
+  retries?: number;
+  /** The task this one is a fork of, and the fetch from which it ran live. */
+  forkedFrom?: { taskId: string; atFetch: number };
+  /**
+   * Set when the task ended in `error`: the journal length before the segment that failed,
+   * where `POST /retry` cuts the journal back to (so that step is tried again).
+   */
+  retryFrom?: number;
   /** Requests waiting for a response (performed again after a restart). */
   pending: FetchRequest[];
   /** How many journal entries and log lines this record accounts for. */
@@ -60,8 +70,20 @@ export interface TaskRecord {
   eventsBytes: number;
 }
 
+/**
+ * The journal cut back to its first `journalLength` entries (log lines do not count), as
+ * `POST /retry` does before it runs the failed step again: the entries after the cut stay
+ * in the file, for the history, but are no longer the task's journal.
+ */
+export interface RewindEvent {
+  type: "rewind";
+  journalLength: number;
+  /** When it happened (ms since the epoch). */
+  at: number;
+}
+
 /** An event of the append-only task journal file. */
-export type TaskEvent = JournalEntry | ({ type: "log" } & LogEntry);
+export type TaskEvent = JournalEntry | ({ type: "log" } & LogEntry) | RewindEvent;
 
 /** A file in the states directory that could not be read as a task. */
 export interface SkippedFile {
@@ -106,4 +128,12 @@ export interface TaskStore {
    * committed line, or a journal shorter than `eventsBytes`, is an error.
    */
   readEvents(record: Pick<TaskRecord, "id" | "eventsBytes">): Promise<TaskEvent[]>;
+  /**
+   * Removes the task: its record and its journal. Atomic: a crash at any moment leaves the
+   * task either gone or as of its last commit, never half removed; once this resolves the
+   * removal is durable (when the store flushes). Resolves `false` when there was no task.
+   * A later save with `eventsBytes: 0` creates the id anew. One call per task at a time,
+   * never during a save of the same task.
+   */
+  remove(id: string): Promise<boolean>;
 }
