@@ -341,7 +341,7 @@ Deno.test("server process: AUTO_FETCH=false and every error answer of the API", 
     await step("a wrong method is 405 with Allow", async () => {
       const getTask = await server.request("/task");
       assertErrorResponse(getTask, 405);
-      assertEquals(getTask.headers.get("allow"), "POST");
+      assertEquals(getTask.headers.get("allow"), "POST, DELETE");
       const postStatus = await server.request("/status", { method: "DELETE" });
       assertErrorResponse(postStatus, 405);
       assertMatch(postStatus.headers.get("allow") ?? "", /\bGET\b/);
