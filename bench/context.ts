@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Upstream } from "./upstream.ts";
+import type { SpawnedUpstream as Upstream } from "../testing/upstream.ts";
 
 /** Shared state of one benchmark run. */
 export interface BenchContext {

@@ -17,15 +17,10 @@
 import { type BenchContext, tempDir } from "./context.ts";
 import { cpuDelta, cpuPer, type ThreadCpu, threadCpu } from "./proc.ts";
 import type { Row, ScenarioResult } from "./report.ts";
-import {
-  getJson,
-  postJson,
-  type ServerProcess,
-  startServer,
-  type TaskViewLite,
-} from "./server_process.ts";
+import { getJson, postJson, type TaskViewLite } from "./client.ts";
+import { type ServerProcess, startServer } from "../testing/server_process.ts";
 import { median, summarize } from "./stats.ts";
-import type { Upstream } from "./upstream.ts";
+import type { SpawnedUpstream as Upstream } from "../testing/upstream.ts";
 
 const FETCHES = 5;
 const CONCURRENCY = [1, 16, 64] as const;
@@ -120,7 +115,7 @@ async function runDirect(
       const taskStart = performance.now();
       let sum = 0;
       for (let i = 0; i < FETCHES; i++) {
-        const response = await fetch(`${upstream.base}/x?k=${key}&i=${i}`);
+        const response = await fetch(`${upstream.origin}/x?k=${key}&i=${i}`);
         const body = await response.json() as { n: number };
         sum += body.n;
       }
@@ -172,10 +167,10 @@ async function runServer(
     while (launched - finished < concurrency && launched < tasks) {
       const key = `${label}-${launched++}`;
       launchedAt.set(key, performance.now());
-      postJson(`${server.url}/task`, {
+      postJson(`${server.origin}/task`, {
         id: key,
         code: E2E_CODE,
-        input: { base: upstream.base, key },
+        input: { base: upstream.origin, key },
       }).catch(() => {
         errors++;
         finish();
@@ -192,7 +187,7 @@ async function runServer(
   };
   const callMs: number[] = [];
   target.collect = callMs;
-  const cpuBefore = threadCpu(server.pid);
+  const cpuBefore = threadCpu(server.pid!);
   const upBefore = threadCpu(upstream.pid).total;
   const start = performance.now();
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -211,11 +206,11 @@ async function runServer(
     target.collect = null;
   }
   const wallMs = performance.now() - start;
-  const cpu = cpuDelta(cpuBefore, threadCpu(server.pid));
+  const cpu = cpuDelta(cpuBefore, threadCpu(server.pid!));
   const upstreamCpuMs = threadCpu(upstream.pid).total - upBefore;
 
   const { tasks: views } = await getJson<{ tasks: TaskViewLite[] }>(
-    `${server.url}/status?status=completed&limit=10000`,
+    `${server.origin}/status?status=completed&limit=10000`,
   );
   for (const view of views) {
     if (view.id.startsWith(`${label}-`) && view.result !== EXPECTED) errors++;
@@ -279,7 +274,7 @@ export async function endToEnd(ctx: BenchContext): Promise<ScenarioResult> {
       }
     }
   } finally {
-    for (const target of Object.values(servers)) await target?.server.stop();
+    for (const target of Object.values(servers)) await target?.server.close({ graceMs: 10_000 });
   }
 
   const rows: Row[] = [];

@@ -24,7 +24,7 @@ import {
 } from "./report.ts";
 import { recovery } from "./recovery.ts";
 import { responsiveness } from "./responsiveness.ts";
-import { startUpstream } from "./upstream.ts";
+import { spawnUpstream } from "../testing/upstream.ts";
 import { machineBusyMs, ownTreeCpuMs } from "./proc.ts";
 
 const SCENARIOS: readonly {
@@ -311,7 +311,7 @@ async function main(): Promise<void> {
     const s = ((performance.now() - t0) / 1000).toFixed(1).padStart(6);
     console.error(`[${s}s] ${message}`);
   };
-  const upstream = await startUpstream();
+  const upstream = await spawnUpstream();
   const ctx: BenchContext = { quick: options.quick, upstream, progress, shared: {}, tempDirs: [] };
   const results = new Map<string, ScenarioResult>();
   const failures: { id: number; error: string }[] = [];
@@ -331,7 +331,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    await upstream.stop();
+    await upstream.close();
     for (const dir of ctx.tempDirs) await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 

@@ -16,16 +16,8 @@ import type { Variant } from "../lib/engine/types.ts";
 import { type BenchContext, tempDir } from "./context.ts";
 import { rssOf } from "./proc.ts";
 import { formatBytes, formatMs, type Row, type ScenarioResult } from "./report.ts";
-import {
-  childEnv,
-  getJson,
-  type Health,
-  postJson,
-  ROOT,
-  sleep,
-  startServer,
-  type TaskViewLite,
-} from "./server_process.ts";
+import { getJson, type Health, postJson, type TaskViewLite } from "./client.ts";
+import { delay as sleep, PROJECT_ROOT as ROOT, startServer } from "../testing/server_process.ts";
 import { single, summarize } from "./stats.ts";
 
 const VARIANTS: readonly Variant[] = ["asyncify", "sync"];
@@ -57,8 +49,6 @@ async function runChild(args: string[]): Promise<ChildReport> {
       ...args,
     ],
     cwd: ROOT,
-    env: childEnv({}),
-    clearEnv: true,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -164,10 +154,10 @@ export async function memory(ctx: BenchContext): Promise<ScenarioResult> {
   let health: Health;
   try {
     await sleep(500);
-    before = server.rss();
+    before = await server.rssBytes() ?? 0;
     createMs = await createPausedTasks(
-      server.url,
-      pausedTaskCode(ctx.upstream.base),
+      server.origin,
+      pausedTaskCode(ctx.upstream.origin),
       total,
       16,
       (done, ms) =>
@@ -176,10 +166,10 @@ export async function memory(ctx: BenchContext): Promise<ScenarioResult> {
         ),
     );
     await sleep(1000);
-    after = server.rss();
-    health = await getJson<Health>(`${server.url}/health`);
+    after = await server.rssBytes() ?? 0;
+    health = await getJson<Health>(`${server.origin}/health`);
   } finally {
-    await server.stop();
+    await server.close({ graceMs: 10_000 });
   }
   if (health.tasks.paused !== total) {
     throw new Error(`The server holds ${health.tasks.paused} paused tasks, expected ${total}`);

@@ -8,7 +8,8 @@
 import { type BenchContext, tempDir } from "./context.ts";
 import { createPausedTasks, pausedTaskCode } from "./memory.ts";
 import type { Row, ScenarioResult } from "./report.ts";
-import { getJson, type Health, startServer } from "./server_process.ts";
+import { getJson, type Health } from "./client.ts";
+import { startServer } from "../testing/server_process.ts";
 import { summarize } from "./stats.ts";
 
 /** Runs scenario 7. */
@@ -26,14 +27,14 @@ export async function recovery(ctx: BenchContext): Promise<ScenarioResult> {
     });
     try {
       await createPausedTasks(
-        server.url,
-        pausedTaskCode(ctx.upstream.base),
+        server.origin,
+        pausedTaskCode(ctx.upstream.origin),
         count,
         16,
         (done) => ctx.progress(`recovery: ${done}/${count} paused tasks created`),
       );
     } finally {
-      await server.stop();
+      await server.close({ graceMs: 10_000 });
     }
   }
   const emptyDir = await tempDir(ctx, "recovery-empty");
@@ -47,14 +48,14 @@ export async function recovery(ctx: BenchContext): Promise<ScenarioResult> {
         env: { AUTO_FETCH: "false" },
       });
       try {
-        const health = await getJson<Health>(`${server.url}/health`);
+        const health = await getJson<Health>(`${server.origin}/health`);
         const expected = which === "full" ? count : 0;
         if (health.tasks.paused !== expected) {
           throw new Error(`Recovered ${health.tasks.paused} paused tasks, expected ${expected}`);
         }
         (which === "full" ? full : empty).push(server.readyMs);
       } finally {
-        await server.stop();
+        await server.close({ graceMs: 10_000 });
       }
     }
   }

@@ -7,15 +7,8 @@
  */
 import { type BenchContext, tempDir } from "./context.ts";
 import type { Row, ScenarioResult } from "./report.ts";
-import {
-  getJson,
-  type Health,
-  postJson,
-  type ServerProcess,
-  sleep,
-  startServer,
-  type TaskViewLite,
-} from "./server_process.ts";
+import { getJson, type Health, postJson, type TaskViewLite } from "./client.ts";
+import { delay as sleep, type ServerProcess, startServer } from "../testing/server_process.ts";
 import { summarize } from "./stats.ts";
 
 /** Sequential `GET /status` requests until `until()` is true; returns their latencies, ms. */
@@ -23,7 +16,7 @@ async function probe(server: ServerProcess, until: () => boolean): Promise<numbe
   const latencies: number[] = [];
   while (!until()) {
     const start = performance.now();
-    const response = await fetch(`${server.url}/status`);
+    const response = await fetch(`${server.origin}/status`);
     await response.arrayBuffer();
     latencies.push(performance.now() - start);
     if (!response.ok) throw new Error(`GET /status answered ${response.status}`);
@@ -46,7 +39,7 @@ export async function responsiveness(ctx: BenchContext): Promise<ScenarioResult>
   try {
     // Some finished tasks, so that /status has a realistic list to return.
     for (let i = 0; i < background; i++) {
-      await postJson(`${server.url}/task`, { id: `done-${i}`, code: `({ i: ${i}, ok: true })` });
+      await postJson(`${server.origin}/task`, { id: `done-${i}`, code: `({ i: ${i}, ok: true })` });
     }
     await probe(
       server,
@@ -61,13 +54,13 @@ export async function responsiveness(ctx: BenchContext): Promise<ScenarioResult>
       idle.push(...await probe(server, () => performance.now() > idleEnd));
 
       let settled = false;
-      const burn = postJson<{ task: TaskViewLite }>(`${server.url}/task`, {
+      const burn = postJson<{ task: TaskViewLite }>(`${server.origin}/task`, {
         id: `burn-${round}`,
         code: "while (true) {}",
       }).finally(() => settled = true);
       // Wait until the segment is running, then measure until it is stopped.
       for (;;) {
-        const health = await getJson<Health>(`${server.url}/health`);
+        const health = await getJson<Health>(`${server.origin}/health`);
         if (health.tasks.running > 0 || settled) break;
         await sleep(1);
       }
@@ -76,7 +69,7 @@ export async function responsiveness(ctx: BenchContext): Promise<ScenarioResult>
       outcomes.push(`${task.status}${task.error ? ` (${task.error.kind})` : ""}`);
     }
   } finally {
-    await server.stop();
+    await server.close({ graceMs: 10_000 });
   }
   const idleSummary = summarize(idle);
   const busySummary = summarize(busy);

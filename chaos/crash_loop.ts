@@ -16,10 +16,11 @@ import {
   Random,
   type ScenarioOptions,
   type ScenarioResult,
-  ServerProcess,
+  type ServerProcess,
   sleep,
-} from "./server_process.ts";
-import { Upstream, valueFor } from "./upstream.ts";
+  startChaosServer,
+} from "./support.ts";
+import { startUpstream, valueFor } from "../testing/upstream.ts";
 
 /** Shapes of generated tasks. */
 type Kind = "seq" | "all" | "mixed";
@@ -118,10 +119,10 @@ export async function runCrashLoop(options: ScenarioOptions): Promise<ScenarioRe
   const taskCount = options.short ? 10 : 50;
   const killTarget = options.short ? 5 : 20;
   const problems: string[] = [];
-  const upstream = Upstream.start({ minDelayMs: 10, maxDelayMs: 300 });
+  const upstream = startUpstream({ minDelayMs: 10, maxDelayMs: 300 });
   let server: ServerProcess | null = null;
   try {
-    server = await ServerProcess.start({ label: "crash" });
+    server = await startChaosServer({ label: "crash" });
     const srv = server;
     const tasks = generateTasks(taskCount, upstream.origin, rng);
     const views = new Map<string, TaskView>();
@@ -132,7 +133,7 @@ export async function runCrashLoop(options: ScenarioOptions): Promise<ScenarioRe
     const poller = (async () => {
       while (!stopPolling) {
         try {
-          const reply = await srv.request("GET", "/status?limit=10000", { timeoutMs: 5_000 });
+          const reply = await srv.request("/status?limit=10000", { timeoutMs: 5_000 });
           const list = (reply.body as { tasks?: TaskView[] } | undefined)?.tasks ?? [];
           for (const view of list) views.set(view.id, view);
         } catch {
@@ -153,8 +154,9 @@ export async function runCrashLoop(options: ScenarioOptions): Promise<ScenarioRe
       // Stagger the submissions a little, so some land right after a restart.
       await sleep(rng.int(0, 300));
       for (;;) {
-        const reply = await srv.requestRetrying("POST", "/task", {
-          json: { id: task.id, name: task.kind, code: task.code, input: task.input },
+        const reply = await srv.requestRetrying("/task", {
+          method: "POST",
+          body: { id: task.id, name: task.kind, code: task.code, input: task.input },
           deadline,
         }).catch((error) => ({ status: 0, body: String(error) }));
         if (reply.status === 200 || reply.status === 409) {
@@ -192,7 +194,7 @@ export async function runCrashLoop(options: ScenarioOptions): Promise<ScenarioRe
     let completed = 0;
     let wrong = 0;
     for (const task of tasks) {
-      const reply = await srv.request("GET", `/status?id=${task.id}`);
+      const reply = await srv.request(`/status?id=${task.id}`);
       const view = (reply.body as { task?: TaskView } | undefined)?.task;
       if (reply.status !== 200 || !view) {
         problems.push(`task ${task.id}: GET /status answered ${reply.status} ${reply.text}`);
@@ -242,7 +244,7 @@ export async function runCrashLoop(options: ScenarioOptions): Promise<ScenarioRe
         "kills with tasks in flight": killsInFlight,
         "mean restart, ms": Math.round(downMs / Math.max(1, kills)),
         "recoveries of running tasks": recoveries,
-        "upstream requests": upstream.requests,
+        "upstream requests": upstream.received,
         "keys sent more than once": duplicates.keys,
         "duplicate requests": duplicates.extraRequests,
         "state files parsed": states.records + states.journals,
@@ -255,7 +257,7 @@ export async function runCrashLoop(options: ScenarioOptions): Promise<ScenarioRe
       skipped: [],
     };
   } finally {
-    await server?.stop();
+    await server?.close();
     await upstream.close();
   }
 }

@@ -17,14 +17,15 @@ import { join } from "@std/path";
 import {
   checkStatesDir,
   grepLogFile,
-  type Reply,
+  type HttpResult,
   type ScenarioOptions,
   type ScenarioResult,
-  ServerProcess,
+  type ServerProcess,
   sleep,
+  startChaosServer,
   type StatesCheck,
-} from "./server_process.ts";
-import { Upstream, valueFor } from "./upstream.ts";
+} from "./support.ts";
+import { startUpstream, valueFor } from "../testing/upstream.ts";
 
 interface TaskView {
   id: string;
@@ -129,13 +130,13 @@ export async function runDiskFaults(options: ScenarioOptions): Promise<ScenarioR
   const problems: string[] = [];
   const skipped: string[] = [];
   const figures: Record<string, string | number> = {};
-  const upstream = Upstream.start({ minDelayMs: 5, maxDelayMs: 30 });
+  const upstream = startUpstream({ minDelayMs: 5, maxDelayMs: 30 });
   const servers: ServerProcess[] = [];
   const cleanups: (() => Promise<void>)[] = [];
   let failingRequests = 0;
 
   /** A clear 5xx: JSON `{success: false, error}` whose error names the OS reason. */
-  const expectClear5xx = (what: string, reply: Reply, reason: RegExp) => {
+  const expectClear5xx = (what: string, reply: HttpResult, reason: RegExp) => {
     failingRequests++;
     const body = reply.body as { success?: unknown; error?: unknown } | undefined;
     if (reply.status < 500 || reply.status > 599) {
@@ -161,17 +162,20 @@ export async function runDiskFaults(options: ScenarioOptions): Promise<ScenarioR
     }); (await r.json()).value`;
 
   try {
-    const server = await ServerProcess.start({ label: "disk" });
+    // A journal symlinked to /dev/full stands for a full disk; the start task's permissions
+    // refuse the device itself, so this server runs with all of them.
+    const server = await startChaosServer({ label: "disk", flags: ["--allow-all"] });
     servers.push(server);
     const dir = server.statesDir;
 
     const view = async (srv: ServerProcess, id: string): Promise<TaskView | undefined> =>
-      ((await srv.request("GET", `/status?id=${id}`)).body as { task?: TaskView } | undefined)
+      ((await srv.request(`/status?id=${id}`)).body as { task?: TaskView } | undefined)
         ?.task;
     /** Creates a task paused on its fetch (no automatic fetch); returns the request id. */
     const paused = async (srv: ServerProcess, id: string): Promise<string> => {
-      const reply = await srv.request("POST", "/task", {
-        json: { id, code: fetchCode(id), autoFetch: false },
+      const reply = await srv.request("/task", {
+        method: "POST",
+        body: { id, code: fetchCode(id), autoFetch: false },
       });
       const task = (reply.body as { task?: TaskView } | undefined)?.task;
       if (reply.status !== 200 || task?.status !== "paused" || !task.fetchRequest) {
@@ -180,8 +184,9 @@ export async function runDiskFaults(options: ScenarioOptions): Promise<ScenarioR
       return task.fetchRequest.id;
     };
     const deliver = (srv: ServerProcess, id: string, fetchId: string, value: number) =>
-      srv.request("POST", "/call", {
-        json: {
+      srv.request("/call", {
+        method: "POST",
+        body: {
           taskId: id,
           fetchResponse: {
             id: fetchId,
@@ -213,8 +218,9 @@ export async function runDiskFaults(options: ScenarioOptions): Promise<ScenarioR
       const after = await Deno.readTextFile(join(dir, `${id}.json`)).catch((e) => String(e));
       if (after !== before) problems.push(`${what}: the record of ${id} changed during the fault`);
     };
-    const done = await server.request("POST", "/task", {
-      json: { id: "disk-done", code: "6 * 7" },
+    const done = await server.request("/task", {
+      method: "POST",
+      body: { id: "disk-done", code: "6 * 7" },
     });
     if (done.status !== 200) problems.push(`setup: POST /task answered ${done.status}`);
 
@@ -250,7 +256,10 @@ export async function runDiskFaults(options: ScenarioOptions): Promise<ScenarioR
       const id = "disk-full-2";
       const journal = join(dir, `${id}.journal.jsonl`);
       await Deno.symlink("/dev/full", journal);
-      const reply = await server.request("POST", "/task", { json: { id, code: fetchCode(id) } });
+      const reply = await server.request("/task", {
+        method: "POST",
+        body: { id, code: fetchCode(id) },
+      });
       expectClear5xx(what, reply, /No space left|os error 28/);
       expectStates(what, await checkStatesDir(dir, { committedOnly: true }));
       const known = await view(server, id);
@@ -266,11 +275,11 @@ export async function runDiskFaults(options: ScenarioOptions): Promise<ScenarioR
       const what = "record path is a directory, POST /task";
       const id = "disk-dir-3";
       await Deno.mkdir(join(dir, `${id}.json`));
-      const reply = await server.request("POST", "/task", { json: { id, code: "6 * 7" } });
+      const reply = await server.request("/task", { method: "POST", body: { id, code: "6 * 7" } });
       expectClear5xx(what, reply, /Is a directory|os error 21/);
       expectStates(what, await checkStatesDir(dir, { committedOnly: true }));
       await Deno.remove(join(dir, `${id}.json`));
-      const again = await server.request("POST", "/task", { json: { id, code: "6 * 7" } });
+      const again = await server.request("/task", { method: "POST", body: { id, code: "6 * 7" } });
       if (again.status !== 200) {
         problems.push(
           `${what}: after the fault, POST /task answered ${again.status} ${again.text}`,
@@ -315,8 +324,9 @@ export async function runDiskFaults(options: ScenarioOptions): Promise<ScenarioR
         figures["read-only by"] = fault.how;
         const reason =
           /Operation not permitted|Read-only file system|Permission denied|os error (1|13|30)\b/;
-        const created = await server.request("POST", "/task", {
-          json: { id: "disk-ro-new", code: "1" },
+        const created = await server.request("/task", {
+          method: "POST",
+          body: { id: "disk-ro-new", code: "1" },
         });
         expectClear5xx(`${what}, POST /task`, created, reason);
         expectClear5xx(
@@ -328,8 +338,9 @@ export async function runDiskFaults(options: ScenarioOptions): Promise<ScenarioR
         expectStates(what, await checkStatesDir(dir, { committedOnly: true }));
         await fault.remove();
         cleanups.pop();
-        const again = await server.request("POST", "/task", {
-          json: { id: "disk-ro-new", code: "1" },
+        const again = await server.request("/task", {
+          method: "POST",
+          body: { id: "disk-ro-new", code: "1" },
         });
         if (again.status !== 200) {
           problems.push(
@@ -348,11 +359,11 @@ export async function runDiskFaults(options: ScenarioOptions): Promise<ScenarioR
 
     // Every task acknowledged (or kept) survives a restart, and the files all parse.
     {
-      const before = ((await server.request("GET", "/status")).body as { tasks: TaskView[] }).tasks;
+      const before = ((await server.request("/status")).body as { tasks: TaskView[] }).tasks;
       await server.shutdown();
       expectStates("after the faults", await checkStatesDir(dir));
       await server.restart();
-      const after = ((await server.request("GET", "/status")).body as { tasks: TaskView[] }).tasks;
+      const after = ((await server.request("/status")).body as { tasks: TaskView[] }).tasks;
       const lost = before.filter((task) => !after.some((other) => other.id === task.id));
       if (lost.length > 0) {
         problems.push(`tasks lost by a restart: ${lost.map((t) => t.id).join(", ")}`);
@@ -384,14 +395,15 @@ export async function runDiskFaults(options: ScenarioOptions): Promise<ScenarioR
           if (!unmounted.ok) await sh("umount", "-l", mount);
           await Deno.remove(mount, { recursive: true });
         });
-        const full = await ServerProcess.start({
+        const full = await startChaosServer({
           label: "tmpfs",
           statesDir: join(mount, "states"),
         });
         servers.push(full);
         const fetchId = await paused(full, "tmpfs-paused");
-        const made = await full.request("POST", "/task", {
-          json: { id: "tmpfs-done", code: "2 + 2" },
+        const made = await full.request("/task", {
+          method: "POST",
+          body: { id: "tmpfs-done", code: "2 + 2" },
         });
         if (made.status !== 200) problems.push(`${what}: setup answered ${made.status}`);
         const records = new Map<string, string>();
@@ -401,8 +413,9 @@ export async function runDiskFaults(options: ScenarioOptions): Promise<ScenarioR
         const filler = join(mount, "filler");
         figures["tmpfs filled with"] = `${Math.round(await fillDisk(filler) / 1024)} KiB`;
         const reason = /No space left|os error 28/;
-        const created = await full.request("POST", "/task", {
-          json: { id: "tmpfs-new", code: fetchCode("tmpfs-new") },
+        const created = await full.request("/task", {
+          method: "POST",
+          body: { id: "tmpfs-new", code: fetchCode("tmpfs-new") },
         });
         expectClear5xx(`${what}, POST /task`, created, reason);
         expectClear5xx(
@@ -410,7 +423,7 @@ export async function runDiskFaults(options: ScenarioOptions): Promise<ScenarioR
           await deliver(full, "tmpfs-paused", fetchId, 11),
           reason,
         );
-        const read = await full.request("GET", "/status?id=tmpfs-done");
+        const read = await full.request("/status?id=tmpfs-done");
         if (read.status !== 200) {
           problems.push(`${what}: GET /status answered ${read.status} while full`);
         }
@@ -424,8 +437,9 @@ export async function runDiskFaults(options: ScenarioOptions): Promise<ScenarioR
         await Deno.remove(filler);
         const kept = await view(full, "tmpfs-new");
         if (!kept) {
-          const again = await full.request("POST", "/task", {
-            json: { id: "tmpfs-new", code: fetchCode("tmpfs-new") },
+          const again = await full.request("/task", {
+            method: "POST",
+            body: { id: "tmpfs-new", code: fetchCode("tmpfs-new") },
           });
           if (again.status !== 200) {
             problems.push(
@@ -462,7 +476,7 @@ export async function runDiskFaults(options: ScenarioOptions): Promise<ScenarioR
     // Processes first (they hold no files then), then the faults, then the directories.
     for (const server of servers) await server.shutdown();
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
-    for (const server of servers) await server.stop();
+    for (const server of servers) await server.close();
     await upstream.close();
   }
 }

@@ -12,10 +12,11 @@ import {
   mib,
   type ScenarioOptions,
   type ScenarioResult,
-  ServerProcess,
+  type ServerProcess,
   sleep,
-} from "./server_process.ts";
-import { Upstream, valueFor } from "./upstream.ts";
+  startChaosServer,
+} from "./support.ts";
+import { startUpstream, valueFor } from "../testing/upstream.ts";
 
 const TIME_LIMIT_MS = 1_000;
 const MEMORY_LIMIT_MB = 32;
@@ -352,10 +353,10 @@ export async function runHostileCode(options: HostileCodeOptions): Promise<Scena
   const cases = options.smallObjectBombs ? SMALL_OBJECT_BOMBS : HOSTILE_CASES;
   const repeats = options.short || options.smallObjectBombs ? 1 : 2;
   const problems: string[] = [];
-  const upstream = Upstream.start({ minDelayMs: 5, maxDelayMs: 60 });
+  const upstream = startUpstream({ minDelayMs: 5, maxDelayMs: 60 });
   let server: ServerProcess | null = null;
   try {
-    server = await ServerProcess.start({
+    server = await startChaosServer({
       label: "code",
       env: {
         TIME_LIMIT_MS: String(options.smallObjectBombs ? 10 * TIME_LIMIT_MS : TIME_LIMIT_MS),
@@ -374,7 +375,7 @@ export async function runHostileCode(options: HostileCodeOptions): Promise<Scena
     const finish = async (id: string, timeoutMs: number): Promise<TaskDetail | null> => {
       const deadline = Date.now() + timeoutMs;
       while (Date.now() < deadline) {
-        const reply = await srv.request("GET", `/status?id=${id}`);
+        const reply = await srv.request(`/status?id=${id}`);
         const task = (reply.body as { task?: TaskDetail } | undefined)?.task;
         if (task && task.status !== "running" && task.status !== "paused") return task;
         await sleep(150);
@@ -382,7 +383,7 @@ export async function runHostileCode(options: HostileCodeOptions): Promise<Scena
       return null;
     };
     const runOne = async (id: string, code: string): Promise<TaskDetail | string> => {
-      const reply = await srv.request("POST", "/task", { json: { id, code } });
+      const reply = await srv.request("/task", { method: "POST", body: { id, code } });
       if (reply.status !== 200) return `POST /task answered ${reply.status}: ${reply.text}`;
       const task = await finish(id, 90_000);
       return task ?? "did not end within 90 s";
@@ -421,7 +422,7 @@ export async function runHostileCode(options: HostileCodeOptions): Promise<Scena
     await runNormal("after");
     log(`hostile code: ${hostile} hostile tasks, ${normal} normal tasks`);
 
-    const health = await srv.request("GET", "/health");
+    const health = await srv.request("/health");
     if (health.status !== 200) problems.push(`/health answered ${health.status} after the run`);
     const rssAfter = await srv.rssBytes();
     const errors = await grepLogFile(srv.logPath, /"level":"error"/);
@@ -441,7 +442,7 @@ export async function runHostileCode(options: HostileCodeOptions): Promise<Scena
       skipped: [],
     };
   } finally {
-    await server?.stop();
+    await server?.close();
     await upstream.close();
   }
 }

@@ -12,9 +12,10 @@ import {
   Random,
   type ScenarioOptions,
   type ScenarioResult,
-  ServerProcess,
+  type ServerProcess,
   sleep,
-} from "./server_process.ts";
+  startChaosServer,
+} from "./support.ts";
 
 /** One generated request. */
 export interface FuzzCase {
@@ -582,14 +583,15 @@ export async function runHostileRequests(options: ScenarioOptions): Promise<Scen
   const problems: string[] = [];
   let server: ServerProcess | null = null;
   try {
-    server = await ServerProcess.start({ label: "requests" });
+    server = await startChaosServer({ label: "requests" });
     const srv = server;
     // Tasks created on purpose: one completed, one paused (no automatic fetch).
     const legit = ["fuzz-done", "fuzz-paused"];
     const made = await Promise.all([
-      srv.request("POST", "/task", { json: { id: "fuzz-done", code: "40 + 2" } }),
-      srv.request("POST", "/task", {
-        json: {
+      srv.request("/task", { method: "POST", body: { id: "fuzz-done", code: "40 + 2" } }),
+      srv.request("/task", {
+        method: "POST",
+        body: {
           id: "fuzz-paused",
           code: "await fetch('http://127.0.0.1:9/x'); 1",
           autoFetch: false,
@@ -620,7 +622,8 @@ export async function runHostileRequests(options: ScenarioOptions): Promise<Scen
           if (fuzz.raw) {
             ({ status, body } = await sendRaw(srv.port, fuzz));
           } else {
-            const reply = await srv.request(fuzz.method, fuzz.path, {
+            const reply = await srv.request(fuzz.path, {
+              method: fuzz.method,
               body: fuzz.body ?? null,
               headers: fuzz.headers,
               timeoutMs: 20_000,
@@ -640,9 +643,9 @@ export async function runHostileRequests(options: ScenarioOptions): Promise<Scen
     await Promise.all(Array.from({ length: 16 }, worker));
     log(`hostile requests: ${[...byKind].sort().map(([kind, n]) => `${kind} ${n}`).join(", ")}`);
 
-    const health = await srv.request("GET", "/health");
+    const health = await srv.request("/health");
     if (health.status !== 200) problems.push(`/health answered ${health.status} after the fuzzing`);
-    const list = await srv.request("GET", "/status");
+    const list = await srv.request("/status");
     const ids = ((list.body as { tasks?: { id: string }[] })?.tasks ?? []).map((task) => task.id);
     const extra = ids.filter((id) => !legit.includes(id));
     if (extra.length > 0) problems.push(`tasks created by fuzzed requests: ${extra.join(", ")}`);
@@ -679,7 +682,7 @@ export async function runHostileRequests(options: ScenarioOptions): Promise<Scen
       skipped: [],
     };
   } finally {
-    await server?.stop();
+    await server?.close();
   }
 }
 
@@ -696,10 +699,11 @@ export async function runDeepNesting(options: ScenarioOptions): Promise<Scenario
   let server: ServerProcess | null = null;
   try {
     // Two workers, so two wedged workers stop all work.
-    server = await ServerProcess.start({ label: "nesting", env: { WORKERS: "2" } });
+    server = await startChaosServer({ label: "nesting", env: { WORKERS: "2" } });
     const srv = server;
-    const made = await srv.request("POST", "/task", {
-      json: { id: "nest-paused", code: "await fetch('http://127.0.0.1:9/x'); 1", autoFetch: false },
+    const made = await srv.request("/task", {
+      method: "POST",
+      body: { id: "nest-paused", code: "await fetch('http://127.0.0.1:9/x'); 1", autoFetch: false },
     });
     const fetchId = (made.body as { task?: { fetchRequest?: { id: string } } })?.task?.fetchRequest
       ?.id;
@@ -719,7 +723,9 @@ export async function runDeepNesting(options: ScenarioOptions): Promise<Scenario
       ["input nested 4k deep", "/task", `{"id":"nest-4k","code":"1","input":${deepArray(4_000)}}`],
     ];
     for (const [what, path, body] of cases) {
-      const reply = await srv.request("POST", path, { body, timeoutMs: 10_000 }).catch((error) => ({
+      const reply = await srv.request(path, { method: "POST", body, timeoutMs: 10_000 }).catch((
+        error,
+      ) => ({
         status: 0,
         text: String(error),
       }));
@@ -731,8 +737,9 @@ export async function runDeepNesting(options: ScenarioOptions): Promise<Scenario
       }
     }
     const begun = performance.now();
-    const normal = await srv.request("POST", "/task", {
-      json: { id: "nest-normal", code: "6 * 7" },
+    const normal = await srv.request("/task", {
+      method: "POST",
+      body: { id: "nest-normal", code: "6 * 7" },
       timeoutMs: 10_000,
     }).catch((error) => ({ status: 0, text: String(error), body: undefined }));
     const task = (normal.body as { task?: { status: string; result?: unknown } } | undefined)?.task;
@@ -743,7 +750,7 @@ export async function runDeepNesting(options: ScenarioOptions): Promise<Scenario
         } (${Math.round(performance.now() - begun)} ms)`,
       );
     }
-    const health = await srv.request("GET", "/health");
+    const health = await srv.request("/health");
     const errors = await grepLogFile(srv.logPath, /"level":"error"/);
     for (const line of errors.slice(0, 3)) problems.push(`server error log: ${line.slice(0, 400)}`);
     const stopping = performance.now();
@@ -756,8 +763,9 @@ export async function runDeepNesting(options: ScenarioOptions): Promise<Scenario
     // The task saved as `running` is recovered at the next start: it must not wedge it again.
     await srv.restart();
     await sleep(2_000);
-    const later = await srv.request("POST", "/task", {
-      json: { id: "nest-after-restart", code: "6 * 7" },
+    const later = await srv.request("/task", {
+      method: "POST",
+      body: { id: "nest-after-restart", code: "6 * 7" },
       timeoutMs: 10_000,
     }).catch((error) => ({ status: 0, text: String(error), body: undefined }));
     const laterTask = (later.body as { task?: { status: string } } | undefined)?.task;
@@ -785,6 +793,6 @@ export async function runDeepNesting(options: ScenarioOptions): Promise<Scenario
       skipped: [],
     };
   } finally {
-    await server?.stop();
+    await server?.close();
   }
 }

@@ -13,10 +13,11 @@ import {
   mib,
   type ScenarioOptions,
   type ScenarioResult,
-  ServerProcess,
+  type ServerProcess,
   sleep,
-} from "./server_process.ts";
-import { Upstream, valueFor } from "./upstream.ts";
+  startChaosServer,
+} from "./support.ts";
+import { startUpstream, valueFor } from "../testing/upstream.ts";
 
 const FETCH_TIMEOUT_MS = 1_500;
 const FETCH_MAX_BYTES = 1024 * 1024;
@@ -87,10 +88,10 @@ export async function runHostileUpstreams(options: ScenarioOptions): Promise<Sce
   const log = options.log ?? (() => {});
   const rounds = options.short ? 1 : 4;
   const problems: string[] = [];
-  const upstream = Upstream.start({ minDelayMs: 5, maxDelayMs: 50 });
+  const upstream = startUpstream({ minDelayMs: 5, maxDelayMs: 50 });
   let server: ServerProcess | null = null;
   try {
-    server = await ServerProcess.start({
+    server = await startChaosServer({
       label: "upstreams",
       env: { FETCH_TIMEOUT_MS: String(FETCH_TIMEOUT_MS), FETCH_MAX_BYTES: String(FETCH_MAX_BYTES) },
     });
@@ -105,7 +106,7 @@ export async function runHostileUpstreams(options: ScenarioOptions): Promise<Sce
         tasks++;
         const id = `up-${round}-${label.replace(/[^A-Za-z0-9]+/g, "-")}`;
         const begun = performance.now();
-        const reply = await srv.request("POST", "/task", { json: { id, code } });
+        const reply = await srv.request("/task", { method: "POST", body: { id, code } });
         if (reply.status !== 200) {
           problems.push(`${label}: POST /task answered ${reply.status} ${reply.text}`);
           return;
@@ -114,7 +115,7 @@ export async function runHostileUpstreams(options: ScenarioOptions): Promise<Sce
         let view = (reply.body as { task: TaskView }).task;
         while ((view.status === "paused" || view.status === "running") && Date.now() < deadline) {
           await sleep(100);
-          const status = await srv.request("GET", `/status?id=${id}`);
+          const status = await srv.request(`/status?id=${id}`);
           view = (status.body as { task: TaskView }).task;
         }
         const took = performance.now() - begun;
@@ -168,7 +169,7 @@ export async function runHostileUpstreams(options: ScenarioOptions): Promise<Sce
       await Promise.all(jobs);
       log(`hostile upstreams: round ${round + 1}/${rounds} done`);
     }
-    const health = await srv.request("GET", "/health");
+    const health = await srv.request("/health");
     if (health.status !== 200) problems.push(`/health answered ${health.status} after the run`);
     const rssAfter = await srv.rssBytes();
     let streamedMax = 0;
@@ -199,7 +200,7 @@ export async function runHostileUpstreams(options: ScenarioOptions): Promise<Sce
       skipped: [],
     };
   } finally {
-    await server?.stop();
+    await server?.close();
     await upstream.close();
   }
 }

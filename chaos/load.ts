@@ -11,10 +11,11 @@ import {
   mib,
   type ScenarioOptions,
   type ScenarioResult,
-  ServerProcess,
+  type ServerProcess,
   sleep,
-} from "./server_process.ts";
-import { Upstream, valueFor } from "./upstream.ts";
+  startChaosServer,
+} from "./support.ts";
+import { startUpstream, valueFor } from "../testing/upstream.ts";
 
 /** Tasks in flight at once. */
 const CONCURRENCY = 200;
@@ -56,10 +57,10 @@ export async function runLoad(options: ScenarioOptions): Promise<ScenarioResult>
   const warmupTasks = options.short ? 200 : 1_000;
   const loadMs = options.short ? 6_000 : 45_000;
   const problems: string[] = [];
-  const upstream = Upstream.start({ minDelayMs: 5, maxDelayMs: 50 });
+  const upstream = startUpstream({ minDelayMs: 5, maxDelayMs: 50 });
   let server: ServerProcess | null = null;
   try {
-    server = await ServerProcess.start({ label: "load" });
+    server = await startChaosServer({ label: "load" });
     const srv = server;
     const requestsByStatus = new Map<number, number>();
     let requestFailures = 0;
@@ -67,7 +68,7 @@ export async function runLoad(options: ScenarioOptions): Promise<ScenarioResult>
       requestsByStatus.set(status, (requestsByStatus.get(status) ?? 0) + 1);
     const call = async (method: string, path: string, json?: unknown) => {
       try {
-        const reply = await srv.request(method, path, { json, timeoutMs: 60_000 });
+        const reply = await srv.request(path, { method: method, body: json, timeoutMs: 60_000 });
         count(reply.status);
         if (reply.status !== 200 && problems.length < 50) {
           problems.push(
@@ -241,7 +242,7 @@ export async function runLoad(options: ScenarioOptions): Promise<ScenarioResult>
       skipped: [],
     };
   } finally {
-    await server?.stop();
+    await server?.close();
     await upstream.close();
   }
 }

@@ -13,7 +13,7 @@ import { runHostileCode } from "./hostile_code.ts";
 import { runDeepNesting, runHostileRequests } from "./hostile_requests.ts";
 import { runHostileUpstreams } from "./hostile_upstreams.ts";
 import { runLoad } from "./load.ts";
-import { chaosSeed, type ScenarioOptions, type ScenarioResult } from "./server_process.ts";
+import { chaosSeed, type ScenarioOptions, type ScenarioResult } from "./support.ts";
 
 /** Every scenario, by the name `--only` takes. */
 export const SCENARIOS: Record<string, (options: ScenarioOptions) => Promise<ScenarioResult>> = {

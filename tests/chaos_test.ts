@@ -13,7 +13,7 @@ import { runDeepNesting, runHostileRequests } from "../chaos/hostile_requests.ts
 import { runHostileUpstreams } from "../chaos/hostile_upstreams.ts";
 import { runLoad } from "../chaos/load.ts";
 import { formatTable } from "../chaos/main.ts";
-import { chaosSeed, type ScenarioResult } from "../chaos/server_process.ts";
+import { chaosSeed, type ScenarioResult } from "../chaos/support.ts";
 
 const seed = chaosSeed();
 
