@@ -31,6 +31,7 @@ const server = Deno.serve({
   hostname: config.host,
   port: config.port,
   onListen: ({ hostname, port }) => {
+    flowstate.listening(port);
     logger.info("listening", { version: VERSION, hostname, port, tasks: loaded, skipped });
   },
 }, flowstate.app);

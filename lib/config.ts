@@ -28,8 +28,11 @@ export interface Config {
   allowedHosts: string[];
   /** `ALLOWED_ORIGINS`: origins allowed to send unsafe requests cross-site. */
   allowedOrigins: string[];
-  /** `CALL_ENDPOINT`: where fetch responses are POSTed back to (this server's `/call`). */
-  callEndpoint: string;
+  /**
+   * `CALL_ENDPOINT`: where fetch responses are POSTed back to; `undefined` for this server's
+   * own `/call` at the port it listens on.
+   */
+  callEndpoint: string | undefined;
   /** `STATES_DIR`: directory of persisted tasks. */
   statesDir: string;
   /** `TASKS_DIR`: directory of named task definitions (`<name>.js`). */
@@ -139,8 +142,10 @@ export const CONFIG_DOC: readonly ConfigDocEntry[] = [
   },
   {
     name: "CALL_ENDPOINT",
-    default: "http://localhost:<PORT>/call",
-    description: "URL fetch responses are POSTed to (this server's `/call`).",
+    default: "http://localhost:<port listened on>/call",
+    description:
+      "URL fetch responses are POSTed to (this server's `/call`; by default at the port it " +
+      "really listens on, also with `PORT=0`).",
   },
   { name: "STATES_DIR", default: "./states", description: "Directory of persisted tasks." },
   {
@@ -178,7 +183,9 @@ export const CONFIG_DOC: readonly ConfigDocEntry[] = [
   {
     name: "FETCH_DENY_PRIVATE",
     default: "false",
-    description: "Also refuse fetches to loopback and private addresses.",
+    description:
+      "Also refuse fetches to every address that is not global unicast: loopback, private, " +
+      "carrier-grade NAT, unique and site local, reserved, benchmarking and documentation ranges.",
   },
   { name: "WORKERS", default: "CPU count", description: "Number of engine workers (min 1)." },
   { name: "LIVE_VMS", default: "256", description: "Live paused VMs kept in memory per worker." },
@@ -264,7 +271,7 @@ type Env = Record<string, string | undefined>;
  */
 export function loadConfig(env: Env = Deno.env.toObject()): Config {
   const port = int(env, "PORT", 8080, 0, 65_535);
-  const callEndpoint = url(env, "CALL_ENDPOINT", `http://localhost:${port}/call`);
+  const callEndpoint = url(env, "CALL_ENDPOINT");
   const fetchAllow = list(env, "FETCH_ALLOW");
   for (const entry of fetchAllow) {
     try {
@@ -388,8 +395,9 @@ function oneOf<T extends string>(
   throw new TypeError(`Invalid ${name} "${env[name]}": expected one of ${values.join(", ")}`);
 }
 
-function url(env: Env, name: string, fallback: string): string {
-  const value = raw(env, name) ?? fallback;
+function url(env: Env, name: string): string | undefined {
+  const value = raw(env, name);
+  if (value === undefined) return undefined;
   let parsed: URL;
   try {
     parsed = new URL(value);

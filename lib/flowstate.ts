@@ -27,11 +27,15 @@ const OUTBOUND_CONCURRENCY = 256;
 const WEBHOOK_ANSWER_MAX_BYTES = 64 * 1024;
 /** Time allowed to one self-POST, ms (a segment may run up to its time limit first). */
 const SELF_POST_TIMEOUT_MS = 60_000;
+/** The header every task fetch carries, so the edge refuses a task calling this server. */
+const SELF_MARK_HEADER = "flowstate-loop";
 
 /** A running FlowState instance, not yet bound to a socket. */
 export interface FlowState {
   app: App;
   service: FlowTaskService;
+  /** Tells the instance the port it listens on (the one the self-call guard refuses). */
+  listening(port: number): void;
   /** Loads and recovers the tasks on disk. */
   start(): Promise<{ loaded: number; skipped: number }>;
   /** Graceful stop: refuse new work, finish running segments, stop fetching, stop workers. */
@@ -43,10 +47,13 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
   let shuttingDown = false;
   const pool = new WorkerPool({ size: config.workers, liveVms: config.liveVms });
   const store = new FileTaskStore(config.statesDir, { fsync: config.fsync });
+  let port = config.port;
+  const callEndpoint = () => config.callEndpoint ?? `http://localhost:${port}/call`;
+  const selfMark = { header: SELF_MARK_HEADER, value: crypto.randomUUID() };
   const policy = createEgressPolicy({
     allow: config.fetchAllow,
     denyPrivate: config.fetchDenyPrivate,
-    selfOrigins: [new URL(config.callEndpoint), new URL(`http://localhost:${config.port}`)],
+    selfOrigins: () => [new URL(callEndpoint()), new URL(`http://localhost:${port}`)],
   });
   const dispatcher: FetchDispatcher = new FetchDispatcher({
     perform: (request, signal) =>
@@ -55,6 +62,7 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
         maxBytes: config.fetchMaxBytes,
         policy,
         signal,
+        selfMark,
       }),
     post: (taskId, response) => selfPost(taskId, response),
     deliverDirect: (taskId, response) => deliverDirect(taskId, response),
@@ -86,6 +94,7 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
         maxBytes: WEBHOOK_ANSWER_MAX_BYTES,
         policy,
         signal,
+        selfMark,
       }),
     marks: new FileWebhookMarks(`${config.statesDir}/webhooks`, { fsync: config.fsync }),
     events: service.events,
@@ -96,7 +105,7 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
   async function selfPost(taskId: string, fetchResponse: FetchResponse): Promise<DeliveryOutcome> {
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (config.token) headers.authorization = `Bearer ${config.token}`;
-    const response = await fetch(config.callEndpoint, {
+    const response = await fetch(callEndpoint(), {
       method: "POST",
       headers,
       body: JSON.stringify({ taskId, fetchResponse }),
@@ -136,11 +145,15 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
     config,
     logger,
     metrics,
+    selfMark,
     isShuttingDown: () => shuttingDown,
   });
   return {
     app,
     service,
+    listening(listenPort) {
+      port = listenPort;
+    },
     async start() {
       await webhooks.open();
       const loaded = await service.start();

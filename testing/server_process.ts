@@ -42,7 +42,7 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** States directory to use; default `states/` in the server's own work directory. */
   statesDir?: string;
-  /** Port to listen on; default a free one. */
+  /** Port to listen on; default a free one. 0 lets the server pick (read from its log). */
   port?: number;
   /** Bearer token {@link ServerProcess.request} sends by default. */
   token?: string;
@@ -143,9 +143,10 @@ function isRawBody(body: unknown): body is BodyInit {
 
 /** A server subprocess: running, exited, or started again on the same port. */
 export class ServerProcess {
-  readonly port: number;
+  /** The port; with `port: 0` the one the server reports listening on. */
+  port: number;
   /** `http://127.0.0.1:<port>`. */
-  readonly origin: string;
+  origin: string;
   readonly statesDir: string;
   /** The temporary directory of this server (default states directory, log file). */
   readonly workDir: string;
@@ -462,6 +463,14 @@ export class ServerProcess {
         await waitFor(async () => {
           if (this.exited) {
             throw new Error(`server exited with code ${this.exitStatus?.code} while starting`);
+          }
+          if (this.port === 0) {
+            // PORT=0: the server picks the port and says which in its "listening" line.
+            const listening = this.logs().find((line) => line.msg === "listening");
+            if (!listening) return false;
+            this.port = Number(listening.port);
+            this.origin = `http://127.0.0.1:${this.port}`;
+            this.#env.PORT = String(this.port); // A restart listens on the same port.
           }
           try {
             return (await this.request("/health", { timeoutMs: 2_000 })).status === 200;

@@ -26,7 +26,7 @@ Deno.test("loadConfig gives the documented defaults for an empty environment", (
     host: "127.0.0.1",
     allowedHosts: [],
     allowedOrigins: [],
-    callEndpoint: "http://localhost:8080/call",
+    callEndpoint: undefined,
     statesDir: "./states",
     tasksDir: "./tasks",
     token: undefined,
@@ -152,8 +152,9 @@ Deno.test("an allowed origin that is not scheme://host[:port] is refused", () =>
   ]);
 });
 
-Deno.test("the default call endpoint follows PORT", () => {
-  assertEquals(loadConfig({ PORT: "3000" }).callEndpoint, "http://localhost:3000/call");
+Deno.test("without CALL_ENDPOINT the call endpoint is left to the port the server listens on", () => {
+  assertEquals(loadConfig({ PORT: "0" }).callEndpoint, undefined);
+  assertEquals(loadConfig({ PORT: "3000" }).callEndpoint, undefined);
 });
 
 Deno.test("booleans accept true/false, 1/0 and yes/no in any case", () => {

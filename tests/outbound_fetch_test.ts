@@ -444,6 +444,48 @@ Deno.test("the policy is checked before connecting", async () => {
   });
 });
 
+Deno.test("the connection goes to the address the policy checked, not to a second lookup", async () => {
+  await withUpstream(async ({ origin, seen }) => {
+    const port = new URL(origin).port;
+    const checked: string[] = [];
+    // The name resolves nowhere; only the checked address can reach the upstream.
+    const policy: EgressPolicy = {
+      check: (url) => {
+        checked.push(url.href);
+        return Promise.resolve({ address: "127.0.0.1" });
+      },
+    };
+    const url = `http://rebinding.invalid:${port}/json`;
+    const response = await performFetch(request(url), options({ policy }));
+    assertEquals(response.status, 200, response.error);
+    assertEquals(checked, [url]);
+    assertEquals(seen.map((r) => [r.path, r.headers.host]), [[
+      "/json",
+      `rebinding.invalid:${port}`,
+    ]]);
+  });
+});
+
+Deno.test("a name the policy cannot resolve is refused before connecting (fail closed)", async () => {
+  const policy = createEgressPolicy({ allow: [], denyPrivate: false, selfOrigins: [] });
+  const response = await performFetch(
+    request("http://no-such-host.invalid/x"),
+    options({ policy }),
+  );
+  assertEquals(response.success, false);
+  assertMatch(response.error!, /refused: cannot resolve no-such-host\.invalid/);
+});
+
+Deno.test("every request carries the self mark, replacing one the guest set", async () => {
+  await withUpstream(async ({ origin, seen }) => {
+    const selfMark = { header: "flowstate-loop", value: "mark-1" };
+    const req = request(`${origin}/json`, { headers: { "flowstate-loop": "forged" } });
+    const response = await performFetch(req, options({ selfMark }));
+    assertEquals(response.status, 200);
+    assertEquals(seen[0]?.headers["flowstate-loop"], "mark-1");
+  });
+});
+
 Deno.test("303 and 302 turn a POST into a GET without body; 307 and 308 keep both", async () => {
   await withUpstream(async ({ origin, seen }) => {
     const post = (status: number) =>

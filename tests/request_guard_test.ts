@@ -137,3 +137,12 @@ Deno.test("a POST body must be application/json unless the route lists other typ
   assertEquals(verdict(g, js, scripts), 0);
   assertEquals(verdict(g, request("POST", { "content-type": "text/plain" }), scripts), 415);
 });
+
+Deno.test("a request carrying the server's own self mark is refused, another value passes", () => {
+  const g = guard({ selfMark: { header: "flowstate-loop", value: "mark-1" } });
+  assertEquals(verdict(g, request("GET", { "flowstate-loop": "mark-1" })), 403);
+  assertEquals(verdict(g, request("POST", { ...json, "flowstate-loop": "mark-1" })), 403);
+  assertEquals(verdict(g, request("GET", { "flowstate-loop": "another-server" })), 0);
+  assertEquals(verdict(g, request("GET")), 0);
+  assertEquals(verdict(guard(), request("GET", { "flowstate-loop": "mark-1" })), 0);
+});

@@ -34,8 +34,13 @@ export function createApp(deps: AppDeps): App {
   const { config, logger } = deps;
   const checkAuth = createAuthCheck(config.token);
   const guard = createRequestGuard({
-    allowedHosts: [...config.allowedHosts, config.host, new URL(config.callEndpoint).hostname],
+    allowedHosts: [
+      ...config.allowedHosts,
+      config.host,
+      ...(config.callEndpoint === undefined ? [] : [new URL(config.callEndpoint).hostname]),
+    ],
     allowedOrigins: config.allowedOrigins,
+    selfMark: deps.selfMark,
   });
 
   const routes: Routes = joinRoutes(

@@ -5,4 +5,4 @@
  * @module
  */
 export * from "./app.ts";
-export { JSON_BODY_TYPES, parseOrigin } from "./request_guard.ts";
+export { JSON_BODY_TYPES, parseOrigin, type SelfMark } from "./request_guard.ts";

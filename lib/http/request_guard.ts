@@ -12,6 +12,9 @@
  *   send that header, when its `Origin` is not this server's own (the `Host`) nor one of
  *   `ALLOWED_ORIGINS`. Requests with neither header (curl, servers, SDKs) pass. This is the
  *   algorithm of Go's `net/http.CrossOriginProtection`.
+ * - **Self-calls**: a request carrying this server's {@link SelfMark} was sent by one of
+ *   its own tasks (every task fetch carries it), whichever address, port or port forward it
+ *   came through; refused, so a task cannot drive the API it runs under.
  * - **Content type**: a body sent with `POST`, `PUT` or `PATCH` must declare one of the
  *   media types its route reads ({@link Route.bodyTypes}, default `application/json`).
  *   A page can send `text/plain` or form bodies cross-site without a preflight; never JSON.
@@ -34,6 +37,12 @@ const BODY_METHODS = new Set(["POST", "PUT", "PATCH"]);
 /** `Sec-Fetch-Site` values of a request made by this server's own pages or by the user. */
 const SAME_ORIGIN_SITES = new Set(["same-origin", "none"]);
 
+/** A header and the value this server's own outbound task requests carry. */
+export interface SelfMark {
+  header: string;
+  value: string;
+}
+
 /** Options of {@link createRequestGuard}. */
 export interface RequestGuardOptions {
   /**
@@ -43,6 +52,8 @@ export interface RequestGuardOptions {
   allowedHosts: readonly string[];
   /** Origins (`https://app.example.com`) allowed to send unsafe requests cross-site. */
   allowedOrigins: readonly string[];
+  /** Requests carrying it come from this server's own tasks and are refused. */
+  selfMark?: SelfMark;
 }
 
 /** The checks of one request: throws an `HttpError` when it is refused. */
@@ -72,6 +83,10 @@ export function createRequestGuard(options: RequestGuardOptions): RequestGuard {
 
   return {
     checkOrigin(req) {
+      const mark = options.selfMark;
+      if (mark && req.headers.get(mark.header) === mark.value) {
+        throw new ForbiddenError("A task cannot call this server's own API");
+      }
       const host = requestHost(req);
       if (!hostAllowed(host.hostname)) {
         throw new ForbiddenError(

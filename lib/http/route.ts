@@ -9,6 +9,7 @@ import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { TaskService } from "../service/mod.ts";
 import type { BodySpec, JsonSchema, QuerySpec } from "./schemas.ts";
+import type { SelfMark } from "./request_guard.ts";
 
 /** Serves one method of one path. */
 export type Handler = (req: Request, url: URL) => Promise<Response>;
@@ -50,6 +51,11 @@ export interface AppDeps {
   logger: Logger;
   /** What `GET /metrics` renders; the route answers 404 without it. */
   metrics?: { render(): Promise<string>; readonly contentType: string };
+  /**
+   * The header this server's own task fetches carry: a request bearing it is a task calling
+   * this server, refused with 403 whatever address or port it came through.
+   */
+  selfMark?: SelfMark;
   /** `true` once the server is draining; `/health` then answers 503. */
   isShuttingDown?: () => boolean;
 }

@@ -1,47 +1,57 @@
 /**
- * Egress policy: decides whether a task may fetch a URL.
+ * Egress policy: decides whether a task may fetch a URL, and which address the connection
+ * must go to.
  *
  * Always refused (unless the host or address is in `allow`): schemes other than `http:` and
- * `https:`, unspecified addresses (`0.0.0.0/8`, `::`), link-local addresses
- * (`169.254.0.0/16`, `fe80::/10`), cloud metadata host names and addresses. With
- * `denyPrivate`, also loopback and private addresses. Host names are resolved and every
- * address is checked. Calls to this server's own API (any path on its port) are refused even
- * when allowed, so a task cannot create tasks, forge responses or read other tasks.
+ * `https:`, unspecified, broadcast, multicast and link-local addresses, cloud metadata host
+ * names and addresses. With `denyPrivate`, also every address that is not global unicast:
+ * loopback, private (RFC 1918, carrier-grade NAT, unique local), site-local, reserved,
+ * benchmarking and documentation ranges. Address ranges come from `ipaddr.js`; IPv6
+ * addresses that embed an IPv4 address (IPv4-mapped, IPv4-translated, IPv4-compatible,
+ * NAT64, 6to4, Teredo) are also judged by the address they embed.
  *
- * The check resolves names itself; the fetch resolves them again, so a name whose records
- * change in between (DNS rebinding) is not caught here.
+ * Host names are resolved by the policy and every address is checked; a name that cannot be
+ * resolved is refused (fail closed). The result names the checked address the connection
+ * must use ({@link EgressTarget.address}), so a second lookup cannot return another one
+ * (DNS rebinding).
+ *
+ * Calls to this server's own API (any path on the port it listens on) are refused even when
+ * allowed, so a task cannot create tasks, forge responses or read other tasks.
  *
  * @module
  */
+import ipaddr from "ipaddr.js";
+
+/** An IPv4 or IPv6 address, as `ipaddr.js` parses it. */
+export type IpAddress = ipaddr.IPv4 | ipaddr.IPv6;
 
 /** A fetch the egress policy refuses; the message says why. */
 export class EgressDeniedError extends Error {
   override name = "EgressDeniedError";
 }
 
-/** An IPv4 or IPv6 address as an unsigned integer. */
-export interface IpAddress {
-  version: 4 | 6;
-  value: bigint;
-}
-
-/** A network: the address with host bits cleared and the prefix length. */
-export interface Cidr {
-  version: 4 | 6;
-  network: bigint;
-  prefix: number;
-}
-
 /** An entry of the allow list: a host name, or addresses given as an IP or a CIDR. */
-export type AllowEntry = { kind: "host"; host: string } | { kind: "cidr"; cidr: Cidr };
+export type AllowEntry = { kind: "host"; host: string } | {
+  kind: "cidr";
+  cidr: [IpAddress, number];
+};
+
+/** Where a permitted fetch connects. */
+export interface EgressTarget {
+  /**
+   * The checked address to connect to (text form, IPv6 without brackets), or `undefined`
+   * when the host is an allowed name the policy did not resolve (the fetch resolves it).
+   */
+  address: string | undefined;
+}
 
 /** Decides whether a URL may be fetched. */
 export interface EgressPolicy {
   /**
-   * Resolves when `url` may be fetched; rejects with an {@link EgressDeniedError} otherwise.
-   * `signal` aborts the name resolution.
+   * Resolves with the address to connect to when `url` may be fetched; rejects with an
+   * {@link EgressDeniedError} otherwise. `signal` aborts the name resolution.
    */
-  check(url: URL, signal?: AbortSignal): Promise<void>;
+  check(url: URL, signal?: AbortSignal): Promise<EgressTarget>;
 }
 
 /** Resolves a host name to its addresses (text form); may reject or return `[]`. */
@@ -51,18 +61,21 @@ export type Resolver = (host: string, signal?: AbortSignal) => Promise<string[]>
 export interface EgressPolicyOptions {
   /** Host names, IPs and CIDRs exempt from the policy (but not from the self-call rule). */
   allow: readonly string[];
-  /** Also refuse loopback and private addresses. */
+  /** Also refuse every address that is not global unicast. */
   denyPrivate: boolean;
-  /** Origins this server is reachable at (e.g. the call endpoint). */
-  selfOrigins: readonly URL[];
+  /**
+   * Origins this server is reachable at (its listening port, the call endpoint); a function
+   * when they are known only once the server listens.
+   */
+  selfOrigins: readonly URL[] | (() => readonly URL[]);
   /** Name resolution. Default: A and AAAA records via `Deno.resolveDns`. */
   resolve?: Resolver;
-  /** Addresses of this machine. Default: from `Deno.networkInterfaces()`. */
+  /**
+   * Addresses of this machine. Default: `Deno.networkInterfaces()` when the `sys`
+   * permission for it is granted, else none (the edge's loop check still refuses calls).
+   */
   localAddresses?: () => string[];
 }
-
-const V4_BITS = 32;
-const V6_BITS = 128;
 
 /** Cloud metadata host names, always refused. */
 export const METADATA_HOST_NAMES: ReadonlySet<string> = new Set([
@@ -79,176 +92,130 @@ export const METADATA_HOST_NAMES: ReadonlySet<string> = new Set([
   "metadata.packet.net",
 ]);
 
-/** Classes of special addresses. */
-export type AddressKind = "unspecified" | "link-local" | "cloud metadata" | "loopback" | "private";
+/**
+ * Cloud metadata addresses outside link-local (which is refused anyway): AWS's IPv6
+ * endpoint and Alibaba's. `ipaddr.js` has no range for them.
+ */
+const METADATA_ADDRESSES: ReadonlySet<string> = new Set(["fd00:ec2::254", "100.100.100.200"]);
 
-/** Address classes, checked in this order; `always` ones are refused even without denyPrivate. */
-const ADDRESS_CLASSES: readonly { kind: AddressKind; always: boolean; cidrs: Cidr[] }[] = [
-  { kind: "unspecified", always: true, cidrs: cidrs("0.0.0.0/8", "::/128") },
-  { kind: "link-local", always: true, cidrs: cidrs("169.254.0.0/16", "fe80::/10") },
-  {
-    kind: "cloud metadata",
-    always: true,
-    cidrs: cidrs("169.254.169.254/32", "fd00:ec2::254/128", "100.100.100.200/32"),
-  },
-  { kind: "loopback", always: false, cidrs: cidrs("127.0.0.0/8", "::1/128") },
-  {
-    kind: "private",
-    always: false,
-    cidrs: cidrs("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"),
-  },
-];
+/** How an address class is called in refusals, and whether it is refused without denyPrivate. */
+export interface AddressVerdict {
+  kind: string;
+  always: boolean;
+}
 
-/** IPv6 ranges that embed an IPv4 address in their low 32 bits. */
-const EMBEDDED_V4: readonly Cidr[] = cidrs(
-  "::ffff:0:0/96", // IPv4-mapped
-  "64:ff9b::/96", // NAT64 well-known prefix
-  "::/96", // IPv4-compatible (deprecated); `::` and `::1` are excluded below
-);
+/** `ipaddr.js` range names mapped to how refusals call them; unlisted ranges are "reserved". */
+const RANGE_KINDS: Record<string, AddressVerdict> = {
+  unspecified: { kind: "unspecified", always: true },
+  broadcast: { kind: "broadcast", always: true },
+  multicast: { kind: "multicast", always: true },
+  linkLocal: { kind: "link-local", always: true },
+  loopback: { kind: "loopback", always: false },
+  private: { kind: "private", always: false },
+  carrierGradeNat: { kind: "private", always: false },
+  uniqueLocal: { kind: "private", always: false },
+  deprecatedSiteLocal: { kind: "site-local", always: false },
+};
+
+/** IPv6 ranges whose addresses stand for an IPv4 address; judged by it, not themselves. */
+const TRANSITION_RANGES = new Set(["ipv4Mapped", "rfc6145", "rfc6052", "6to4", "teredo"]);
+
+/** IPv4-compatible addresses (`::a.b.c.d`, deprecated by RFC 4291); `ipaddr.js` has no range. */
+const IPV4_COMPATIBLE = ipaddr.IPv6.parseCIDR("::/96");
 
 const DEFAULT_PORTS: Record<string, number> = { "http:": 80, "https:": 443 };
 
-/** Parses an IPv4 or IPv6 address (brackets and an IPv6 zone are accepted); `null` if not one. */
+/**
+ * Parses an IPv4 address in dotted decimal or an IPv6 address (brackets and a zone are
+ * accepted); `null` if not one. Legacy IPv4 forms (`0x7f.1`, `0177.0.0.1`) are not
+ * addresses here: URLs normalise them before the policy sees them.
+ */
 export function parseIp(text: string): IpAddress | null {
-  let s = text.startsWith("[") && text.endsWith("]") ? text.slice(1, -1) : text;
-  if (s.includes(":")) {
-    const zone = s.indexOf("%");
-    if (zone > 0) s = s.slice(0, zone);
-    const value = parseIpv6(s);
-    return value === null ? null : { version: 6, value };
-  }
-  const value = parseIpv4(s);
-  return value === null ? null : { version: 4, value };
+  const s = text.startsWith("[") && text.endsWith("]") ? text.slice(1, -1) : text;
+  if (s.includes(":")) return ipaddr.IPv6.isValid(s) ? ipaddr.IPv6.parse(s) : null;
+  return ipaddr.IPv4.isValidFourPartDecimal(s) ? ipaddr.IPv4.parse(s) : null;
 }
 
-function parseIpv4(s: string): bigint | null {
-  const parts = s.split(".");
-  if (parts.length !== 4) return null;
-  let value = 0n;
-  for (const part of parts) {
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(part)) return null;
-    const octet = Number(part);
-    if (octet > 255) return null;
-    value = (value << 8n) | BigInt(octet);
+/** The IPv4 addresses an IPv6 address stands for or embeds (none for most addresses). */
+export function embeddedIpv4(ip: IpAddress): ipaddr.IPv4[] {
+  if (ip.kind() === "ipv4") return [];
+  const v6 = ip as ipaddr.IPv6;
+  const p = v6.parts;
+  const v4 = (high: number, low: number) =>
+    new ipaddr.IPv4([high >> 8, high & 0xff, low >> 8, low & 0xff]);
+  switch (v6.range()) {
+    case "ipv4Mapped":
+    case "rfc6145":
+    case "rfc6052":
+      return [v4(p[6]!, p[7]!)];
+    case "6to4":
+      return [v4(p[1]!, p[2]!)];
+    case "teredo":
+      // The Teredo server, and the client's address stored with its bits inverted.
+      return [v4(p[2]!, p[3]!), v4(~p[6]! & 0xffff, ~p[7]! & 0xffff)];
+    case "unicast":
+      return v6.match(IPV4_COMPATIBLE) ? [v4(p[6]!, p[7]!)] : [];
+    default:
+      return [];
   }
-  return value;
 }
 
-function parseIpv6(s: string): bigint | null {
-  let text = s;
-  let tail: number[] = [];
-  const lastColon = s.lastIndexOf(":");
-  const last = s.slice(lastColon + 1);
-  if (last.includes(".")) {
-    const v4 = parseIpv4(last);
-    if (v4 === null) return null;
-    tail = [Number(v4 >> 16n), Number(v4 & 0xffffn)];
-    text = s.slice(0, lastColon + 1);
-    if (!text.endsWith("::")) text = text.slice(0, -1);
+/**
+ * Classifies an address: `null` for a global unicast address, else its class. An IPv6
+ * address embedding an IPv4 one takes the stricter verdict of the two.
+ */
+export function classifyIp(ip: IpAddress): AddressVerdict | null {
+  if (METADATA_ADDRESSES.has(ip.toNormalizedString()) || METADATA_ADDRESSES.has(ip.toString())) {
+    return { kind: "cloud metadata", always: true };
   }
-  const halves = text.split("::");
-  if (halves.length > 2) return null;
-  const head = parseGroups(halves[0] ?? "");
-  const rest = parseGroups(halves[1] ?? "");
-  if (head === null || rest === null) return null;
-  let groups: number[];
-  if (halves.length === 2) {
-    const missing = 8 - head.length - rest.length - tail.length;
-    if (missing < 1) return null;
-    groups = [...head, ...new Array<number>(missing).fill(0), ...rest, ...tail];
-  } else {
-    groups = [...head, ...tail];
-  }
-  if (groups.length !== 8) return null;
-  return groups.reduce((acc, group) => (acc << 16n) | BigInt(group), 0n);
-}
-
-function parseGroups(text: string): number[] | null {
-  if (text === "") return [];
-  const groups: number[] = [];
-  for (const group of text.split(":")) {
-    if (!/^[0-9a-fA-F]{1,4}$/.test(group)) return null;
-    groups.push(parseInt(group, 16));
-  }
-  return groups;
-}
-
-/** Formats an address: dotted decimal, or RFC 5952 compressed IPv6. */
-export function formatIp(ip: IpAddress): string {
-  if (ip.version === 4) {
-    return [24n, 16n, 8n, 0n].map((shift) => String((ip.value >> shift) & 0xffn)).join(".");
-  }
-  const groups = [...Array(8).keys()].map((i) =>
-    Number((ip.value >> BigInt(112 - 16 * i)) & 0xffffn)
-  );
-  let bestStart = -1;
-  let bestLength = 1;
-  for (let i = 0; i < 8;) {
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength) [bestStart, bestLength] = [i, j - i];
-    i = j === i ? i + 1 : j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(":");
-  return `${hex.slice(0, bestStart).join(":")}::${hex.slice(bestStart + bestLength).join(":")}`;
-}
-
-/** Parses `address/prefix` (host bits are cleared); `null` if not a CIDR. */
-export function parseCidr(text: string): Cidr | null {
-  const slash = text.indexOf("/");
-  if (slash < 0) return null;
-  const ip = parseIp(text.slice(0, slash));
-  const prefixText = text.slice(slash + 1);
-  if (ip === null || !/^(0|[1-9][0-9]{0,2})$/.test(prefixText)) return null;
-  const prefix = Number(prefixText);
-  const bits = ip.version === 4 ? V4_BITS : V6_BITS;
-  if (prefix > bits) return null;
-  const shift = BigInt(bits - prefix);
-  return { version: ip.version, network: (ip.value >> shift) << shift, prefix };
-}
-
-/** Whether `ip` is inside `cidr`. */
-export function cidrContains(cidr: Cidr, ip: IpAddress): boolean {
-  if (cidr.version !== ip.version) return false;
-  const shift = BigInt((ip.version === 4 ? V4_BITS : V6_BITS) - cidr.prefix);
-  return ip.value >> shift === cidr.network >> shift;
-}
-
-/** The IPv4 address embedded in an IPv4-mapped, NAT64 or IPv4-compatible IPv6 address. */
-export function unwrapIp(ip: IpAddress): IpAddress {
-  if (ip.version === 4 || ip.value <= 1n) return ip;
-  if (!EMBEDDED_V4.some((cidr) => cidrContains(cidr, ip))) return ip;
-  return { version: 4, value: ip.value & 0xffffffffn };
+  const range = ip.range();
+  const embedded = embeddedIpv4(ip).map(classifyIp).filter((v) => v !== null);
+  const own: AddressVerdict | null = range === "unicast" || TRANSITION_RANGES.has(range)
+    ? null
+    : RANGE_KINDS[range] ?? { kind: "reserved", always: false };
+  const verdicts = [own, ...embedded].filter((v) => v !== null);
+  return verdicts.find((v) => v.always) ?? verdicts[0] ?? null;
 }
 
 /** Parses one allow-list entry; throws a `TypeError` quoting it when it is not valid. */
 export function parseAllowEntry(entry: string): AllowEntry {
   const text = entry.trim().toLowerCase();
-  const cidr = parseCidr(text);
-  if (cidr) return { kind: "cidr", cidr };
-  const ip = parseIp(text);
-  if (ip) {
-    const plain = unwrapIp(ip);
-    const prefix = plain.version === 4 ? V4_BITS : V6_BITS;
-    return { kind: "cidr", cidr: { version: plain.version, network: plain.value, prefix } };
-  }
-  const host = normalizeHostName(text);
-  if (host.length > 0 && host.length <= 253 && /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/.test(host)) {
-    return { kind: "host", host };
+  const slash = text.indexOf("/");
+  if (slash >= 0) {
+    const ip = parseIp(text.slice(0, slash));
+    const prefixText = text.slice(slash + 1);
+    const bits = ip?.kind() === "ipv4" ? 32 : 128;
+    if (ip && /^(0|[1-9][0-9]{0,2})$/.test(prefixText) && Number(prefixText) <= bits) {
+      return { kind: "cidr", cidr: [ip, Number(prefixText)] };
+    }
+  } else {
+    const ip = parseIp(text);
+    if (ip) return { kind: "cidr", cidr: [ip, ip.kind() === "ipv4" ? 32 : 128] };
+    const host = normalizeHostName(text);
+    if (host.length > 0 && host.length <= 253 && /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/.test(host)) {
+      return { kind: "host", host };
+    }
   }
   throw new TypeError(
     `Cannot parse allow-list entry "${entry}": expected a host name, an IP address or a CIDR`,
   );
 }
 
-/** Classifies an address by the first matching class, or `null` for a public address. */
-export function classifyIp(ip: IpAddress): { kind: AddressKind; always: boolean } | null {
-  const plain = unwrapIp(ip);
-  for (const { kind, always, cidrs } of ADDRESS_CLASSES) {
-    if (cidrs.some((cidr) => cidrContains(cidr, plain))) return { kind, always };
-  }
-  return null;
+/** Whether `ip` is inside `cidr` (never across IPv4 and IPv6). */
+export function cidrContains(cidr: [IpAddress, number], ip: IpAddress): boolean {
+  return cidr[0].kind() === ip.kind() && ip.match(cidr);
+}
+
+/** The same address, IPv4 if it is an IPv4-mapped IPv6 one. */
+function plain(ip: IpAddress): IpAddress {
+  return ip.kind() === "ipv6" && (ip as ipaddr.IPv6).isIPv4MappedAddress()
+    ? (ip as ipaddr.IPv6).toIPv4Address()
+    : ip;
+}
+
+function sameAddress(a: IpAddress, b: IpAddress): boolean {
+  const [x, y] = [plain(a), plain(b)];
+  return x.kind() === y.kind() && x.toNormalizedString() === y.toNormalizedString();
 }
 
 /** Creates the policy; throws a `TypeError` for an invalid allow entry. */
@@ -257,26 +224,25 @@ export function createEgressPolicy(options: EgressPolicyOptions): EgressPolicy {
   const allowedHosts = new Set(entries.flatMap((e) => (e.kind === "host" ? [e.host] : [])));
   const allowedCidrs = entries.flatMap((e) => (e.kind === "cidr" ? [e.cidr] : []));
   const resolve = options.resolve ?? resolveWithDeno;
-  const selfPorts = new Set(options.selfOrigins.map(effectivePort));
-  const selfHosts = new Set(options.selfOrigins.map((o) => normalizeHostName(o.hostname)));
+  const selfOrigins = typeof options.selfOrigins === "function"
+    ? options.selfOrigins
+    : () => options.selfOrigins as readonly URL[];
   let localCache: IpAddress[] | undefined;
   const localAddresses = (): IpAddress[] => {
     localCache ??= (options.localAddresses ?? interfaceAddresses)()
       .map(parseIp)
-      .filter((ip): ip is IpAddress => ip !== null)
-      .map(unwrapIp);
+      .filter((ip): ip is IpAddress => ip !== null);
     return localCache;
   };
   const isAllowed = (ip: IpAddress) =>
-    allowedCidrs.some((cidr) => cidrContains(cidr, ip) || cidrContains(cidr, unwrapIp(ip)));
-  const isLocal = (ip: IpAddress) => {
-    const plain = unwrapIp(ip);
-    if (classifyIp(plain)?.kind === "loopback") return true;
-    return localAddresses().some((a) => a.version === plain.version && a.value === plain.value);
-  };
+    [ip, ...embeddedIpv4(ip)].some((a) => allowedCidrs.some((cidr) => cidrContains(cidr, a)));
+  const isLocal = (ip: IpAddress) =>
+    [ip, ...embeddedIpv4(ip)].some((a) =>
+      plain(a).range() === "loopback" || localAddresses().some((l) => sameAddress(l, a))
+    );
 
   return {
-    async check(url: URL, signal?: AbortSignal): Promise<void> {
+    async check(url: URL, signal?: AbortSignal): Promise<EgressTarget> {
       const refuse = (why: string) =>
         new EgressDeniedError(`Fetch to "${url.href}" refused: ${why}`);
       if (url.protocol !== "http:" && url.protocol !== "https:") {
@@ -288,30 +254,43 @@ export function createEgressPolicy(options: EgressPolicyOptions): EgressPolicy {
       let resolved: IpAddress[] | undefined;
       const addresses = async (): Promise<IpAddress[]> => {
         if (literal) return [literal];
-        if (loopbackName) return [parseIp("127.0.0.1")!, parseIp("::1")!];
-        resolved ??= await resolveAddresses(resolve, host, signal);
+        if (loopbackName) return [ipaddr.IPv4.parse("127.0.0.1"), ipaddr.IPv6.parse("::1")];
+        resolved ??= await resolveAddresses(resolve, host, signal, refuse);
         return resolved;
       };
 
-      if (selfPorts.has(effectivePort(url))) {
-        const self = loopbackName || selfHosts.has(host) || (await addresses()).some(isLocal);
-        if (self) throw refuse("a task cannot call this server's own API");
+      const self = selfOrigins();
+      if (self.some((origin) => effectivePort(origin) === effectivePort(url))) {
+        const selfHosts = self.map((o) => normalizeHostName(o.hostname));
+        const isSelf = loopbackName || selfHosts.includes(host) ||
+          (await addresses()).some(isLocal);
+        if (isSelf) throw refuse("a task cannot call this server's own API");
       }
-      if (allowedHosts.has(host)) return;
+      if (allowedHosts.has(host)) {
+        return { address: literal || resolved ? connectAddress(await addresses()) : undefined };
+      }
       if (!literal && METADATA_HOST_NAMES.has(host)) {
         throw refuse(`${host} is a cloud metadata host name`);
       }
-      for (const ip of await addresses()) {
+      const checked = await addresses();
+      for (const ip of checked) {
         const verdict = classifyIp(ip);
         if (!verdict || (!verdict.always && !options.denyPrivate) || isAllowed(ip)) continue;
-        const article = verdict.kind === "unspecified" ? "an" : "a";
+        const article = /^[aeiou]/.test(verdict.kind) ? "an" : "a";
         const what = `${article} ${verdict.kind} address`;
         if (literal) throw refuse(`${host} is ${what}`);
         if (loopbackName) throw refuse(`${host} is a loopback host name`);
-        throw refuse(`${host} resolves to ${formatIp(ip)}, ${what}`);
+        throw refuse(`${host} resolves to ${ip.toString()}, ${what}`);
       }
+      return { address: connectAddress(checked) };
     },
   };
+}
+
+/** The address to connect to: the first IPv4 one, else the first. */
+function connectAddress(addresses: IpAddress[]): string {
+  const chosen = addresses.find((ip) => ip.kind() === "ipv4") ?? addresses[0]!;
+  return chosen.toString();
 }
 
 /** Lower-cases a host, strips IPv6 brackets and trailing dots. */
@@ -325,19 +304,24 @@ function effectivePort(url: URL): number {
   return url.port === "" ? DEFAULT_PORTS[url.protocol] ?? 0 : Number(url.port);
 }
 
+/** The host's addresses; a failed or empty lookup is a refusal (fail closed). */
 async function resolveAddresses(
   resolve: Resolver,
   host: string,
-  signal?: AbortSignal,
+  signal: AbortSignal | undefined,
+  refuse: (why: string) => EgressDeniedError,
 ): Promise<IpAddress[]> {
   let texts: string[];
   try {
     texts = await resolve(host, signal);
-  } catch {
-    // Not a refusal: the fetch itself will fail to resolve the name.
-    return [];
+  } catch (error) {
+    if (signal?.aborted) throw error;
+    const why = error instanceof Error ? error.message : String(error);
+    throw refuse(`cannot resolve ${host} (${why})`);
   }
-  return texts.map(parseIp).filter((ip): ip is IpAddress => ip !== null);
+  const found = texts.map(parseIp).filter((ip): ip is IpAddress => ip !== null);
+  if (found.length === 0) throw refuse(`${host} has no A or AAAA record`);
+  return found;
 }
 
 /** The default resolver: A and AAAA records; fails only when both lookups fail. */
@@ -352,18 +336,13 @@ async function resolveWithDeno(host: string, signal?: AbortSignal): Promise<stri
   return found;
 }
 
+/** This machine's addresses, when reading them is permitted (never prompts). */
 function interfaceAddresses(): string[] {
   try {
+    const permission = Deno.permissions.querySync({ name: "sys", kind: "networkInterfaces" });
+    if (permission.state !== "granted") return [];
     return Deno.networkInterfaces().map((i) => i.address);
   } catch {
     return [];
   }
-}
-
-function cidrs(...texts: string[]): Cidr[] {
-  return texts.map((text) => {
-    const cidr = parseCidr(text);
-    if (!cidr) throw new TypeError(`Cannot parse built-in CIDR "${text}"`);
-    return cidr;
-  });
 }

@@ -11,6 +11,7 @@
  * @module
  */
 import { EgressDeniedError, type EgressPolicy } from "./egress_policy.ts";
+import { pinnedClient } from "./pinned_client.ts";
 import { decodeBody, encodeBody, type FetchRequest, type FetchResponse } from "../engine/mod.ts";
 
 /** Most redirects followed before giving up. */
@@ -49,6 +50,11 @@ export interface PerformFetchOptions {
   policy: EgressPolicy;
   /** Aborts the exchange (e.g. on shutdown). */
   signal?: AbortSignal;
+  /**
+   * A header set on every request (replacing the guest's), by which this server's edge
+   * recognises its own tasks calling it.
+   */
+  selfMark?: { header: string; value: string };
   /** The `fetch` to use. Default: the global one. */
   fetchImpl?: typeof fetch;
 }
@@ -109,21 +115,31 @@ async function exchange(
   let body: Uint8Array<ArrayBuffer> | undefined = decodeBody(request.options);
   const mode = request.options.redirect ?? "follow";
   const headers = requestHeaders(request);
+  if (options.selfMark) headers.set(options.selfMark.header, options.selfMark.value);
 
   for (let redirects = 0;; redirects++) {
-    await abortable(options.policy.check(url, signal), signal);
-    const response = await fetchImpl(url, {
-      method,
-      headers,
-      body,
-      redirect: "manual",
-      signal,
-    });
-    const location = response.headers.get("location");
-    if (!REDIRECT_STATUSES.has(response.status) || location === null || mode === "manual") {
-      return await readResponse(request, url, response, signal, options.maxBytes);
+    const target = await abortable(options.policy.check(url, signal), signal);
+    // Connect to the address the policy checked, not to a second lookup of the name.
+    const pinned = target.address === undefined ? undefined : pinnedClient(url, target.address);
+    let response: Response;
+    let location: string | null;
+    try {
+      response = await fetchImpl(url, {
+        method,
+        headers,
+        body,
+        redirect: "manual",
+        signal,
+        client: pinned?.client,
+      });
+      location = response.headers.get("location");
+      if (!REDIRECT_STATUSES.has(response.status) || location === null || mode === "manual") {
+        return await readResponse(request, url, response, signal, options.maxBytes);
+      }
+      await response.body?.cancel().catch(() => {});
+    } finally {
+      pinned?.close();
     }
-    await response.body?.cancel().catch(() => {});
     if (mode === "error") {
       throw new FetchFailure(
         `Request to ${url.href} failed: redirected with ${response.status} while its redirect mode is "error"`,
