@@ -26,7 +26,14 @@ if (!config.token) {
 }
 
 const flowstate = createFlowState(config, logger);
-const { loaded, skipped } = await flowstate.start();
+let started: { loaded: number; skipped: number };
+try {
+  started = await flowstate.start();
+} catch (error) {
+  logger.error("cannot start", { error: error instanceof Error ? error.message : String(error) });
+  Deno.exit(1);
+}
+const { loaded, skipped } = started;
 const server = Deno.serve({
   hostname: config.host,
   port: config.port,

@@ -13,7 +13,7 @@ import {
   performFetch,
 } from "./outbound/mod.ts";
 import { FlowTaskService, ServiceMetrics, WebhookSender, WorkerPool } from "./service/mod.ts";
-import { FileTaskStore, FileWebhookMarks } from "./store/mod.ts";
+import { type DirectoryLock, FileTaskStore, FileWebhookMarks, lockDirectory } from "./store/mod.ts";
 import { HttpError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import type { FetchResponse } from "./engine/mod.ts";
@@ -36,7 +36,10 @@ export interface FlowState {
   service: FlowTaskService;
   /** Tells the instance the port it listens on (the one the self-call guard refuses). */
   listening(port: number): void;
-  /** Loads and recovers the tasks on disk. */
+  /**
+   * Takes the states directory's lock (rejects with a `DirectoryLockedError` when another
+   * server holds it), then loads and recovers the tasks on disk.
+   */
   start(): Promise<{ loaded: number; skipped: number }>;
   /** Graceful stop: refuse new work, finish running segments, stop fetching, stop workers. */
   close(): Promise<void>;
@@ -45,6 +48,7 @@ export interface FlowState {
 /** Builds a FlowState instance for `config`. */
 export function createFlowState(config: Config, logger: Logger): FlowState {
   let shuttingDown = false;
+  let lock: DirectoryLock | undefined;
   const pool = new WorkerPool({ size: config.workers, liveVms: config.liveVms });
   const store = new FileTaskStore(config.statesDir, { fsync: config.fsync });
   let port = config.port;
@@ -155,6 +159,7 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
       port = listenPort;
     },
     async start() {
+      lock = await lockDirectory(config.statesDir);
       await webhooks.open();
       const loaded = await service.start();
       webhooks.resume();
@@ -168,6 +173,7 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
       service.events.close();
       await dispatcher.close();
       pool.close();
+      lock?.release();
     },
   };
 }

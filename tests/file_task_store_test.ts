@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertInstanceOf, assertRejects } from "@std/assert";
 import { join } from "node:path";
 import { FileTaskStore } from "../lib/store/file_task_store.ts";
-import { UnavailableError } from "../lib/errors.ts";
+import { ConflictError, UnavailableError } from "../lib/errors.ts";
 import type { TaskEvent, TaskRecord } from "../lib/service/task_types.ts";
 import {
   commitText,
@@ -594,8 +594,8 @@ Deno.test("save reports a failing journal append as UnavailableError and keeps t
 });
 
 Deno.test({
-  name: "save reports a full disk with the OS reason and no path",
-  ignore: Deno.build.os !== "linux",
+  name: "a journal that is a symlink (to /dev/full) is refused with 409, never written through",
+  ignore: Deno.build.os === "windows",
   fn: async () => {
     await withStoreDir(async (dir) => {
       const store = new FileTaskStore(dir);
@@ -604,13 +604,77 @@ Deno.test({
       await Deno.symlink("/dev/full", join(dir, "t1.journal.jsonl"));
       const error = await assertRejects(
         () => store.save({ ...before, pauseCount: 2 }, [logEvent("a")]),
-        UnavailableError,
+        ConflictError,
       );
       assertEquals(
         error.message,
-        'Cannot append to the journal of task "t1": No space left on device (os error 28)',
+        'Cannot append to the journal of task "t1": Refusing "t1.journal.jsonl": it is a ' +
+          "symbolic link, not a regular file",
       );
-      assertEquals(await store.readRecord("t1"), before);
+      await assertRejects(() => store.readRecord("t1"), ConflictError, "symbolic link");
+    });
+  },
+});
+
+Deno.test({
+  name: "a new task whose journal name is a planted symlink is refused; the target is untouched",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    await withStoreDir(async (dir) => {
+      const victim = join(dir, "..", `victim-${crypto.randomUUID()}.txt`);
+      await Deno.writeTextFile(victim, "precious");
+      try {
+        await Deno.symlink(victim, join(dir, "victim.journal.jsonl"));
+        const store = new FileTaskStore(dir);
+        await store.loadAll();
+        await assertRejects(
+          () => store.save(makeRecord("victim"), [logEvent("a")]),
+          ConflictError,
+          "symbolic link",
+        );
+        assertEquals(await Deno.readTextFile(victim), "precious");
+        assertEquals(await listDir(dir), ["victim.journal.jsonl"]);
+      } finally {
+        await Deno.remove(victim);
+      }
+    });
+  },
+});
+
+Deno.test({
+  name: "loadAll skips a FIFO and a symlink named like records without opening them",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    await withStoreDir(async (dir) => {
+      const store = new FileTaskStore(dir);
+      const kept = await store.save(makeRecord("t1"), []);
+      const fifo = new Deno.Command("mkfifo", { args: [join(dir, "x.json")] });
+      assertEquals((await fifo.output()).code, 0);
+      await Deno.symlink(join(dir, "t1.json"), join(dir, "y.json"));
+      const { tasks, skipped } = await new FileTaskStore(dir).loadAll();
+      assertEquals(tasks, [kept]);
+      assertEquals(skipped, [
+        { file: "x.json", reason: "Not a regular file (a FIFO, socket or device): not opened" },
+        { file: "y.json", reason: "A symbolic link, not a regular file: not followed" },
+      ]);
+    });
+  },
+});
+
+Deno.test({
+  name: "state files are created 0600 and the directory 0700",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    await withStoreDir(async (parent) => {
+      const dir = join(parent, "fresh");
+      const store = new FileTaskStore(dir);
+      await store.loadAll();
+      const record = await store.save(makeRecord("t1"), [logEvent("a")]);
+      await store.save({ ...record, pauseCount: 2 }, []);
+      assertEquals((await Deno.stat(dir)).mode! & 0o777, 0o700);
+      for (const name of await listDir(dir)) {
+        assertEquals((await Deno.stat(join(dir, name))).mode! & 0o777, 0o600, name);
+      }
     });
   },
 });

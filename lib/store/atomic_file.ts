@@ -3,9 +3,25 @@
  * replace a file atomically, read a file (or a range of its bytes) that may not exist,
  * append lines, cut a file back to a committed length and remove a file durably.
  *
+ * Existing files are opened with {@link openRegularFile}: never through a symbolic link
+ * and never when they are a FIFO, socket or device, so a symlink planted as a state file
+ * is refused instead of read or overwritten through, and a FIFO instead of blocking the
+ * server. New files are created with mode 0600 and directories with 0700: state holds
+ * code, inputs and request headers.
+ *
  * @module
  */
 import { basename, dirname, join } from "node:path";
+
+/** Mode of the files created (owner read and write). */
+export const STATE_FILE_MODE = 0o600;
+/** Mode of the directories created (owner only). */
+export const STATE_DIR_MODE = 0o700;
+
+/** A symlink or a special file where a state file was expected; never opened through. */
+export class NotRegularFileError extends Error {
+  override name = "NotRegularFileError";
+}
 
 /** Random bytes in a temp file name (written as twice as many hex digits). */
 const TEMP_RANDOM_BYTES = 8;
@@ -25,9 +41,60 @@ export interface AppendOptions extends SyncOptions {
   create?: boolean;
 }
 
-/** Creates `path` and its missing parents; does nothing if it already exists. */
+/** Creates `path` and its missing parents (mode 0700); does nothing if it already exists. */
 export async function ensureDir(path: string): Promise<void> {
-  await Deno.mkdir(path, { recursive: true });
+  await Deno.mkdir(path, { recursive: true, mode: STATE_DIR_MODE });
+}
+
+/**
+ * Opens the file at `path` unless it is a symbolic link or a special file (FIFO, socket,
+ * device), which reject with a {@link NotRegularFileError}; a missing file rejects with
+ * `NotFound`, unless `options.create`, which creates it (mode 0600, exclusively, so never
+ * through a link). `Deno.open` cannot refuse to follow a link (no `O_NOFOLLOW`), so the
+ * entry is `lstat`ed first and the opened file must be that same entry (device and inode),
+ * which a link swapped in between is not. Directories are left to fail as the OS says.
+ */
+export async function openRegularFile(
+  path: string,
+  options: Deno.OpenOptions,
+): Promise<Deno.FsFile> {
+  let entry: Deno.FileInfo;
+  try {
+    entry = await Deno.lstat(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound) || !options.create) throw error;
+    try {
+      return await Deno.open(path, { ...options, createNew: true, mode: STATE_FILE_MODE });
+    } catch (raced) {
+      if (!(raced instanceof Deno.errors.AlreadyExists)) throw raced;
+      entry = await Deno.lstat(path);
+    }
+  }
+  refuseSpecial(path, entry);
+  const file = await Deno.open(path, { ...options, create: false });
+  try {
+    const opened = await file.stat();
+    if (opened.dev !== entry.dev || opened.ino !== entry.ino) {
+      throw new NotRegularFileError(`Refusing "${basename(path)}": it was replaced while opening`);
+    }
+  } catch (error) {
+    file.close();
+    throw error;
+  }
+  return file;
+}
+
+/** Throws a {@link NotRegularFileError} when `entry` is a symlink or a special file. */
+export function refuseSpecial(path: string, entry: Deno.FileInfo): void {
+  if (entry.isFile || entry.isDirectory) return;
+  const what = entry.isSymlink
+    ? "a symbolic link"
+    : entry.isFifo
+    ? "a FIFO"
+    : entry.isSocket
+    ? "a socket"
+    : "a device";
+  throw new NotRegularFileError(`Refusing "${basename(path)}": it is ${what}, not a regular file`);
 }
 
 /** Whether `name` is the name of a temp file left by an interrupted {@link writeTempFile}. */
@@ -67,15 +134,20 @@ export async function writeTempFile(
 ): Promise<string> {
   const tempPath = join(dirname(path), `.${basename(path)}.${randomHex(TEMP_RANDOM_BYTES)}.tmp`);
   try {
+    // createNew (O_EXCL) never follows a symlink planted at the temp file's name.
     if (fsync) {
       const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-      using file = await Deno.open(tempPath, { write: true, createNew: true });
+      using file = await Deno.open(tempPath, {
+        write: true,
+        createNew: true,
+        mode: STATE_FILE_MODE,
+      });
       await writeAll(file, bytes);
       await file.sync();
     } else if (typeof data === "string") {
-      await Deno.writeTextFile(tempPath, data, { createNew: true });
+      await Deno.writeTextFile(tempPath, data, { createNew: true, mode: STATE_FILE_MODE });
     } else {
-      await Deno.writeFile(tempPath, data, { createNew: true });
+      await Deno.writeFile(tempPath, data, { createNew: true, mode: STATE_FILE_MODE });
     }
   } catch (error) {
     await Deno.remove(tempPath).catch(() => {});
@@ -103,20 +175,33 @@ export async function renameIntoPlace(
   if (fsync) await syncDir(dirname(path));
 }
 
-/** The file's text, or `null` if it does not exist. */
+/**
+ * The file's text, or `null` if it does not exist; a symlink or a special file rejects
+ * with a {@link NotRegularFileError}.
+ */
 export async function readTextOrNull(path: string): Promise<string | null> {
+  let file: Deno.FsFile;
   try {
-    return await Deno.readTextFile(path);
+    file = await openRegularFile(path, { read: true });
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return null;
     throw error;
   }
+  using _ = file;
+  const chunks: Uint8Array<ArrayBuffer>[] = [];
+  const buffer = new Uint8Array(64 * 1024);
+  for (;;) {
+    const read = await file.read(buffer);
+    if (read === null) break;
+    chunks.push(buffer.slice(0, read));
+  }
+  return new TextDecoder().decode(await new Blob(chunks).arrayBuffer());
 }
 
 /**
  * Appends `data` (whole lines, each ending with `\n`) to `path` in one write, creating the
- * file if needed unless `create` is `false`, and flushes its data unless `fsync` is `false`
- * (then the append is a single operation). Returns the number of bytes appended.
+ * file if needed unless `create` is `false`, and flushes its data unless `fsync` is `false`.
+ * Returns the number of bytes appended.
  *
  * The flush is an fdatasync: the data and the new size, not timestamps, and not the
  * directory entry of a file this call created: a caller that needs the new file to survive
@@ -128,13 +213,9 @@ export async function appendLines(
   { fsync = true, create = true }: AppendOptions = {},
 ): Promise<number> {
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  if (!fsync) {
-    await Deno.writeFile(path, bytes, { append: true, create });
-    return bytes.length;
-  }
-  using file = await Deno.open(path, { append: true, create });
+  using file = await openRegularFile(path, { append: true, create });
   await writeAll(file, bytes);
-  await file.syncData();
+  if (fsync) await file.syncData();
   return bytes.length;
 }
 
@@ -157,7 +238,7 @@ export async function readRange(
 ): Promise<Uint8Array | null> {
   let file: Deno.FsFile;
   try {
-    file = await Deno.open(path, { read: true });
+    file = await openRegularFile(path, { read: true });
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return null;
     throw error;
@@ -187,7 +268,7 @@ export async function shrinkFile(
 ): Promise<number> {
   let file: Deno.FsFile;
   try {
-    file = await Deno.open(path, { read: true, write: true });
+    file = await openRegularFile(path, { read: true, write: true });
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return 0;
     throw error;

@@ -36,15 +36,23 @@ import {
   appendLines,
   ensureDir,
   isTempFileName,
+  NotRegularFileError,
   readHead,
   readRange,
   readTextOrNull,
+  refuseSpecial,
   removeFile,
   renameIntoPlace,
   shrinkFile,
   writeTempFile,
 } from "./atomic_file.ts";
-import { BadRequestError, ensureError, UnavailableError } from "../errors.ts";
+import {
+  BadRequestError,
+  ConflictError,
+  ensureError,
+  type HttpError,
+  UnavailableError,
+} from "../errors.ts";
 import {
   isTaskStatus,
   type SkippedFile,
@@ -149,13 +157,16 @@ export class FileTaskStore implements TaskStore {
     const recordFiles: string[] = [];
     const leftovers: string[] = [];
     const journalFiles: string[] = [];
+    const notRegular: Deno.DirEntry[] = [];
     try {
       await ensureDir(this.#dir);
       for await (const entry of Deno.readDir(this.#dir)) {
         if (entry.isDirectory) continue;
         if (isTempFileName(entry.name)) leftovers.push(entry.name);
         else if (entry.name.endsWith(JOURNAL_SUFFIX)) journalFiles.push(entry.name);
-        else if (entry.name.endsWith(RECORD_SUFFIX)) recordFiles.push(entry.name);
+        else if (!entry.name.endsWith(RECORD_SUFFIX)) continue;
+        else if (entry.isFile) recordFiles.push(entry.name);
+        else notRegular.push(entry);
       }
     } catch (error) {
       throw unavailable(`Cannot list the tasks in "${this.#dir}"`, error);
@@ -165,7 +176,13 @@ export class FileTaskStore implements TaskStore {
       const id = file.slice(0, -JOURNAL_SUFFIX.length);
       if (TASK_ID_PATTERN.test(id) && !records.has(id + RECORD_SUFFIX)) leftovers.push(file);
     }
-    const skipped: SkippedFile[] = [];
+    notRegular.sort((a, b) => (a.name < b.name ? -1 : 1));
+    const skipped: SkippedFile[] = notRegular.map((entry) => ({
+      file: entry.name,
+      reason: entry.isSymlink
+        ? "A symbolic link, not a regular file: not followed"
+        : "Not a regular file (a FIFO, socket or device): not opened",
+    }));
     for (const file of leftovers) {
       const problem = await this.#removeLeftover(file);
       if (problem) skipped.push(problem);
@@ -279,12 +296,13 @@ export class FileTaskStore implements TaskStore {
     const skip = (reason: string) => ({ skipped: { file, reason } });
     const id = file.slice(0, -RECORD_SUFFIX.length);
     if (!TASK_ID_PATTERN.test(id)) return skip("File name is not a valid task id");
-    let text: string;
+    let text: string | null;
     try {
-      text = await Deno.readTextFile(join(this.#dir, file));
+      text = await readTextOrNull(join(this.#dir, file));
     } catch (error) {
       return skip(`Cannot read the file: ${osReason(error)}`);
     }
+    if (text === null) return skip("The file disappeared while loading");
     let journalBytes: number;
     try {
       journalBytes = await fileSize(this.#journalPath(id));
@@ -598,14 +616,20 @@ function parseEvent(line: string): TaskEvent | undefined {
   }
 }
 
-/** The size of the file at `path`, 0 when it does not exist. */
+/**
+ * The size of the file at `path`, 0 when it does not exist; rejects with a
+ * `NotRegularFileError` when it is a symlink or a special file (never opened).
+ */
 async function fileSize(path: string): Promise<number> {
+  let info: Deno.FileInfo;
   try {
-    return (await Deno.stat(path)).size;
+    info = await Deno.lstat(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return 0;
     throw error;
   }
+  refuseSpecial(path, info);
+  return info.size;
 }
 
 /** The OS reason of an I/O error without the path Deno appends ("... (os error 28)"). */
@@ -622,7 +646,12 @@ function journalTooShort(id: string, size: number, eventsBytes: number): Unavail
   );
 }
 
-function unavailable(what: string, error: unknown): UnavailableError {
+/**
+ * The error of a failed I/O step: 409 when a file of the task is a symlink or special file
+ * (the id is taken by something this store will not touch), else 503 (retry later).
+ */
+function unavailable(what: string, error: unknown): HttpError {
+  if (error instanceof NotRegularFileError) return new ConflictError(`${what}: ${error.message}`);
   return new UnavailableError(`${what}: ${osReason(error)}`, { cause: error });
 }
 

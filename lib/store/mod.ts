@@ -8,3 +8,4 @@ export * from "./task_store.ts";
 export * from "./file_task_store.ts";
 export { MemoryTaskStore } from "./memory_task_store.ts";
 export * from "./webhook_marks.ts";
+export { type DirectoryLock, DirectoryLockedError, lockDirectory } from "./dir_lock.ts";

@@ -1,0 +1,64 @@
+/**
+ * End-to-end storage tests of the real server process: one server per `STATES_DIR`, state
+ * files that are symlinks or FIFOs neither followed nor waited on, and owner-only modes.
+ */
+import { assertEquals, assertMatch, assertRejects } from "@std/assert";
+import { join } from "node:path";
+import { assertErrorResponse, startServer, stepper } from "../testing/server_process.ts";
+
+Deno.test({
+  name:
+    "server process: a second server on the same STATES_DIR refuses to start; planted files are refused",
+  ignore: Deno.build.os === "windows",
+  fn: async (t) => {
+    const statesDir = await Deno.makeTempDir({ prefix: "flowstate-states-" });
+    const outside = await Deno.makeTempDir({ prefix: "flowstate-outside-" });
+    const victim = join(outside, "victim.txt");
+    await Deno.writeTextFile(victim, "precious");
+    // Planted before the start: a FIFO named like a record, a symlink as a journal.
+    const mkfifo = await new Deno.Command("mkfifo", { args: [join(statesDir, "x.json")] }).output();
+    assertEquals(mkfifo.code, 0);
+    await Deno.symlink(victim, join(statesDir, "victim.journal.jsonl"));
+
+    const server = await startServer({ statesDir });
+    const step = stepper(t, server);
+    try {
+      await step("the FIFO did not stop the server from listening; it is skipped", async () => {
+        const skipped = await server.waitForLog((l) => l.msg === "listening");
+        assertEquals(skipped.skipped, 1);
+      });
+
+      await step("a second server on the same directory exits with a clear message", async () => {
+        const error = await assertRejects(() => startServer({ statesDir }));
+        assertMatch(
+          (error as Error).message,
+          /another FlowState server \(process \d+\) is using it/,
+        );
+        assertMatch((error as Error).message, /exited with code 1/);
+        assertEquals((await server.request("/health")).status, 200, "the first one still runs");
+      });
+
+      await step(
+        "a task whose journal name is a planted symlink is 409, the target intact",
+        async () => {
+          const res = await server.request("/task", { body: { id: "victim", code: "1" } });
+          assertErrorResponse(res, 409);
+          assertMatch((res.body as { error: string }).error, /symbolic link/);
+          assertEquals(await Deno.readTextFile(victim), "precious");
+        },
+      );
+
+      await step("the directory is 0700 and a task's files are 0600", async () => {
+        const task = await server.createTask({ code: "1 + 1" });
+        assertEquals((await Deno.stat(statesDir)).mode! & 0o777, 0o700);
+        for (const name of [`${task.id}.json`, `${task.id}.journal.jsonl`]) {
+          assertEquals((await Deno.stat(join(statesDir, name))).mode! & 0o777, 0o600, name);
+        }
+      });
+    } finally {
+      await server.close();
+      await Deno.remove(statesDir, { recursive: true });
+      await Deno.remove(outside, { recursive: true });
+    }
+  },
+});
