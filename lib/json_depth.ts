@@ -10,6 +10,14 @@
 export const MAX_JSON_DEPTH = 128;
 
 /**
+ * Deepest nesting a guest's `response.json()` parses. QuickJS parses recursively on the
+ * host's stack, which some ten thousand levels exhaust (an error the guest cannot catch);
+ * deeper bodies make `json()` reject with a `SyntaxError` instead, and `text()` still
+ * reads them.
+ */
+export const MAX_GUEST_PARSE_DEPTH = 1000;
+
+/**
  * Whether the JSON text nests arrays/objects deeper than `max` (strings skipped), in one
  * pass without parsing.
  */

@@ -27,6 +27,35 @@ const r2 = await fetch("https://x.example/b");
     }
   });
 
+  Deno.test(`[${variant}] a body nested too deeply for json() rejects catchably; text() reads it`, async () => {
+    const nested = (depth: number) => "[".repeat(depth) + "]".repeat(depth);
+    const code = `const results = [];
+for (const path of ["deep", "limit"]) {
+  const response = await fetch("https://x.example/" + path);
+  try {
+    await response.clone().json();
+    results.push("parsed");
+  } catch (error) {
+    results.push(error.name + ": " + error.message);
+  }
+  results.push((await response.text()).length);
+}
+results`;
+    const answer = (request: FetchRequest): Answer => {
+      const depth = request.url.endsWith("/deep") ? 100_000 : 1000;
+      return { success: true, status: 200, data: nested(depth), body: nested(depth) };
+    };
+    for (const drive of [driveLive, driveCold]) {
+      const run = await drive(code, answer, { variant });
+      assert.deepEqual(run.result, [
+        "SyntaxError: Cannot parse the response body as JSON: nested deeper than 1000 levels",
+        200_000,
+        "parsed",
+        2000,
+      ]);
+    }
+  });
+
   Deno.test(`[${variant}] a base64 body reaches text() decoded as UTF-8`, async () => {
     const run = await driveCold(
       `await (await fetch("https://x.example/")).text()`,

@@ -103,3 +103,42 @@ Deno.test("server process: a fetch to a name that does not resolve is refused, n
     await server.close();
   }
 });
+
+Deno.test("server process: a hostile upstream's million-deep JSON never fails the task", async () => {
+  const depth = 1_000_000;
+  const deep = "[".repeat(depth) + "]".repeat(depth);
+  const upstream = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => new Response(deep, { headers: { "content-type": "application/json" } }),
+  );
+  const server = await startServer();
+  try {
+    const url = `http://127.0.0.1:${upstream.addr.port}/deep`;
+    const parsed = await run(
+      server,
+      `let out;
+try {
+  const response = await fetch(${lit(url)});
+  await response.json();
+  out = "parsed";
+} catch (error) {
+  out = "caught: " + error.name + ": " + error.message;
+}
+out`,
+    );
+    assertEquals(parsed.status, "completed", JSON.stringify(parsed.error));
+    assertEquals(
+      parsed.result,
+      "caught: SyntaxError: Cannot parse the response body as JSON: nested deeper than 1000 levels",
+    );
+    const text = await run(server, `(await (await fetch(${lit(url)})).text()).length`);
+    assertEquals(text.status, "completed", JSON.stringify(text.error));
+    assertEquals(text.result, 2 * depth);
+  } catch (error) {
+    console.error(server.tail());
+    throw error;
+  } finally {
+    await server.close();
+    await upstream.shutdown();
+  }
+});

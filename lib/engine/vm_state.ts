@@ -8,6 +8,7 @@
 import { ExecutionError } from "./execution_error.ts";
 import type { FetchResponse, VMState } from "./types.ts";
 import { decodeBody } from "./body_bytes.ts";
+import { jsonNestingExceeds, MAX_GUEST_PARSE_DEPTH } from "../json_depth.ts";
 
 /** Throws a `TypeError` unless `state` looks like a {@link VMState} of version 1. */
 export function assertState(state: VMState): void {
@@ -39,7 +40,8 @@ export function staleError(id: string, pending: readonly string[]): ExecutionErr
 /**
  * The response without its body, and the body as JSON text ("" when absent): the exact body
  * text when the response carries its bytes (`body`, or `bodyBase64` decoded as UTF-8), else
- * `data` as the seed's contract has it.
+ * `data` as the seed's contract has it. A body nested deeper than
+ * {@link MAX_GUEST_PARSE_DEPTH} is flagged `tooDeep` (the limit), so that the guest's `json()` rejects it.
  */
 export function deliveryMessage(response: FetchResponse): [string, string] {
   const { data, body, bodyBase64, ...meta } = response;
@@ -47,7 +49,10 @@ export function deliveryMessage(response: FetchResponse): [string, string] {
     return [JSON.stringify(meta), data === undefined ? "" : JSON.stringify(data)];
   }
   const text = body ?? new TextDecoder().decode(decodeBody({ bodyBase64 }));
-  return [JSON.stringify(meta), JSON.stringify(text)];
+  // The guest's json() refuses such a body rather than exhausting the stack parsing it.
+  const deep = jsonNestingExceeds(text, MAX_GUEST_PARSE_DEPTH);
+  const message = deep ? { ...meta, tooDeep: MAX_GUEST_PARSE_DEPTH } : meta;
+  return [JSON.stringify(message), JSON.stringify(text)];
 }
 
 /** A new, unique request id. */

@@ -15,6 +15,7 @@ import {
 } from "../service/mod.ts";
 import { has, isObject, json, quote, readJsonBody, readTextBody } from "./json_io.ts";
 import { JSON_BODY_TYPES } from "./request_guard.ts";
+import { createAuthCheck } from "./auth.ts";
 import type { AppDeps, Routes } from "./route.ts";
 import { parseWaitMs, untilFinished } from "./wait.ts";
 import {
@@ -98,6 +99,7 @@ export function isTaskId(value: unknown): value is string {
 /** The routes of the task contract. */
 export function taskRoutes(deps: AppDeps): Routes {
   const { service, config } = deps;
+  const checkAuth = createAuthCheck(config.token);
   const isShuttingDown = deps.isShuttingDown ?? (() => false);
 
   /** The body of `POST /task` as JSON, or built from a script body and the query string. */
@@ -247,7 +249,9 @@ export function taskRoutes(deps: AppDeps): Routes {
       auth: false,
       docs: {
         GET: {
-          summary: "Version and tasks by status; 503 while draining",
+          summary:
+            "Liveness; with the token (or none configured) also version and tasks by status; " +
+            "503 while draining",
           responses: {
             "200": { description: "Serving", schema: { type: "object" } },
             "503": { description: "Shutting down", schema: { type: "object" } },
@@ -255,14 +259,15 @@ export function taskRoutes(deps: AppDeps): Routes {
         },
       },
       methods: {
-        GET: () => {
+        GET: async (req) => {
+          // Without the token: liveness only; versions and counts help an attacker.
+          const authorized = await checkAuth(req).then(() => true, () => false);
           const health = service.health();
+          const view = authorized ? health : { status: health.status };
           if (isShuttingDown()) {
-            return Promise.resolve(
-              json(503, { success: true, ...health, status: "shutting_down" }),
-            );
+            return json(503, { success: true, ...view, status: "shutting_down" });
           }
-          return Promise.resolve(json(200, { success: true, ...health }));
+          return json(200, { success: true, ...view });
         },
       },
     },

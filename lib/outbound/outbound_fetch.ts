@@ -12,6 +12,7 @@
  */
 import { EgressDeniedError, type EgressPolicy } from "./egress_policy.ts";
 import { pinnedClient } from "./pinned_client.ts";
+import { jsonNestingExceeds, MAX_JSON_DEPTH } from "../json_depth.ts";
 import { decodeBody, encodeBody, type FetchRequest, type FetchResponse } from "../engine/mod.ts";
 
 /** Most redirects followed before giving up. */
@@ -226,8 +227,13 @@ function isJsonType(contentType: string | null): boolean {
     /^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+\+json$/.test(essence);
 }
 
-/** Parsed JSON unless it is invalid or a string literal; then the text itself. */
+/**
+ * Parsed JSON unless it is invalid, a string literal or nested deeper than
+ * {@link MAX_JSON_DEPTH} (a hostile upstream's million-deep array could not be stored,
+ * copied to a worker or serialized again); then the text itself.
+ */
 function parseJsonData(text: string): unknown {
+  if (jsonNestingExceeds(text, MAX_JSON_DEPTH)) return text;
   try {
     const value: unknown = JSON.parse(text);
     return typeof value === "string" ? text : value;

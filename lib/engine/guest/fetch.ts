@@ -117,6 +117,7 @@ function fetchFactory(core: GuestCore, use: GuestUse): GuestExports {
       url: own(raw, "url") as string | undefined,
       headers: own(raw, "headers") as Record<string, string> | undefined,
       data: dataText === "" ? undefined : JSONparse(dataText),
+      tooDeep: own(raw, "tooDeep") as number | undefined,
     };
     if (payload.status === 0 || (payload.status === undefined && payload.success !== true)) {
       const reason = own(raw, "error");

@@ -15,6 +15,8 @@ export interface ResponsePayload {
   url?: string;
   headers?: Record<string, string>;
   data?: unknown;
+  /** The nesting limit the body exceeds, so `json()` does not parse it (the host checked). */
+  tooDeep?: number;
 }
 
 function responseFactory(core: GuestCore, use: GuestUse): GuestExports {
@@ -24,6 +26,7 @@ function responseFactory(core: GuestCore, use: GuestUse): GuestExports {
   class Response {
     #data: unknown;
     #dataText: string;
+    #tooDeep: number | undefined;
     #used = false;
     declare readonly status: number;
     declare readonly statusText: string;
@@ -32,6 +35,7 @@ function responseFactory(core: GuestCore, use: GuestUse): GuestExports {
     constructor(payload: ResponsePayload, url: string, dataText: string) {
       this.#data = payload.data;
       this.#dataText = dataText;
+      this.#tooDeep = payload.tooDeep;
       hide(this, "status", payload.status === undefined ? 0 : payload.status);
       hide(this, "statusText", payload.statusText === undefined ? "" : payload.statusText);
       hide(this, "ok", this.status >= 200 && this.status <= 299);
@@ -60,6 +64,11 @@ function responseFactory(core: GuestCore, use: GuestUse): GuestExports {
     json(): Promise<unknown> {
       try {
         const data = this.#consume();
+        if (this.#tooDeep !== undefined) {
+          throw new SyntaxErrorCtor(
+            `Cannot parse the response body as JSON: nested deeper than ${this.#tooDeep} levels`,
+          );
+        }
         if (typeof data === "string") return promiseResolve(JSONparse(data));
         if (data === undefined) throw new SyntaxErrorCtor("Unexpected end of JSON input");
         return promiseResolve(JSONparse(this.#dataText));
@@ -75,6 +84,7 @@ function responseFactory(core: GuestCore, use: GuestUse): GuestExports {
         statusText: this.statusText,
         url: this.url,
         headers: (this.headers as unknown as { toJSON(): Record<string, string> }).toJSON(),
+        tooDeep: this.#tooDeep,
       };
       return new Response(payload, this.url, this.#dataText);
     }
