@@ -16,6 +16,7 @@ import {
   sleep,
   startChaosServer,
 } from "./support.ts";
+import { LOCK_FILE_NAME } from "../lib/store/dir_lock.ts";
 
 /** One generated request. */
 export interface FuzzCase {
@@ -651,7 +652,10 @@ export async function runHostileRequests(options: ScenarioOptions): Promise<Scen
     if (extra.length > 0) problems.push(`tasks created by fuzzed requests: ${extra.join(", ")}`);
 
     // Stray files: only the records and journals of the tasks created on purpose.
-    const allowed = new Set(legit.flatMap((id) => [`${id}.json`, `${id}.journal.jsonl`]));
+    const allowed = new Set([
+      LOCK_FILE_NAME,
+      ...legit.flatMap((id) => [`${id}.json`, `${id}.journal.jsonl`]),
+    ]);
     const stray: string[] = [];
     for await (const entry of Deno.readDir(srv.statesDir)) {
       if (!allowed.has(entry.name)) stray.push(entry.name);

@@ -7,6 +7,7 @@
  */
 import { join } from "@std/path";
 import { ServerProcess, type StartOptions } from "../testing/server_process.ts";
+import { LOCK_FILE_NAME } from "../lib/store/dir_lock.ts";
 
 export { delay as sleep } from "../testing/wait.ts";
 export type { HttpResult } from "../testing/server_process.ts";
@@ -116,6 +117,8 @@ export async function checkStatesDir(
   for (const name of names) {
     if (/^\..+\.[0-9a-f]{16}\.tmp$/.test(name)) {
       out.tempFiles.push(name);
+    } else if (name === LOCK_FILE_NAME) {
+      // The server's lock on the directory.
     } else if (name.endsWith(".journal.jsonl")) {
       out.journals++;
     } else if (name.endsWith(".json")) {

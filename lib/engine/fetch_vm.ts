@@ -101,6 +101,7 @@ export class FetchVM {
       host: {
         record: (json) => this.#record(json),
         log: (level, message) => {
+          this.#refuseWhileInspecting();
           if (!this.#replay) this.#logs.add(level, message);
         },
         seed: this.#seed,
@@ -381,10 +382,21 @@ export class FetchVM {
   // --- host functions called by the guest -------------------------------------------------
 
   #record(json: string): string {
+    this.#refuseWhileInspecting();
     try {
       return this.#requests.record(JSON.parse(json) as AskedRequest, this.#step, this.#replay);
     } catch (error) {
       throw this.#fail(error as ExecutionError);
+    }
+  }
+
+  /**
+   * Inspecting guest values must not act: a host call made then (guest code the view ran
+   * after all) is refused with an error the guest sees, and nothing is recorded.
+   */
+  #refuseWhileInspecting(): void {
+    if (this.#inspecting) {
+      throw new Error("Host calls are refused while the variables view is computed");
     }
   }
 

@@ -43,7 +43,36 @@ export function guestCore(host: GuestHost): GuestCore {
     }
   };
   const promiseReject = Promise.reject.bind(Promise);
+  // Every Proxy the guest creates is remembered, so that inspecting guest values (the
+  // variables view) can skip them: reading a proxy runs its traps, which are guest code.
+  const OrigProxy = Proxy;
+  const proxies = new WeakSet<object>();
+  const weakAdd = WeakSet.prototype.add;
+  const weakHas = WeakSet.prototype.has;
+  const GuestProxy = function Proxy(this: unknown, target: object, handler: ProxyHandler<object>) {
+    if (new.target === undefined) throw new TypeError("Constructor Proxy requires 'new'");
+    const proxy = new OrigProxy(target, handler);
+    weakAdd.call(proxies, proxy);
+    return proxy;
+  } as unknown as ProxyConstructor;
+  defineProperty(GuestProxy, "name", { value: "Proxy", configurable: true });
+  const revocable = OrigProxy.revocable;
+  hide(GuestProxy, "revocable", function revocable_(target: object, handler: ProxyHandler<object>) {
+    const pair = revocable(target, handler);
+    weakAdd.call(proxies, pair.proxy);
+    return pair;
+  });
+  defineProperty(globalThis, "Proxy", {
+    value: GuestProxy,
+    writable: true,
+    configurable: true,
+    enumerable: false,
+  });
+  const isProxy = (value: unknown): boolean =>
+    (typeof value === "object" || typeof value === "function") && value !== null &&
+    weakHas.call(proxies, value);
   return {
+    isProxy,
     host,
     clock: 0,
     use: () => {

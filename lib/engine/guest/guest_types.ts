@@ -46,6 +46,8 @@ export interface GuestModule {
  */
 export interface GuestCore {
   host: GuestHost;
+  /** Whether `value` is a Proxy the guest created (reading it would run its traps). */
+  isProxy(value: unknown): boolean;
   /** The guest clock (ms since the epoch): stands still within a run segment. */
   clock: number;
   /** Loads a guest module and returns its exports. */

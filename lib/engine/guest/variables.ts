@@ -1,8 +1,9 @@
 /**
  * Guest source: the human-readable `variables` view of a paused task, a bounded JSON walk of
- * the globals the script declared. It reads data only: accessors are skipped and `toJSON` is
- * never called, so computing it runs no guest code (except Proxy traps) and cannot change
- * what a replay sees.
+ * the globals the script declared. It reads data only: accessors and proxies (whose traps
+ * are guest code) are skipped and `toJSON` is never called, so computing it runs no guest
+ * code and cannot change what a replay sees. The host refuses every host call (`fetch`,
+ * `console`) while it runs, as a second wall.
  *
  * @module
  */
@@ -12,7 +13,7 @@ import type { GuestCore } from "./guest_types.ts";
 export function variablesView(core: GuestCore): (namesJson: string, maxChars: number) => string {
   const { JSONparse, getOwnPropertyNames, setHas, arrayIncludes, arrayPush, quote } = core;
   const { stringSlice, StringCtor, isArray, getOwnPropertyDescriptor, hasOwn, objectKeys } = core;
-  const indirectEval = core.indirectEval;
+  const { indirectEval, isProxy } = core;
   const baselineGlobals = new Set(getOwnPropertyNames(globalThis));
 
   return (namesJson, maxChars) => {
@@ -47,6 +48,10 @@ export function variablesView(core: GuestCore): (namesJson: string, maxChars: nu
           if (value === null) {
             budget -= 4;
             return "null";
+          }
+          if (isProxy(value)) {
+            budget -= 9;
+            return '"[Proxy]"';
           }
           if (depth > 4 || arrayIncludes.call(seen, value)) return '"[…]"';
           arrayPush.call(seen, value);
