@@ -624,9 +624,10 @@ Deno.test({
       const victim = join(dir, "..", `victim-${crypto.randomUUID()}.txt`);
       await Deno.writeTextFile(victim, "precious");
       try {
-        await Deno.symlink(victim, join(dir, "victim.journal.jsonl"));
         const store = new FileTaskStore(dir);
         await store.loadAll();
+        // Planted while the store runs (at startup an orphan journal is removed).
+        await Deno.symlink(victim, join(dir, "victim.journal.jsonl"));
         await assertRejects(
           () => store.save(makeRecord("victim"), [logEvent("a")]),
           ConflictError,

@@ -15,10 +15,9 @@ Deno.test({
     const outside = await Deno.makeTempDir({ prefix: "flowstate-outside-" });
     const victim = join(outside, "victim.txt");
     await Deno.writeTextFile(victim, "precious");
-    // Planted before the start: a FIFO named like a record, a symlink as a journal.
+    // Planted before the start: a FIFO named like a record.
     const mkfifo = await new Deno.Command("mkfifo", { args: [join(statesDir, "x.json")] }).output();
     assertEquals(mkfifo.code, 0);
-    await Deno.symlink(victim, join(statesDir, "victim.journal.jsonl"));
 
     const server = await startServer({ statesDir });
     const step = stepper(t, server);
@@ -41,6 +40,7 @@ Deno.test({
       await step(
         "a task whose journal name is a planted symlink is 409, the target intact",
         async () => {
+          await Deno.symlink(victim, join(statesDir, "victim.journal.jsonl"));
           const res = await server.request("/task", { body: { id: "victim", code: "1" } });
           assertErrorResponse(res, 409);
           assertMatch((res.body as { error: string }).error, /symbolic link/);
