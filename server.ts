@@ -1,12 +1,14 @@
 /**
- * FlowState server: configuration from the environment, `Deno.serve`, and graceful
- * shutdown on SIGINT/SIGTERM. Everything else lives in `lib/`.
+ * FlowState server: configuration from the environment, `Deno.serve` on a loopback port
+ * behind the connection guard (header and body read timeouts, a connection cap), and
+ * graceful shutdown on SIGINT/SIGTERM. Everything else lives in `lib/`.
  *
  * @module
  */
 import { loadConfig } from "./lib/config.ts";
 import { createFlowState, VERSION } from "./lib/flowstate.ts";
 import { createLogger } from "./lib/log.ts";
+import { startConnectionGuard } from "./lib/http/connection_guard.ts";
 
 const config = loadConfig();
 const logger = createLogger({
@@ -34,23 +36,36 @@ try {
   Deno.exit(1);
 }
 const { loaded, skipped } = started;
-const server = Deno.serve({
+// The HTTP server listens on loopback only; clients reach it through the guard.
+const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, flowstate.app);
+const guard = startConnectionGuard({
   hostname: config.host,
   port: config.port,
-  onListen: ({ hostname, port }) => {
-    flowstate.listening(port);
-    logger.info("listening", { version: VERSION, hostname, port, tasks: loaded, skipped });
-  },
-}, flowstate.app);
+  upstreamPort: server.addr.port,
+  headersTimeoutMs: config.headersTimeoutMs,
+  bodyTimeoutMs: config.bodyTimeoutMs,
+  maxConnections: config.maxConnections,
+  onRefused: (reason) => logger.warn("connection closed", { reason }),
+});
+flowstate.listening(guard.addr.port, server.addr.port);
+logger.info("listening", {
+  version: VERSION,
+  hostname: guard.addr.hostname,
+  port: guard.addr.port,
+  tasks: loaded,
+  skipped,
+});
 
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   logger.info("shutting down", { signal });
+  guard.stopAccepting();
   const draining = flowstate.close();
   await server.shutdown();
   await draining;
+  guard.close();
   logger.info("stopped");
   Deno.exit(0);
 }

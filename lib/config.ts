@@ -43,6 +43,12 @@ export interface Config {
   autoFetch: boolean;
   /** `MAX_BODY_BYTES`: largest accepted request body. */
   maxBodyBytes: number;
+  /** `HEADERS_TIMEOUT_MS`: time a client has to send a request's line and headers. */
+  headersTimeoutMs: number;
+  /** `BODY_TIMEOUT_MS`: time a client has to send a request's body after its headers. */
+  bodyTimeoutMs: number;
+  /** `MAX_CONNECTIONS`: most client connections open at once. */
+  maxConnections: number;
   /** `FETCH_TIMEOUT_MS`: time limit of one outbound fetch, body included. */
   fetchTimeoutMs: number;
   /** `FETCH_MAX_BYTES`: largest accepted outbound response body. */
@@ -165,6 +171,23 @@ export const CONFIG_DOC: readonly ConfigDocEntry[] = [
     description: "Perform the fetches of paused tasks and resume them automatically.",
   },
   { name: "MAX_BODY_BYTES", default: "1048576", description: "Largest accepted request body." },
+  {
+    name: "HEADERS_TIMEOUT_MS",
+    default: "10000",
+    description:
+      "Time a client has to send a request's line and headers (from the connection's opening " +
+      "for its first request); slower connections are closed (408 when nothing was answered).",
+  },
+  {
+    name: "BODY_TIMEOUT_MS",
+    default: "30000",
+    description: "Time a client has to send a request's body once its headers are in.",
+  },
+  {
+    name: "MAX_CONNECTIONS",
+    default: "1024",
+    description: "Most client connections open at once; more are answered 503 and closed.",
+  },
   {
     name: "FETCH_TIMEOUT_MS",
     default: "30000",
@@ -304,6 +327,9 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     token: secret,
     autoFetch: bool(env, "AUTO_FETCH", true),
     maxBodyBytes: int(env, "MAX_BODY_BYTES", MIB, 1),
+    headersTimeoutMs: int(env, "HEADERS_TIMEOUT_MS", 10_000, 1, MAX_TIMER_MS),
+    bodyTimeoutMs: int(env, "BODY_TIMEOUT_MS", 30_000, 1, MAX_TIMER_MS),
+    maxConnections: int(env, "MAX_CONNECTIONS", 1024, 1),
     fetchTimeoutMs: int(env, "FETCH_TIMEOUT_MS", 30_000, 1, MAX_TIMER_MS),
     fetchMaxBytes: int(env, "FETCH_MAX_BYTES", 10 * MIB, 1),
     fetchAllow,

@@ -34,8 +34,11 @@ const SELF_MARK_HEADER = "flowstate-loop";
 export interface FlowState {
   app: App;
   service: FlowTaskService;
-  /** Tells the instance the port it listens on (the one the self-call guard refuses). */
-  listening(port: number): void;
+  /**
+   * Tells the instance the port clients reach it at (and any other port it listens on):
+   * the self-call guard refuses them, and the default call endpoint uses the first.
+   */
+  listening(port: number, ...others: number[]): void;
   /**
    * Takes the states directory's lock (rejects with a `DirectoryLockedError` when another
    * server holds it), then loads and recovers the tasks on disk.
@@ -52,12 +55,16 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
   const pool = new WorkerPool({ size: config.workers, liveVms: config.liveVms });
   const store = new FileTaskStore(config.statesDir, { fsync: config.fsync });
   let port = config.port;
+  let otherPorts: number[] = [];
   const callEndpoint = () => config.callEndpoint ?? `http://localhost:${port}/call`;
   const selfMark = { header: SELF_MARK_HEADER, value: crypto.randomUUID() };
   const policy = createEgressPolicy({
     allow: config.fetchAllow,
     denyPrivate: config.fetchDenyPrivate,
-    selfOrigins: () => [new URL(callEndpoint()), new URL(`http://localhost:${port}`)],
+    selfOrigins: () => [
+      new URL(callEndpoint()),
+      ...[port, ...otherPorts].map((p) => new URL(`http://localhost:${p}`)),
+    ],
   });
   const dispatcher: FetchDispatcher = new FetchDispatcher({
     perform: (request, signal) =>
@@ -155,8 +162,9 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
   return {
     app,
     service,
-    listening(listenPort) {
+    listening(listenPort, ...others) {
       port = listenPort;
+      otherPorts = others;
     },
     async start() {
       lock = await lockDirectory(config.statesDir);
