@@ -68,3 +68,67 @@ const b = await fetch(${lit(upstream.url("/echo"))}, {
     await upstream.close();
   }
 });
+
+Deno.test("credential headers are redacted in the fetch views, except a pending request's", async () => {
+  const upstream = startUpstream();
+  const server = await startServer();
+  try {
+    const secrets = {
+      authorization: "Bearer sk-live-1",
+      cookie: "session=abc",
+      "x-api-key": "key-2",
+      "x-session-token": "tok-3",
+    };
+    const code = `const a = await fetch(${lit(upstream.url("/number/1"))}, { headers: ${
+      lit(secrets)
+    } });
+await a.json();
+const b = await fetch(${lit(upstream.url("/number/2"))}, { headers: ${
+      lit({ ...secrets, "x-trace": "t-2" })
+    } });
+(await b.json()).value`;
+    const created = await server.request("/task", {
+      body: { id: "secretive", code, autoFetch: false },
+    });
+    assertEquals(created.status, 200, created.text);
+    const detail = async (n: number) =>
+      ((await server.request(`/status?id=secretive&fetch=${n}`)).body as { fetch: FetchDetailView })
+        .fetch;
+    // Pending: the worker that performs it gets the headers as the task gave them.
+    assertEquals((await detail(0)).request.headers, secrets);
+    const first = (await detail(0)).id;
+    const answer = {
+      id: first,
+      success: true,
+      status: 200,
+      headers: { "set-cookie": "sid=upstream-secret", "content-type": "application/json" },
+      body: '{"value":1}',
+    };
+    assertEquals((await server.call("secretive", answer)).status, 200);
+    const answered = await detail(0);
+    assertEquals(answered.request.headers, {
+      authorization: "[redacted]",
+      cookie: "[redacted]",
+      "x-api-key": "[redacted]",
+      "x-session-token": "[redacted]",
+    });
+    assertEquals(answered.headers, {
+      "set-cookie": "[redacted]",
+      "content-type": "application/json",
+    });
+    const second = await detail(1);
+    assertEquals(second.request.headers?.authorization, "Bearer sk-live-1", "still pending");
+    assertEquals(second.request.headers?.["x-trace"], "t-2");
+    const list = (await server.request("/status?id=secretive")).body as {
+      task: { fetches: FetchLogView[] };
+    };
+    const text = JSON.stringify(list);
+    for (const value of ["sid=upstream-secret"]) assert(!text.includes(value), value);
+  } catch (error) {
+    console.error(server.tail());
+    throw error;
+  } finally {
+    await server.close();
+    await upstream.close();
+  }
+});

@@ -3,12 +3,49 @@
  * request, in the order the guest made them, what was asked and what came back (status,
  * headers, size, a preview of the body), and in full for `GET /status?id=&fetch=<n>`.
  *
+ * Secrets are redacted ({@link redactHeaders}): the values of credential headers
+ * (`authorization`, `cookie`, `set-cookie`, `x-api-key`, names with `token`, `secret`,
+ * `password`, `api-key`…) read `[redacted]`, in requests and responses alike, with one
+ * exception: the request of a fetch still pending keeps them in the full view of that fetch,
+ * because a worker performing it (`AUTO_FETCH=false`) must send them.
+ *
  * @module
  */
 import type { FetchRequest, FetchResponse } from "../engine/mod.ts";
 import type { TaskEvent } from "../store/mod.ts";
 import type { FetchDetailView, FetchLogView } from "./task_types.ts";
 import { journalOf } from "./journal_events.ts";
+
+/** What a redacted header value reads. */
+export const REDACTED = "[redacted]";
+
+/** Header names whose values are credentials. */
+const SECRET_HEADERS = new Set([
+  "authorization",
+  "proxy-authorization",
+  "cookie",
+  "set-cookie",
+  "x-api-key",
+  "api-key",
+  "x-auth-token",
+  "x-csrf-token",
+]);
+/** Parts of header names that say the value is a credential. */
+const SECRET_NAME = /token|secret|passw|api[-_]?key|credential|signature|session/i;
+
+/** Whether the value of header `name` is a credential to hide. */
+export function isSecretHeader(name: string): boolean {
+  return SECRET_HEADERS.has(name.toLowerCase()) || SECRET_NAME.test(name);
+}
+
+/** `headers` with the values of credential headers replaced by {@link REDACTED}. */
+export function redactHeaders(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    out[name] = isSecretHeader(name) ? REDACTED : value;
+  }
+  return out;
+}
 
 /** Characters of a response body shown in the list of fetches. */
 export const BODY_PREVIEW_CHARS = 256;
@@ -68,13 +105,14 @@ function detailOf(entry: Entry): FetchDetailView {
     url: request.url,
     status: response?.status ?? null,
     requestedAt: new Date(request.timestamp).toISOString(),
-    request: requestOf(request),
+    // A pending request keeps its credentials: whoever performs it must send them.
+    request: requestOf(request, response !== undefined),
   };
   if (!response) return view;
   if (response.statusText !== undefined) view.statusText = response.statusText;
   if (response.error !== undefined) view.error = response.error;
   view.respondedAt = new Date(response.timestamp ?? entry.respondedAt!).toISOString();
-  if (response.headers) view.headers = response.headers;
+  if (response.headers) view.headers = redactHeaders(response.headers);
   const body = bodyOf(response);
   if (body) {
     view.size = body.size;
@@ -84,10 +122,10 @@ function detailOf(entry: Entry): FetchDetailView {
   return view;
 }
 
-function requestOf(request: FetchRequest): FetchDetailView["request"] {
+function requestOf(request: FetchRequest, redact: boolean): FetchDetailView["request"] {
   const options = request.options as FetchRequest["options"] & BodyFields;
   const out: FetchDetailView["request"] = {};
-  if (options.headers) out.headers = options.headers;
+  if (options.headers) out.headers = redact ? redactHeaders(options.headers) : options.headers;
   if (typeof options.body === "string") out.body = options.body;
   if (typeof options.bodyBase64 === "string") out.bodyBase64 = options.bodyBase64;
   return out;
