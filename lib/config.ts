@@ -37,6 +37,8 @@ export interface Config {
   statesDir: string;
   /** `TASKS_DIR`: directory of named task definitions (`<name>.js`). */
   tasksDir: string;
+  /** `JOURNAL_KEY`: secret that signs every journal line; unset = no integrity check. */
+  journalKey: string | undefined;
   /** `FLOWSTATE_TOKEN`: bearer token required by every route but `/health`; unset = no auth. */
   token: string | undefined;
   /** `AUTO_FETCH`: whether the server performs the fetches of paused tasks itself. */
@@ -164,6 +166,14 @@ export const CONFIG_DOC: readonly ConfigDocEntry[] = [
     default: "(unset)",
     description:
       "Bearer token required by every route but `/health`; unset or empty disables auth.",
+  },
+  {
+    name: "JOURNAL_KEY",
+    default: "(unset)",
+    description:
+      "Secret (16+ visible ASCII characters) that signs every journal line (HMAC-SHA256, " +
+      "chained); a task whose journal was edited is refused at startup. Journals written " +
+      "without it then fail the check.",
   },
   {
     name: "AUTO_FETCH",
@@ -325,6 +335,7 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     statesDir: text(env, "STATES_DIR", "./states"),
     tasksDir: text(env, "TASKS_DIR", "./tasks"),
     token: secret,
+    journalKey: journalKey(env),
     autoFetch: bool(env, "AUTO_FETCH", true),
     maxBodyBytes: int(env, "MAX_BODY_BYTES", MIB, 1),
     headersTimeoutMs: int(env, "HEADERS_TIMEOUT_MS", 10_000, 1, MAX_TIMER_MS),
@@ -438,6 +449,15 @@ function url(env: Env, name: string): string | undefined {
 
 function list(env: Env, name: string): string[] {
   return (raw(env, name) ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
+}
+
+/** `JOURNAL_KEY`: like a token, and long enough to be a key. */
+function journalKey(env: Env): string | undefined {
+  const value = token(env, "JOURNAL_KEY");
+  if (value !== undefined && value.length < 16) {
+    throw new RangeError("Invalid JOURNAL_KEY (value not shown): expected at least 16 characters");
+  }
+  return value;
 }
 
 /** A bearer token: visible ASCII only, so it survives an HTTP header unchanged. */

@@ -53,7 +53,10 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
   let shuttingDown = false;
   let lock: DirectoryLock | undefined;
   const pool = new WorkerPool({ size: config.workers, liveVms: config.liveVms });
-  const store = new FileTaskStore(config.statesDir, { fsync: config.fsync });
+  const store = new FileTaskStore(config.statesDir, {
+    fsync: config.fsync,
+    integrityKey: config.journalKey,
+  });
   let port = config.port;
   let otherPorts: number[] = [];
   const callEndpoint = () => config.callEndpoint ?? `http://localhost:${port}/call`;

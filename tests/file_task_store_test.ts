@@ -726,3 +726,83 @@ Deno.test("a refused id creates no file anywhere", async () => {
     assertEquals(await listDir(storeDir), []);
   });
 });
+
+const INTEGRITY_KEY = "journal-key-for-tests-0123";
+
+Deno.test("with an integrity key, saves read back the same, live and after a restart", async () => {
+  await withStoreDir(async (dir) => {
+    const store = new FileTaskStore(dir, { integrityKey: INTEGRITY_KEY });
+    await store.loadAll();
+    let record = await store.save(makeRecord("t1", { result: { ok: true } }), [requestEvent("r1")]);
+    const older = record;
+    record = await store.save({ ...record, pauseCount: 2 }, [logEvent("two")]);
+    record = await store.save({ ...record, pauseCount: 3 }, []);
+    assertEquals(await store.readRecord("t1"), record);
+    assertEquals(await store.readEvents(record), [requestEvent("r1"), logEvent("two")]);
+    const restarted = new FileTaskStore(dir, { integrityKey: INTEGRITY_KEY });
+    assertEquals(await restarted.loadAll(), { tasks: [record], skipped: [] });
+    // A save from an older record cuts the journal back and signs on from there.
+    const redone = await restarted.save({ ...older, pauseCount: 5 }, [logEvent("redo")]);
+    assertEquals(await restarted.readEvents(redone), [requestEvent("r1"), logEvent("redo")]);
+    const again = new FileTaskStore(dir, { integrityKey: INTEGRITY_KEY });
+    assertEquals(await again.loadAll(), { tasks: [redone], skipped: [] });
+    assertEquals(await again.readEvents(redone), [requestEvent("r1"), logEvent("redo")]);
+  });
+});
+
+Deno.test("with an integrity key, an edited journal line refuses the task: skipped at start, 409 when read", async () => {
+  await withStoreDir(async (dir) => {
+    const store = new FileTaskStore(dir, { integrityKey: INTEGRITY_KEY });
+    await store.loadAll();
+    let record = await store.save(makeRecord("t1"), [requestEvent("r1")]);
+    record = await store.save({ ...record, pauseCount: 2 }, [logEvent("paid 10")]);
+    await store.save(makeRecord("t2"), [logEvent("other")]);
+    const journal = join(dir, "t1.journal.jsonl");
+    const original = await Deno.readTextFile(journal);
+    for (const line of original.trimEnd().split("\n")) {
+      assert(/,"mac":"[0-9a-f]{64}"\}$/.test(line), line);
+    }
+    assertEquals(await store.readEvents(record), [requestEvent("r1"), logEvent("paid 10")]);
+
+    await Deno.writeTextFile(journal, original.replace("paid 10", "paid 99"));
+    const error = await assertRejects(() => store.readEvents(record), ConflictError);
+    assertEquals(
+      error.message,
+      'Task "t1" failed its integrity check: line 3 does not match its MAC (edited, moved or ' +
+        "from another task)",
+    );
+    const { tasks, skipped } = await new FileTaskStore(dir, { integrityKey: INTEGRITY_KEY })
+      .loadAll();
+    assertEquals(tasks.map((t) => t.id), ["t2"]);
+    assertEquals(skipped.map((s) => s.file), ["t1.json"]);
+    assert(skipped[0]!.reason.includes("failed its integrity check"), skipped[0]!.reason);
+
+    // Another task's journal, valid in itself, does not pass for this one.
+    await Deno.copyFile(join(dir, "t2.journal.jsonl"), journal);
+    const copied = await new FileTaskStore(dir, { integrityKey: INTEGRITY_KEY }).loadAll();
+    assertEquals(copied.skipped.map((s) => s.file), ["t1.json"]);
+
+    // Without the key the same files load: the check is opt-in.
+    await Deno.writeTextFile(journal, original);
+    const plain = await new FileTaskStore(dir).loadAll();
+    assertEquals(plain.tasks.map((t) => t.id), ["t1", "t2"]);
+  });
+});
+
+Deno.test("with an integrity key, a garbled committed line cannot roll the task back to an earlier commit", async () => {
+  await withStoreDir(async (dir) => {
+    const store = new FileTaskStore(dir, { integrityKey: INTEGRITY_KEY });
+    await store.loadAll();
+    let record = await store.save(makeRecord("t1"), [logEvent("a")]);
+    record = await store.save({ ...record, pauseCount: 2 }, [logEvent("b")]);
+    await store.save({ ...record, pauseCount: 3 }, [logEvent("c")]);
+    const journal = join(dir, "t1.journal.jsonl");
+    const lines = (await Deno.readTextFile(journal)).split("\n");
+    lines[2] = "not json";
+    await Deno.writeTextFile(journal, lines.join("\n"));
+    const { tasks, skipped } = await new FileTaskStore(dir, { integrityKey: INTEGRITY_KEY })
+      .loadAll();
+    assertEquals(tasks, []);
+    assert(skipped[0]!.reason.includes("failed its integrity check"), skipped[0]!.reason);
+  });
+});

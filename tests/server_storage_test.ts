@@ -62,3 +62,41 @@ Deno.test({
     }
   },
 });
+
+Deno.test("server process with JOURNAL_KEY: a tampered journal refuses its task at restart, others resume", async () => {
+  const statesDir = await Deno.makeTempDir({ prefix: "flowstate-states-" });
+  const env = { JOURNAL_KEY: "server-journal-key-0123456789" };
+  try {
+    let server = await startServer({ statesDir, env });
+    const code = `const r = await fetch("https://api.example.com/pay?amount=10");
+(await r.json()).paid`;
+    for (const id of ["kept", "edited"]) {
+      assertEquals(
+        (await server.request("/task", { body: { id, code, autoFetch: false } })).status,
+        200,
+      );
+    }
+    await server.stop();
+    const journal = join(statesDir, "edited.journal.jsonl");
+    const text = await Deno.readTextFile(journal);
+    await Deno.writeTextFile(journal, text.replace("amount=10", "amount=99"));
+
+    server = await startServer({ statesDir, env });
+    try {
+      const skipped = await server.waitForLog((l) => l.msg === "state file skipped");
+      assertEquals(skipped.file, "edited.json");
+      assertMatch(String(skipped.reason), /failed its integrity check: line \d+ does not match/);
+      assertEquals((await server.request("/status?id=edited")).status, 404);
+      const kept = await server.task("kept");
+      assertEquals(kept.status, "paused");
+      const fetchId = kept.fetchRequest!.id;
+      const answer = { id: fetchId, success: true, status: 200, body: '{"paid":true}' };
+      assertEquals((await server.call("kept", answer)).status, 200);
+      assertEquals((await server.waitForTask("kept")).result, true);
+    } finally {
+      await server.close();
+    }
+  } finally {
+    await Deno.remove(statesDir, { recursive: true });
+  }
+});

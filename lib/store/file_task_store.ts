@@ -53,6 +53,7 @@ import {
   type HttpError,
   UnavailableError,
 } from "../errors.ts";
+import { JournalIntegrityError, JournalMac } from "./journal_mac.ts";
 import {
   isTaskStatus,
   type SkippedFile,
@@ -108,23 +109,31 @@ export function isCommitLine(line: string): boolean {
   return line.startsWith(COMMIT_PREFIX);
 }
 
-/** The journal text of a save: one line per event, then the commit line. */
-function journalText(record: TaskRecord, events: readonly TaskEvent[]): string {
-  let text = "";
+/** The journal lines of a save (without `\n`): one per event, then the commit line. */
+function journalLines(record: TaskRecord, events: readonly TaskEvent[]): string[] {
+  const lines: string[] = [];
   for (const event of events) {
     const line = JSON.stringify(event);
     if (isCommitLine(line)) {
       throw new TypeError(`Event of type "commit" in a save of task "${record.id}"`);
     }
-    text += line + "\n";
+    lines.push(line);
   }
-  return text + commitLine(record) + "\n";
+  lines.push(commitLine(record));
+  return lines;
 }
 
 /** Options of {@link FileTaskStore}. */
 export interface FileTaskStoreOptions {
   /** Flush every write to the disk. Default `true`; turn off only for tests and benchmarks. */
   fsync?: boolean;
+  /**
+   * A secret: every journal line is signed ({@link JournalMac}) and checked when read; a
+   * journal that fails the check is refused (skipped at startup, 409 when read later), and
+   * a task's record is rebuilt from its checked journal rather than read from its record
+   * file. Journals written without it fail the check.
+   */
+  integrityKey?: string;
 }
 
 /** A {@link TaskStore} keeping each task in a record file and a journal file in one directory. */
@@ -134,11 +143,17 @@ export class FileTaskStore implements TaskStore {
   /** Journal size per id, known since this process last cut back or appended to it. */
   readonly #journalSizes = new Map<string, number>();
   readonly #encoder = new TextEncoder();
+  readonly #mac: JournalMac | undefined;
+  /** MAC chain value at the end of the committed journal, per id, when known. */
+  readonly #chains = new Map<string, { bytes: number; mac: string }>();
 
   /** A store in `dir`, which `loadAll()` creates if missing. */
   constructor(dir: string, options: FileTaskStoreOptions = {}) {
     this.#dir = dir;
     this.#fsync = options.fsync ?? true;
+    this.#mac = options.integrityKey === undefined
+      ? undefined
+      : new JournalMac(options.integrityKey);
   }
 
   /**
@@ -218,8 +233,16 @@ export class FileTaskStore implements TaskStore {
     if (!isCount(committed)) {
       throw new TypeError(`Invalid eventsBytes ${committed} in the record of task "${id}"`);
     }
-    // Everything is serialized before the first write, so nothing throws in between.
-    const lines = this.#encoder.encode(journalText(record, events));
+    // Everything is serialized (and signed) before the first write, so nothing throws in
+    // between.
+    let texts = journalLines(record, events);
+    let chain: string | undefined;
+    if (this.#mac) {
+      const signed = await this.#mac.sign(texts, await this.#chainAt(id, committed));
+      texts = signed.lines;
+      chain = signed.last;
+    }
+    const lines = this.#encoder.encode(texts.join("\n") + "\n");
     const eventsBytes = committed + lines.length;
     const text = JSON.stringify({ ...record, eventsBytes }, null, RECORD_INDENT) + "\n";
     const recordPath = this.#recordPath(id);
@@ -232,9 +255,11 @@ export class FileTaskStore implements TaskStore {
     try {
       await this.#append(id, committed, lines);
     } catch (error) {
+      this.#chains.delete(id);
       await staged.then((tempPath) => Deno.remove(tempPath)).catch(() => {});
       throw error;
     }
+    if (chain !== undefined) this.#chains.set(id, { bytes: eventsBytes, mac: chain });
     try {
       await renameIntoPlace(await staged, recordPath, { fsync: durable });
     } catch (error) {
@@ -287,7 +312,44 @@ export class FileTaskStore implements TaskStore {
     }
     const size = bytes?.length ?? 0;
     if (!bytes || size < eventsBytes) throw journalTooShort(id, size, eventsBytes);
-    return parseJournal(new TextDecoder().decode(bytes), path);
+    const text = new TextDecoder().decode(bytes);
+    return parseJournal(this.#mac ? await this.#verifiedText(id, text) : text, path);
+  }
+
+  /**
+   * The committed journal text `text` of task `id` without its MACs, checked; rejects with
+   * a 409 `ConflictError` when it fails the check. Remembers the chain's end.
+   */
+  async #verifiedText(id: string, text: string): Promise<string> {
+    const lines = text.split("\n");
+    const rest = lines.pop();
+    let verified: { lines: string[]; last: string };
+    try {
+      verified = await this.#mac!.verify(lines, JournalMac.start(id));
+    } catch (error) {
+      if (!(error instanceof JournalIntegrityError)) throw error;
+      throw new ConflictError(`Task "${id}" failed its integrity check: ${error.message}`);
+    }
+    this.#chains.set(id, { bytes: this.#encoder.encode(text).length, mac: verified.last });
+    return verified.lines.join("\n") + "\n" + (rest ?? "");
+  }
+
+  /** The MAC chain value after the first `committed` bytes of task `id`'s journal. */
+  async #chainAt(id: string, committed: number): Promise<string> {
+    if (committed === 0) return JournalMac.start(id);
+    const known = this.#chains.get(id);
+    if (known?.bytes === committed) return known.mac;
+    let bytes: Uint8Array | null;
+    try {
+      bytes = await readHead(this.#journalPath(id), committed);
+    } catch (error) {
+      throw unavailable(`Cannot read the journal of task "${id}"`, error);
+    }
+    if (!bytes || bytes.length < committed) {
+      throw journalTooShort(id, bytes?.length ?? 0, committed);
+    }
+    await this.#verifiedText(id, new TextDecoder().decode(bytes));
+    return this.#chains.get(id)!.mac;
   }
 
   async #load(
@@ -332,6 +394,7 @@ export class FileTaskStore implements TaskStore {
    * Rejects with an `UnavailableError` when the journal's tail cannot be read.
    */
   async #resolve(id: string, text: string, journalBytes: number): Promise<TaskRecord | string> {
+    if (this.#mac) return await this.#resolveChecked(id, text, journalBytes);
     let value: unknown;
     try {
       value = JSON.parse(text);
@@ -355,6 +418,53 @@ export class FileTaskStore implements TaskStore {
     return typeof caughtUp === "string"
       ? `The last commit of journal "${id}${JOURNAL_SUFFIX}" is invalid: ${caughtUp}`
       : caughtUp;
+  }
+
+  /**
+   * With an integrity key: the record rebuilt from task `id`'s journal, checked up to its
+   * last commit (the record file, which carries no MAC, only says how long the journal must
+   * be); or why there is none.
+   */
+  async #resolveChecked(
+    id: string,
+    text: string,
+    journalBytes: number,
+  ): Promise<TaskRecord | string> {
+    let bytes: Uint8Array | null;
+    try {
+      bytes = await readHead(this.#journalPath(id), journalBytes);
+    } catch (error) {
+      throw unavailable(`Cannot read the journal of task "${id}"`, error);
+    }
+    const { last } = scanCommits(bytes ?? new Uint8Array(), 0);
+    if (!last) return `Journal "${id}${JOURNAL_SUFFIX}" holds no commit`;
+    const committed = new TextDecoder().decode(bytes!.subarray(0, last.end));
+    let verified: string;
+    try {
+      verified = await this.#verifiedText(id, committed);
+    } catch (error) {
+      return ensureError(error).message;
+    }
+    const { first, last: checked } = scanCommits(this.#encoder.encode(verified), 0);
+    if (!first || !checked || !("code" in first.record)) {
+      return `Journal "${id}${JOURNAL_SUFFIX}" cannot rebuild the task`;
+    }
+    const record = checkRecord(fromCommit(first.record, checked.record, last.end), id);
+    if (typeof record === "string") return record;
+    // A record file that accounts for more than the journal's last commit: committed lines
+    // were lost or garbled (scanning stops at a line that does not parse).
+    let claimed = 0;
+    try {
+      const value: unknown = JSON.parse(text);
+      if (isObject(value) && isCount(value.eventsBytes)) claimed = value.eventsBytes as number;
+    } catch {
+      // A torn record file: the journal alone decides.
+    }
+    if (claimed > last.end) {
+      return `Task "${id}" failed its integrity check: its journal's commits end at byte ` +
+        `${last.end}, before the ${claimed} its record accounts for`;
+    }
+    return record;
   }
 
   /** The record the whole journal of task `id` commits, if its commits can rebuild it. */
