@@ -267,9 +267,9 @@ Deno.test("documented defaults match what loadConfig uses", () => {
   }
   assertEquals(
     compared,
-    CONFIG_DOC.length - 8,
-    "all but HOST, ALLOWED_HOSTS, ALLOWED_ORIGINS, CALL_ENDPOINT, the token, allow, workers " +
-      "and the webhook secret",
+    CONFIG_DOC.length - 9,
+    "all but HOST, ALLOWED_HOSTS, ALLOWED_ORIGINS, CALL_ENDPOINT, the token, allow, workers, " +
+      "the webhook secret and the journal key",
   );
 });
 
@@ -296,4 +296,12 @@ Deno.test("the README table has a row per documented variable", () => {
   for (const [i, entry] of CONFIG_DOC.entries()) {
     assert(lines[i + 2]!.startsWith(`| \`${entry.name}\` | `), lines[i + 2]);
   }
+});
+
+Deno.test("JOURNAL_KEY must be 16+ visible characters and is never echoed", () => {
+  assertEquals(loadConfig({ JOURNAL_KEY: "0123456789abcdef" }).journalKey, "0123456789abcdef");
+  const short = assertThrows(() => loadConfig({ JOURNAL_KEY: "short-key" }), RangeError);
+  assert(!short.message.includes("short-key"), short.message);
+  const spaced = assertThrows(() => loadConfig({ JOURNAL_KEY: "has a space in it!" }), TypeError);
+  assert(!spaced.message.includes("has a space"), spaced.message);
 });
