@@ -39,6 +39,8 @@ export interface Config {
   tasksDir: string;
   /** `JOURNAL_KEY`: secret that signs every journal line; unset = no integrity check. */
   journalKey: string | undefined;
+  /** `JOURNAL_ENCRYPTION_KEY`: secret that seals request and response data at rest. */
+  journalEncryptionKey: string | undefined;
   /** `FLOWSTATE_TOKEN`: bearer token required by every route but `/health`; unset = no auth. */
   token: string | undefined;
   /** `AUTO_FETCH`: whether the server performs the fetches of paused tasks itself. */
@@ -174,6 +176,14 @@ export const CONFIG_DOC: readonly ConfigDocEntry[] = [
       "Secret (16+ visible ASCII characters) that signs every journal line (HMAC-SHA256, " +
       "chained); a task whose journal was edited is refused at startup. Journals written " +
       "without it then fail the check.",
+  },
+  {
+    name: "JOURNAL_ENCRYPTION_KEY",
+    default: "(unset)",
+    description:
+      "Random secret (16+ visible ASCII characters, e.g. `openssl rand -base64 32`): request " +
+      "headers and bodies and response headers, bodies and data are sealed with AES-256-GCM " +
+      "in the journal and in the record's `pending`.",
   },
   {
     name: "AUTO_FETCH",
@@ -335,7 +345,8 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     statesDir: text(env, "STATES_DIR", "./states"),
     tasksDir: text(env, "TASKS_DIR", "./tasks"),
     token: secret,
-    journalKey: journalKey(env),
+    journalKey: journalKey(env, "JOURNAL_KEY"),
+    journalEncryptionKey: journalKey(env, "JOURNAL_ENCRYPTION_KEY"),
     autoFetch: bool(env, "AUTO_FETCH", true),
     maxBodyBytes: int(env, "MAX_BODY_BYTES", MIB, 1),
     headersTimeoutMs: int(env, "HEADERS_TIMEOUT_MS", 10_000, 1, MAX_TIMER_MS),
@@ -451,11 +462,11 @@ function list(env: Env, name: string): string[] {
   return (raw(env, name) ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
 }
 
-/** `JOURNAL_KEY`: like a token, and long enough to be a key. */
-function journalKey(env: Env): string | undefined {
-  const value = token(env, "JOURNAL_KEY");
+/** A journal secret: like a token, and long enough to be a key. */
+function journalKey(env: Env, name: string): string | undefined {
+  const value = token(env, name);
   if (value !== undefined && value.length < 16) {
-    throw new RangeError("Invalid JOURNAL_KEY (value not shown): expected at least 16 characters");
+    throw new RangeError(`Invalid ${name} (value not shown): expected at least 16 characters`);
   }
   return value;
 }

@@ -56,6 +56,7 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
   const store = new FileTaskStore(config.statesDir, {
     fsync: config.fsync,
     integrityKey: config.journalKey,
+    encryptionKey: config.journalEncryptionKey,
   });
   let port = config.port;
   let otherPorts: number[] = [];

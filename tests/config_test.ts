@@ -31,6 +31,7 @@ Deno.test("loadConfig gives the documented defaults for an empty environment", (
     tasksDir: "./tasks",
     token: undefined,
     journalKey: undefined,
+    journalEncryptionKey: undefined,
     autoFetch: true,
     maxBodyBytes: 1024 * 1024,
     headersTimeoutMs: 10_000,
@@ -74,6 +75,7 @@ Deno.test("loadConfig reads every variable", () => {
     TASKS_DIR: "defs",
     FLOWSTATE_TOKEN: "s3cret-token",
     JOURNAL_KEY: "journal-key-0123456789",
+    JOURNAL_ENCRYPTION_KEY: "sealing-key-0123456789",
     AUTO_FETCH: "no",
     MAX_BODY_BYTES: "2048",
     HEADERS_TIMEOUT_MS: "2500",
@@ -112,6 +114,7 @@ Deno.test("loadConfig reads every variable", () => {
     tasksDir: "defs",
     token: "s3cret-token",
     journalKey: "journal-key-0123456789",
+    journalEncryptionKey: "sealing-key-0123456789",
     autoFetch: false,
     maxBodyBytes: 2048,
     headersTimeoutMs: 2500,
@@ -267,9 +270,9 @@ Deno.test("documented defaults match what loadConfig uses", () => {
   }
   assertEquals(
     compared,
-    CONFIG_DOC.length - 9,
+    CONFIG_DOC.length - 10,
     "all but HOST, ALLOWED_HOSTS, ALLOWED_ORIGINS, CALL_ENDPOINT, the token, allow, workers, " +
-      "the webhook secret and the journal key",
+      "the webhook secret and the journal keys",
   );
 });
 

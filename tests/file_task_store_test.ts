@@ -806,3 +806,101 @@ Deno.test("with an integrity key, a garbled committed line cannot roll the task 
     assert(skipped[0]!.reason.includes("failed its integrity check"), skipped[0]!.reason);
   });
 });
+
+const SEALING_KEY = "sealing-key-for-tests-0123";
+
+Deno.test("with an encryption key, request and response secrets are sealed on disk and read back in clear", async () => {
+  await withStoreDir(async (dir) => {
+    const store = new FileTaskStore(dir, {
+      encryptionKey: SEALING_KEY,
+      integrityKey: INTEGRITY_KEY,
+    });
+    await store.loadAll();
+    const request: TaskEvent = {
+      type: "request",
+      step: 0,
+      index: 0,
+      request: {
+        id: "r1",
+        url: "https://api.example.com/charge",
+        options: {
+          method: "POST",
+          headers: { authorization: "Bearer sk-live-9" },
+          body: "card=4242",
+        },
+        timestamp: 1_700_000_000_000,
+      },
+    };
+    const pendingRequest = request.type === "request" ? request.request : undefined!;
+    let record = await store.save(makeRecord("t1", { pending: [pendingRequest] }), [request]);
+    assertEquals(record.pending, [pendingRequest]);
+    const response: TaskEvent = {
+      type: "response",
+      step: 1,
+      at: 1_700_000_000_500,
+      response: {
+        id: "r1",
+        success: true,
+        status: 200,
+        headers: { "set-cookie": "sid=upstream-secret" },
+        body: '{"receipt":"rc-77"}',
+        data: { receipt: "rc-77" },
+        timestamp: 1_700_000_000_400,
+      },
+    };
+    record = await store.save({ ...record, pending: [], pauseCount: 2 }, [response]);
+    for (const name of ["t1.json", "t1.journal.jsonl"]) {
+      const text = await Deno.readTextFile(join(dir, name));
+      for (const secret of ["sk-live-9", "card=4242", "sid=upstream-secret", "rc-77"]) {
+        assert(!text.includes(secret), `${name} holds ${secret}`);
+      }
+      assert(text.includes("https://api.example.com/charge") || name === "t1.json", name);
+    }
+    assertEquals(await store.readEvents(record), [request, response]);
+    const restarted = new FileTaskStore(dir, {
+      encryptionKey: SEALING_KEY,
+      integrityKey: INTEGRITY_KEY,
+    });
+    assertEquals((await restarted.loadAll()).tasks, [record]);
+    assertEquals(await restarted.readEvents(record), [request, response]);
+
+    // Another key cannot open them: the task is refused, never read as garbage.
+    const wrong = new FileTaskStore(dir, {
+      encryptionKey: "another-key-0123456789",
+      integrityKey: INTEGRITY_KEY,
+    });
+    await assertRejects(
+      () => wrong.readEvents(record),
+      ConflictError,
+      "another JOURNAL_ENCRYPTION_KEY",
+    );
+  });
+});
+
+Deno.test("with an encryption key, a paused task's pending request is sealed in the record and opened at load", async () => {
+  await withStoreDir(async (dir) => {
+    const store = new FileTaskStore(dir, { encryptionKey: SEALING_KEY });
+    await store.loadAll();
+    const pending = {
+      id: "r1",
+      url: "https://api.example.com/x",
+      options: { headers: { "x-api-key": "key-5" } },
+      timestamp: 1,
+    };
+    const saved = await store.save(makeRecord("t1", { pending: [pending] }), []);
+    assert(!(await Deno.readTextFile(join(dir, "t1.json"))).includes("key-5"));
+    assertEquals((await new FileTaskStore(dir, { encryptionKey: SEALING_KEY }).loadAll()).tasks, [
+      saved,
+    ]);
+    assertEquals(
+      await new FileTaskStore(dir, { encryptionKey: SEALING_KEY }).readRecord("t1"),
+      saved,
+    );
+    const { tasks, skipped } = await new FileTaskStore(dir, {
+      encryptionKey: "wrong-key-0123456789",
+    })
+      .loadAll();
+    assertEquals(tasks, []);
+    assert(skipped[0]!.reason.includes("another JOURNAL_ENCRYPTION_KEY"), skipped[0]!.reason);
+  });
+});

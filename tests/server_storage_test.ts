@@ -100,3 +100,47 @@ Deno.test("server process with JOURNAL_KEY: a tampered journal refuses its task 
     await Deno.remove(statesDir, { recursive: true });
   }
 });
+
+Deno.test("server process with JOURNAL_ENCRYPTION_KEY: secrets never reach the disk in clear, and the task resumes after a restart", async () => {
+  const statesDir = await Deno.makeTempDir({ prefix: "flowstate-states-" });
+  const env = {
+    JOURNAL_ENCRYPTION_KEY: "sealing-key-0123456789abcdef",
+    JOURNAL_KEY: "server-journal-key-0123456789",
+  };
+  try {
+    let server = await startServer({ statesDir, env });
+    // The secret arrives in a response and leaves in a request header: both sealed.
+    const code = `const t = await (await fetch("https://auth.example.com/token")).json();
+const r = await fetch("https://api.example.com/me", {
+  headers: { authorization: "Bearer " + t.token },
+});
+(await r.json()).name`;
+    const created = await server.request("/task", {
+      body: { id: "sealed", code, autoFetch: false },
+    });
+    assertEquals(created.status, 200, created.text);
+    const first = (created.body as { task: { fetchRequest: { id: string } } }).task.fetchRequest.id;
+    const token = { id: first, success: true, status: 200, body: '{"token":"sk-live-secret"}' };
+    assertEquals((await server.call("sealed", token)).status, 200);
+    await server.stop();
+    for await (const entry of Deno.readDir(statesDir)) {
+      if (!entry.isFile) continue;
+      const text = await Deno.readTextFile(join(statesDir, entry.name));
+      assertEquals(text.includes("sk-live-secret"), false, entry.name);
+    }
+    server = await startServer({ statesDir, env });
+    try {
+      const pending = await server.request("/status?id=sealed&fetch=1");
+      const fetch =
+        (pending.body as { fetch: { id: string; request: { headers: unknown } } }).fetch;
+      assertEquals(fetch.request.headers, { authorization: "Bearer sk-live-secret" });
+      const answer = { id: fetch.id, success: true, status: 200, body: '{"name":"Ada"}' };
+      assertEquals((await server.call("sealed", answer)).status, 200);
+      assertEquals((await server.waitForTask("sealed")).result, "Ada");
+    } finally {
+      await server.close();
+    }
+  } finally {
+    await Deno.remove(statesDir, { recursive: true });
+  }
+});

@@ -54,6 +54,7 @@ import {
   UnavailableError,
 } from "../errors.ts";
 import { JournalIntegrityError, JournalMac } from "./journal_mac.ts";
+import { JournalCipher, SealedPartError } from "./journal_cipher.ts";
 import {
   isTaskStatus,
   type SkippedFile,
@@ -134,6 +135,11 @@ export interface FileTaskStoreOptions {
    * file. Journals written without it fail the check.
    */
   integrityKey?: string;
+  /**
+   * A secret: request options and response headers, bodies and data are sealed with
+   * AES-256-GCM in the journal and in the record's `pending` ({@link JournalCipher}).
+   */
+  encryptionKey?: string;
 }
 
 /** A {@link TaskStore} keeping each task in a record file and a journal file in one directory. */
@@ -144,6 +150,7 @@ export class FileTaskStore implements TaskStore {
   readonly #journalSizes = new Map<string, number>();
   readonly #encoder = new TextEncoder();
   readonly #mac: JournalMac | undefined;
+  readonly #cipher: JournalCipher | undefined;
   /** MAC chain value at the end of the committed journal, per id, when known. */
   readonly #chains = new Map<string, { bytes: number; mac: string }>();
 
@@ -154,6 +161,9 @@ export class FileTaskStore implements TaskStore {
     this.#mac = options.integrityKey === undefined
       ? undefined
       : new JournalMac(options.integrityKey);
+    this.#cipher = options.encryptionKey === undefined
+      ? undefined
+      : new JournalCipher(options.encryptionKey);
   }
 
   /**
@@ -233,8 +243,14 @@ export class FileTaskStore implements TaskStore {
     if (!isCount(committed)) {
       throw new TypeError(`Invalid eventsBytes ${committed} in the record of task "${id}"`);
     }
-    // Everything is serialized (and signed) before the first write, so nothing throws in
+    // Everything is serialized (sealed, signed) before the first write, so nothing throws in
     // between.
+    const plain = record;
+    if (this.#cipher) {
+      const cipher = this.#cipher;
+      events = await Promise.all(events.map((event) => cipher.sealEvent(event)));
+      record = await cipher.sealRecord(record);
+    }
     let texts = journalLines(record, events);
     let chain: string | undefined;
     if (this.#mac) {
@@ -266,7 +282,7 @@ export class FileTaskStore implements TaskStore {
       await this.#takeBack(id, committed);
       throw unavailable(`Cannot save task "${id}"`, error);
     }
-    return JSON.parse(text);
+    return this.#cipher ? JSON.parse(JSON.stringify({ ...plain, eventsBytes })) : JSON.parse(text);
   }
 
   /**
@@ -287,7 +303,12 @@ export class FileTaskStore implements TaskStore {
     }
     const record = await this.#resolve(id, text, journalBytes);
     if (typeof record === "string") throw new Error(`Cannot read task from "${path}": ${record}`);
-    return record;
+    try {
+      return await this.#opened(record);
+    } catch (error) {
+      if (!(error instanceof SealedPartError)) throw error;
+      throw new ConflictError(`Cannot read task "${id}": ${error.message}`);
+    }
   }
 
   /**
@@ -313,7 +334,20 @@ export class FileTaskStore implements TaskStore {
     const size = bytes?.length ?? 0;
     if (!bytes || size < eventsBytes) throw journalTooShort(id, size, eventsBytes);
     const text = new TextDecoder().decode(bytes);
-    return parseJournal(this.#mac ? await this.#verifiedText(id, text) : text, path);
+    const events = parseJournal(this.#mac ? await this.#verifiedText(id, text) : text, path);
+    if (!this.#cipher) return events;
+    const cipher = this.#cipher;
+    try {
+      return await Promise.all(events.map((event) => cipher.openEvent(event)));
+    } catch (error) {
+      if (!(error instanceof SealedPartError)) throw error;
+      throw new ConflictError(`Cannot read the journal of task "${id}": ${error.message}`);
+    }
+  }
+
+  /** `record` with its sealed parts opened (as it is without an encryption key). */
+  async #opened(record: TaskRecord): Promise<TaskRecord> {
+    return this.#cipher ? await this.#cipher.openRecord(record) : record;
   }
 
   /**
@@ -384,7 +418,11 @@ export class FileTaskStore implements TaskStore {
           `${record.eventsBytes} the record accounts for`,
       );
     }
-    return { record };
+    try {
+      return { record: await this.#opened(record) };
+    } catch (error) {
+      return skip(ensureError(error).message);
+    }
   }
 
   /**
