@@ -4,6 +4,7 @@
  *
  * @module
  */
+import manifest from "../deno.json" with { type: "json" };
 import { type App, createApp } from "./http/mod.ts";
 import { type Config, engineOptions } from "./config.ts";
 import {
@@ -18,8 +19,8 @@ import { HttpError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import type { FetchResponse } from "./engine/mod.ts";
 
-/** Version reported by `/health`. */
-export const VERSION = "1.0.0";
+/** Version reported by `/health` and the OpenAPI document: `deno.json`'s `version`. */
+export const VERSION: string = manifest.version;
 
 /** Most outbound requests in flight at once. */
 const OUTBOUND_CONCURRENCY = 256;

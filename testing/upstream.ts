@@ -32,7 +32,8 @@
  *
  * Anything else is a 404 `{ error }`. {@link startUpstream} runs it in this process;
  * {@link spawnUpstream} runs it in a child process (the benchmarks, so that neither the
- * server under test nor a baseline shares its event loop).
+ * server under test nor a baseline shares its event loop); `deno task upstream` runs it on
+ * 127.0.0.1:8090 for trying FlowState without internet.
  *
  * @module
  */
@@ -62,6 +63,8 @@ export interface UpstreamOptions {
   maxDelayMs?: number;
   /** Keep every request in {@link Upstream.requests}. Default true. */
   record?: boolean;
+  /** Port to listen on. Default a free one. */
+  port?: number;
 }
 
 /** The deterministic value `/v/` answers for `path` (FNV-1a of the path, below 1e6). */
@@ -272,7 +275,7 @@ export class Upstream {
 
   constructor(options: UpstreamOptions = {}) {
     this.#options = options;
-    this.#listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    this.#listener = Deno.listen({ hostname: "127.0.0.1", port: options.port ?? 0 });
     this.port = (this.#listener.addr as Deno.NetAddr).port;
     this.origin = `http://127.0.0.1:${this.port}`;
     this.#accepting = this.#accept();
@@ -633,7 +636,11 @@ export async function spawnUpstream(options: UpstreamOptions = {}): Promise<Spaw
 }
 
 if (import.meta.main) {
-  const options = JSON.parse(Deno.args[0] ?? "{}") as UpstreamOptions;
+  // `deno task upstream` passes `--port <n>`; spawnUpstream passes its options as JSON.
+  const [first = "{}", second] = Deno.args;
+  const options: UpstreamOptions = first === "--port"
+    ? { port: Number(second) }
+    : JSON.parse(first);
   const upstream = new Upstream({ ...options, record: false });
   console.log(JSON.stringify({ port: upstream.port }));
   Deno.addSignalListener("SIGTERM", () => {

@@ -8,6 +8,15 @@ import { renderConfigTable } from "../lib/config.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const README = await Deno.readTextFile(new URL("README.md", ROOT));
+/** The pages under `docs/`, whose examples are checked like the README's. */
+const DOCS: Record<string, string> = {};
+for await (const entry of Deno.readDir(new URL("docs/", ROOT))) {
+  if (entry.isFile && entry.name.endsWith(".md")) {
+    DOCS[entry.name] = await Deno.readTextFile(new URL(`docs/${entry.name}`, ROOT));
+  }
+}
+/** The README and every page under `docs/`, one after the other. */
+const ALL_PAGES = [README, ...Object.values(DOCS)].join("\n");
 const PUBLIC_ORIGIN = "https://jsonplaceholder.typicode.com";
 const TODOS: Record<string, unknown> = {
   "/todos/1": { userId: 1, id: 1, title: "delectus aut autem", completed: false },
@@ -121,7 +130,7 @@ Deno.test("the README's curl examples print what the README says", async () => {
   }).spawn();
   try {
     await waitForHealth(port);
-    const all = blocks(README);
+    const all = blocks(ALL_PAGES);
     const ids = new Map<string, string>();
     let examples = 0;
     for (let i = 0; i < all.length - 1; i++) {
@@ -190,4 +199,9 @@ Deno.test("the README's configuration table is the one the code documents", () =
       .map((line) => line.slice(1, -1).split(" | ").map((cell) => cell.trim()));
   const documented = rows(renderConfigTable());
   assertEquals(rows(section(README, "Configuration")).slice(0, documented.length), documented);
+});
+
+Deno.test("every page the README links under docs/ exists, and every page there is linked", () => {
+  const linked = new Set([...README.matchAll(/\]\(docs\/([\w.-]+\.md)\)/g)].map((m) => m[1]!));
+  assertEquals([...linked].sort(), Object.keys(DOCS).sort());
 });
