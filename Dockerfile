@@ -6,7 +6,7 @@ WORKDIR /app
 COPY deno.json deno.lock ./
 RUN deno install --frozen
 COPY . .
-RUN deno cache server.ts lib/service/executor_worker.ts \
+RUN deno cache server.ts lib/service/engine_process.ts \
   && mkdir -p states \
   && chown -R deno:deno /app/states
 
@@ -15,4 +15,5 @@ USER deno
 ENV PORT=8080 HOST=0.0.0.0 STATES_DIR=/app/states
 VOLUME ["/app/states"]
 EXPOSE 8080
-CMD ["deno", "run", "--allow-net", "--allow-env", "--allow-read=.", "--allow-write=./states", "server.ts"]
+# --allow-run: the engines run as child processes (`deno run lib/service/engine_process.ts`).
+CMD ["deno", "run", "--allow-net", "--allow-env", "--allow-read=.", "--allow-write=./states", "--allow-run", "server.ts"]

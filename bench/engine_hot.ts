@@ -5,7 +5,7 @@
  * `vm.deliver(response)` (the server's hot path) or `vm.resume(state, response)`, timing
  * every call. Baseline, interleaved round by round: a native async function doing the same
  * loop over already-resolved promises. A third path sends each response through the
- * server's `WorkerPool` (a Deno Worker, `postMessage` both ways), which adds the
+ * server's `WorkerPool` (an engine process, JSON frames over its stdin and stdout), which adds the
  * messaging cost the server pays on every hot resume. A fourth runs tasks shaped like the
  * end-to-end ones (5 fetches, a fresh VM per task) through the pool, as the server does.
  *
@@ -89,7 +89,7 @@ async function nativeRun(n: number, times: number[]): Promise<void> {
   if (sum !== (n * (n - 1)) / 2) throw new Error("The native loop miscounted");
 }
 
-/** Runs the loop through the server's worker pool: `postMessage` to a Worker and back. */
+/** Runs the loop through the server's engine pool: a frame to an engine process and back. */
 async function poolRun(pool: WorkerPool, variant: Variant, n: number, times: number[]) {
   const taskId = `hot-${crypto.randomUUID()}`;
   const options = { variant };
@@ -169,7 +169,7 @@ export async function engineHot(ctx: BenchContext): Promise<ScenarioResult> {
   for (const variant of VARIANTS) await vmRun(variant, 300, "deliver", []);
   await nativeRun(1000, []);
 
-  const pool = new WorkerPool({ size: 1, liveVms: 256 });
+  const pool = new WorkerPool({ size: 1, liveVms: 256, timeLimitMs: 5_000, graceMs: 1_000 });
   try {
     for (const variant of VARIANTS) {
       await poolRun(pool, variant, 100, []);
@@ -190,7 +190,7 @@ export async function engineHot(ctx: BenchContext): Promise<ScenarioResult> {
       }
     }
   } finally {
-    pool.close();
+    await pool.close();
   }
 
   const nativeSummary = summarize(native);
@@ -219,7 +219,7 @@ export async function engineHot(ctx: BenchContext): Promise<ScenarioResult> {
         baseline: nativeSummary,
       },
       {
-        case: `${variant}: through the WorkerPool (postMessage)`,
+        case: `${variant}: through the WorkerPool (engine process)`,
         unit: "ms",
         subject: poolSummary,
         baselineLabel: "native await",

@@ -61,10 +61,12 @@ export interface Config {
   fetchAllow: string[];
   /** `FETCH_DENY_PRIVATE`: also refuse loopback and private addresses. */
   fetchDenyPrivate: boolean;
-  /** `WORKERS`: number of engine workers. */
+  /** `WORKERS`: number of engine processes. */
   workers: number;
-  /** `LIVE_VMS`: live paused VMs kept per worker. */
+  /** `LIVE_VMS`: live paused VMs kept per engine process. */
   liveVms: number;
+  /** `LIVE_VM_MB`: memory of the live paused VMs of all engine processes, in MiB. */
+  liveVmMb: number;
   /** `FSYNC`: fsync state files and their directory on every save. */
   fsync: boolean;
   /** `LOG_LEVEL`: lowest level logged. */
@@ -73,6 +75,8 @@ export interface Config {
   logFormat: LogFormat;
   /** `TIME_LIMIT_MS`: CPU time per run segment. */
   timeLimitMs: number;
+  /** `TIME_LIMIT_GRACE_MS`: time past the limit before the server kills a segment. */
+  timeLimitGraceMs: number;
   /** `MEMORY_LIMIT_MB`: VM memory limit, in MiB. */
   memoryLimitMb: number;
   /** `STACK_BYTES`: guest stack size. */
@@ -230,8 +234,23 @@ export const CONFIG_DOC: readonly ConfigDocEntry[] = [
       "Also refuse fetches to every address that is not global unicast: loopback, private, " +
       "carrier-grade NAT, unique and site local, reserved, benchmarking and documentation ranges.",
   },
-  { name: "WORKERS", default: "CPU count", description: "Number of engine workers (min 1)." },
-  { name: "LIVE_VMS", default: "256", description: "Live paused VMs kept in memory per worker." },
+  {
+    name: "WORKERS",
+    default: "CPU count",
+    description: "Number of engine processes (min 1).",
+  },
+  {
+    name: "LIVE_VMS",
+    default: "256",
+    description: "Live paused VMs kept in memory per engine process.",
+  },
+  {
+    name: "LIVE_VM_MB",
+    default: "1024",
+    description:
+      "Memory of the live paused VMs of all engine processes together, in MiB; beyond it the " +
+      "least recently used are dropped (and replayed from their journal when resumed).",
+  },
   {
     name: "FSYNC",
     default: "true",
@@ -249,6 +268,13 @@ export const CONFIG_DOC: readonly ConfigDocEntry[] = [
     description: "`json` (one object per line) or `pretty` (text for a terminal).",
   },
   { name: "TIME_LIMIT_MS", default: "5000", description: "CPU time allowed per run segment." },
+  {
+    name: "TIME_LIMIT_GRACE_MS",
+    default: "1000",
+    description: "Time a segment may run past `TIME_LIMIT_MS` (inside a built-in QuickJS cannot " +
+      "interrupt) before the server kills its engine process; the task fails with kind " +
+      "`timeout`.",
+  },
   { name: "MEMORY_LIMIT_MB", default: "64", description: "Memory limit of a VM, in MiB." },
   { name: "STACK_BYTES", default: "262144", description: "Guest stack size, in bytes." },
   {
@@ -358,10 +384,12 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     fetchDenyPrivate: bool(env, "FETCH_DENY_PRIVATE", false),
     workers: int(env, "WORKERS", defaultWorkers(), 1, 1024),
     liveVms: int(env, "LIVE_VMS", 256, 0),
+    liveVmMb: int(env, "LIVE_VM_MB", 1024, 1),
     fsync: bool(env, "FSYNC", true),
     logLevel: oneOf(env, "LOG_LEVEL", "info", LOG_LEVELS, isLogLevel),
     logFormat: oneOf(env, "LOG_FORMAT", "json", LOG_FORMATS, isLogFormat),
     timeLimitMs: int(env, "TIME_LIMIT_MS", 5_000, 1, MAX_TIMER_MS),
+    timeLimitGraceMs: int(env, "TIME_LIMIT_GRACE_MS", 1_000, 0, MAX_TIMER_MS),
     memoryLimitMb: int(env, "MEMORY_LIMIT_MB", 64, 1, MAX_WASM_MEMORY_MB),
     stackBytes: int(env, "STACK_BYTES", 256 * KIB, 1 * KIB, 1024 * MIB),
     maxCodeBytes: int(env, "MAX_CODE_BYTES", MIB, 1),

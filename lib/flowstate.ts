@@ -53,7 +53,14 @@ export interface FlowState {
 export function createFlowState(config: Config, logger: Logger): FlowState {
   let shuttingDown = false;
   let lock: DirectoryLock | undefined;
-  const pool = new WorkerPool({ size: config.workers, liveVms: config.liveVms });
+  const pool = new WorkerPool({
+    size: config.workers,
+    variant: config.engineVariant,
+    liveVms: config.liveVms,
+    liveVmBytes: config.liveVmMb * 1024 * 1024,
+    timeLimitMs: config.timeLimitMs,
+    graceMs: config.timeLimitGraceMs,
+  });
   const store = new FileTaskStore(config.statesDir, {
     fsync: config.fsync,
     integrityKey: config.journalKey,
@@ -185,7 +192,7 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
       // Ends the event streams, so the server's own shutdown is not held by them.
       service.events.close();
       await dispatcher.close();
-      pool.close();
+      await pool.close();
       lock?.release();
     },
   };

@@ -116,7 +116,15 @@ Deno.test("the README's curl examples print what the README says", async () => {
   const statesDir = await Deno.makeTempDir();
   const workDir = await Deno.makeTempDir();
   const server = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-env", "--allow-read", "--allow-write", "server.ts"],
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-env",
+      "--allow-read",
+      "--allow-write",
+      "--allow-run",
+      "server.ts",
+    ],
     cwd: ROOT,
     env: {
       PORT: String(port),

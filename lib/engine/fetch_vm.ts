@@ -14,6 +14,7 @@ import { Journal, sameEntry } from "./journal.ts";
 import { checkCodeSize, type ResolvedEngineOptions } from "./limits.ts";
 import { resolveEngineOptions } from "./limits.ts";
 import { createLiveVM, disposeLiveVM, type LiveVM } from "./live_vm.ts";
+import { INITIAL_MEMORY_BYTES } from "./quickjs_modules.ts";
 import { LogBook } from "./log_book.ts";
 import { completedResult } from "./outcome.ts";
 import { type AskedRequest, Replay, unaskedResponse } from "./replay.ts";
@@ -25,6 +26,9 @@ import { randomSeed } from "./vm_state.ts";
 import { Requests } from "./requests.ts";
 
 export { ENGINE_DEFAULTS, type ResolvedEngineOptions, resolveEngineOptions } from "./limits.ts";
+
+/** Resident memory of a VM at rest that has not grown its linear memory, estimated. */
+export const VM_BASE_BYTES = 1024 * 1024;
 
 /** File name guest stack traces show for the task's code. */
 const GUEST_FILE = "task.js";
@@ -88,6 +92,18 @@ export class FetchVM {
   /** Number of journal entries so far; a state with the same count is this VM's latest. */
   get journalLength(): number {
     return this.#journal.length;
+  }
+
+  /**
+   * An estimate of the memory the live VM holds, bytes (0 when not live): its linear memory
+   * beyond the initial size (memory the guest grew, and so wrote; it never shrinks), plus
+   * {@link VM_BASE_BYTES} for the part of the initial memory a VM touches. A guest that
+   * fills its initial memory without growing it holds up to that initial size more.
+   */
+  get memoryBytes(): number {
+    const live = this.#live;
+    if (!live) return 0;
+    return Math.max(0, live.memory.buffer.byteLength - INITIAL_MEMORY_BYTES) + VM_BASE_BYTES;
   }
 
   /** Creates the QuickJS VM. Called by `execute()` when needed. */

@@ -20,6 +20,8 @@ import type { Variant } from "./types.ts";
 const WASM_PAGE_BYTES = 64 * 1024;
 /** The builds need at least this many pages of initial memory. */
 const MIN_INITIAL_PAGES = 256;
+/** Size of a VM's linear memory when it starts, bytes (16 MiB). */
+export const INITIAL_MEMORY_BYTES = MIN_INITIAL_PAGES * WASM_PAGE_BYTES;
 
 const WASM_URLS: Record<Variant, string> = {
   asyncify: import.meta.resolve("@jitl/quickjs-wasmfile-release-asyncify/wasm"),

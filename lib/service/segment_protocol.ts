@@ -1,14 +1,15 @@
 /**
- * Messages between the server thread and the engine workers. A worker keeps the live
- * {@link FetchVM} of the tasks it ran, so a hot resume sends only the response; a report
- * carries only what is new (journal entries and log lines of the segment), so the cost of
- * a segment does not grow with the task's history.
+ * Messages between the server and its engine processes, sent as JSON frames (see
+ * `frames.ts`) over the process's stdin and stdout: any message defined here crosses as it
+ * is. An engine process keeps the live {@link FetchVM} of the tasks it ran, so a hot resume
+ * sends only the response; a report carries only what is new (journal entries and log
+ * lines of the segment), so the cost of a segment does not grow with the task's history.
  *
  * @module
  */
-import type { ExecutionErrorJson } from "../engine/mod.ts";
 import type {
   EngineOptions,
+  ExecutionErrorJson,
   FetchRequest,
   FetchResponse,
   JournalEntry,
@@ -48,6 +49,10 @@ export interface SegmentSuccess {
   /** Console lines of this job. */
   logs: LogEntry[];
   vm: VMStateMeta;
+  /** Time the job ran the guest, ms, replaying its journal excluded. */
+  cpuMs: number;
+  /** Bytes of the live VM the process keeps for the task (0 when it keeps none). */
+  vmBytes: number;
 }
 
 /** A segment that failed. */
@@ -57,8 +62,10 @@ export interface SegmentFailure {
   logs: LogEntry[];
   /** Journal entries the segment added before it failed (the response it began with...). */
   newJournal?: JournalEntry[];
-  /** The engine state at the failure, when the worker still had it. */
+  /** The engine state at the failure, when the engine process still had it. */
   vm?: VMStateMeta;
+  /** Time the job ran the guest, ms, replaying its journal excluded. */
+  cpuMs: number;
 }
 
 /** The worker's answer to a job. */
@@ -75,3 +82,11 @@ export interface ReportMessage {
   seq: number;
   report: SegmentReport;
 }
+
+/** Sent once by an engine process when it is ready for jobs. */
+export interface ReadyMessage {
+  ready: true;
+}
+
+/** What an engine process sends. */
+export type EngineMessage = ReadyMessage | ReportMessage;

@@ -1,0 +1,97 @@
+import { assert, assertEquals } from "@std/assert";
+import { startServer, waitFor } from "../testing/server_process.ts";
+import type { TaskView } from "../lib/service/task_types.ts";
+
+const TIME_LIMIT_MS = 500;
+const GRACE_MS = 500;
+
+/** Built-ins QuickJS's interrupt handler does not stop, on huge array-likes and strings. */
+const ATTACKS: Record<string, string> = {
+  indexOf: "[].indexOf.call({ length: 2 ** 30 }, 1)",
+  includes: "[].includes.call({ length: 2 ** 30 }, 1)",
+  lastIndexOf: "[].lastIndexOf.call({ length: 2 ** 30 }, 1)",
+  reverse: "[].reverse.call({ length: 2 ** 30 })",
+  copyWithin: "[].copyWithin.call({ length: 2 ** 30 }, 1, 0)",
+  splice: "[].splice.call({ length: 2 ** 30 }, 0, 1)",
+  shift: "[].shift.call({ length: 2 ** 30 })",
+  sort: "[].sort.call({ length: 2 ** 30 })",
+  every: "[].every.call({ length: 2 ** 30 }, () => true)",
+  stringIndexOf: '"a".repeat(2 ** 24).indexOf("a".repeat(4096) + "b")',
+};
+
+/** The process ids of `pid`'s children (Linux). */
+async function children(pid: number): Promise<number[]> {
+  const found: number[] = [];
+  for await (const thread of Deno.readDir(`/proc/${pid}/task`)) {
+    const text = await Deno.readTextFile(`/proc/${pid}/task/${thread.name}/children`)
+      .catch(() => "");
+    found.push(...text.split(" ").filter((s) => s !== "").map(Number));
+  }
+  return found;
+}
+
+function alive(pid: number): boolean {
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("every built-in the interrupt cannot stop ends at the time limit plus the grace; a paused task on the same engine is unharmed", async () => {
+  await using server = await startServer({
+    env: {
+      TIME_LIMIT_MS: String(TIME_LIMIT_MS),
+      TIME_LIMIT_GRACE_MS: String(GRACE_MS),
+      WORKERS: "1",
+      AUTO_FETCH: "false",
+    },
+  });
+  const calm = await server.createTask({
+    code: 'const r = await fetch("http://127.0.0.1:9/x"); r.status + 1',
+  });
+  assertEquals(calm.status, "paused");
+  const outcomes: Record<string, string> = {};
+  for (const [name, code] of Object.entries(ATTACKS)) {
+    const started = performance.now();
+    const task: TaskView = await server.createTask({ code });
+    const elapsed = performance.now() - started;
+    outcomes[name] = `${task.status}/${task.error?.kind}`;
+    // Unstopped, each runs from seconds to minutes; the bound is far below that.
+    assert(elapsed < 15_000, `${name} took ${elapsed} ms`);
+  }
+  assertEquals(outcomes, Object.fromEntries(Object.keys(ATTACKS).map((n) => [n, "error/timeout"])));
+  const res = await server.call(calm.id, {
+    id: calm.fetchRequest!.id,
+    success: true,
+    status: 200,
+    headers: {},
+    data: null,
+  });
+  assertEquals(res.status, 200, res.text);
+  const done = await server.waitForTask(calm.id);
+  assertEquals([done.status, done.result], ["completed", 201]);
+});
+
+Deno.test("an engine process stuck in a built-in dies with its server", async () => {
+  await using server = await startServer({ env: { WORKERS: "1", TIME_LIMIT_MS: "60000" } });
+  const serverPid = server.pid!;
+  const engines = await waitFor(async () => {
+    const pids = await children(serverPid);
+    return pids.length > 0 ? pids : null;
+  });
+  const cpuTicks = async () =>
+    Number((await Deno.readTextFile(`/proc/${engines[0]}/stat`)).split(" ")[13]);
+  await server.waitForLog((line) => line.msg === "listening");
+  const idle = await cpuTicks();
+  const request = server.request("/task", { body: { code: ATTACKS.indexOf } }).catch(() => null);
+  // The segment is running once the engine burns CPU; kill the server meanwhile.
+  await waitFor(async () => await cpuTicks() > idle + 50);
+  await server.kill();
+  await request;
+  await waitFor(() => engines.every((pid) => !alive(pid)), {
+    timeoutMs: 5_000,
+    message: "the orphaned engine process to end",
+  });
+});
