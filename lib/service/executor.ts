@@ -327,13 +327,22 @@ export class WorkerPool {
   }
 
   #spawn(): Slot {
-    const process = new Deno.Command(Deno.execPath(), {
-      args: this.#args,
-      clearEnv: true,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
+    let process: Deno.ChildProcess;
+    try {
+      process = new Deno.Command(Deno.execPath(), {
+        args: this.#args,
+        clearEnv: true,
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "inherit",
+      }).spawn();
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotCapable)) throw error;
+      throw new Deno.errors.NotCapable(
+        "Cannot start an engine process: the engines run as child processes, so the server " +
+          `needs --allow-run (${error.message})`,
+      );
+    }
     const slot: Slot = {
       process,
       writer: process.stdin.getWriter(),
