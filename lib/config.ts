@@ -77,6 +77,8 @@ export interface Config {
   timeLimitMs: number;
   /** `TIME_LIMIT_GRACE_MS`: time past the limit before the server kills a segment. */
   timeLimitGraceMs: number;
+  /** `TASK_CPU_BUDGET_MS`: CPU time a task's segments may use in all. */
+  taskCpuBudgetMs: number;
   /** `MEMORY_LIMIT_MB`: VM memory limit, in MiB. */
   memoryLimitMb: number;
   /** `STACK_BYTES`: guest stack size. */
@@ -275,6 +277,13 @@ export const CONFIG_DOC: readonly ConfigDocEntry[] = [
       "interrupt) before the server kills its engine process; the task fails with kind " +
       "`timeout`.",
   },
+  {
+    name: "TASK_CPU_BUDGET_MS",
+    default: "60000",
+    description:
+      "CPU time a task's segments may use in all (journal replays not counted); the segment " +
+      "that crosses it fails the task with kind `timeout`. `POST /retry` starts a new budget.",
+  },
   { name: "MEMORY_LIMIT_MB", default: "64", description: "Memory limit of a VM, in MiB." },
   { name: "STACK_BYTES", default: "262144", description: "Guest stack size, in bytes." },
   {
@@ -390,6 +399,7 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     logFormat: oneOf(env, "LOG_FORMAT", "json", LOG_FORMATS, isLogFormat),
     timeLimitMs: int(env, "TIME_LIMIT_MS", 5_000, 1, MAX_TIMER_MS),
     timeLimitGraceMs: int(env, "TIME_LIMIT_GRACE_MS", 1_000, 0, MAX_TIMER_MS),
+    taskCpuBudgetMs: int(env, "TASK_CPU_BUDGET_MS", 60_000, 1),
     memoryLimitMb: int(env, "MEMORY_LIMIT_MB", 64, 1, MAX_WASM_MEMORY_MB),
     stackBytes: int(env, "STACK_BYTES", 256 * KIB, 1 * KIB, 1024 * MIB),
     maxCodeBytes: int(env, "MAX_CODE_BYTES", MIB, 1),

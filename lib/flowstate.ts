@@ -60,6 +60,7 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
     liveVmBytes: config.liveVmMb * 1024 * 1024,
     timeLimitMs: config.timeLimitMs,
     graceMs: config.timeLimitGraceMs,
+    onOverrun: (taskId) => service.noteOverrun(taskId),
   });
   const store = new FileTaskStore(config.statesDir, {
     fsync: config.fsync,
@@ -105,6 +106,7 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
     onPending: (taskId, requests) => dispatcher.dispatch(taskId, requests),
     logger,
     version: VERSION,
+    cpuBudgetMs: config.taskCpuBudgetMs,
   });
 
   const webhooks = new WebhookSender({
@@ -187,12 +189,15 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
     },
     async close() {
       shuttingDown = true;
-      await service.close();
+      // Running segments get the grace to finish and be saved; those still running then
+      // (stuck, or simply long) are cut short and run again after the restart.
+      await service.close(config.timeLimitGraceMs);
+      await pool.close();
+      await service.drained();
       await webhooks.close();
       // Ends the event streams, so the server's own shutdown is not held by them.
       service.events.close();
       await dispatcher.close();
-      await pool.close();
       lock?.release();
     },
   };

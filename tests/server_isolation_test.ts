@@ -1,5 +1,6 @@
-import { assert, assertEquals } from "@std/assert";
+import { assert, assertEquals, assertMatch } from "@std/assert";
 import { startServer, waitFor } from "../testing/server_process.ts";
+import { startUpstream } from "../testing/upstream.ts";
 import type { TaskView } from "../lib/service/task_types.ts";
 
 const TIME_LIMIT_MS = 500;
@@ -94,4 +95,73 @@ Deno.test("an engine process stuck in a built-in dies with its server", async ()
     timeoutMs: 5_000,
     message: "the orphaned engine process to end",
   });
+});
+
+Deno.test("a task whose segments use more CPU time in all than TASK_CPU_BUDGET_MS fails with kind timeout", async () => {
+  const upstream = startUpstream();
+  try {
+    await using server = await startServer({ env: { TASK_CPU_BUDGET_MS: "300" } });
+    // Each segment burns some tens of milliseconds; 40 of them are far over 300 ms.
+    const code = `let x = 0;
+for (let i = 0; i < 40; i++) {
+  for (let j = 0; j < 2e6; j++) x += j % 7;
+  await fetch(${JSON.stringify(upstream.url("/number/1"))});
+}
+x`;
+    const task = await server.createTask({ code });
+    const done = await server.waitForTask(task.id, ["completed", "error"], 60_000);
+    assertEquals(done.status, "error", JSON.stringify(done));
+    assertEquals(done.error?.kind, "timeout");
+    assertMatch(done.error!.message, /more than its budget of 300 ms/);
+    assert(done.pauseCount < 40, `it ran ${done.pauseCount} segments`);
+  } finally {
+    await upstream.close();
+  }
+});
+
+Deno.test("a task whose server stopped during a segment past its time limit is failed at the next start, not run again", async () => {
+  await using server = await startServer({
+    // A long grace: the server is killed while the segment overruns, before the watchdog.
+    env: { TIME_LIMIT_MS: "300", TIME_LIMIT_GRACE_MS: "60000", WORKERS: "1" },
+  });
+  void server.request("/task", { body: { id: "hog", code: ATTACKS.indexOf } }).catch(() => {});
+  await server.waitForLog((line) => line.msg === "segment past its time limit");
+  // The mark is saved right after the log line; give the write a moment to land.
+  await waitFor(async () => {
+    const record = JSON.parse(await Deno.readTextFile(`${server.statesDir}/hog.json`));
+    return record.overrunAt !== undefined;
+  });
+  await server.kill();
+  await server.restart();
+  const task = await server.waitForTask("hog");
+  assertEquals([task.status, task.error?.kind], ["error", "timeout"]);
+  assertMatch(task.error!.message, /it is not run again/);
+  assert(!server.logs().some((line) => line.msg === "task recovering"), server.tail());
+});
+
+Deno.test("SIGTERM does not wait for a stuck segment past the grace; the task stays running on disk", async () => {
+  await using server = await startServer({
+    env: { TIME_LIMIT_MS: "60000", TIME_LIMIT_GRACE_MS: "300", WORKERS: "1" },
+  });
+  const serverPid = server.pid!;
+  const [engine] = await waitFor(async () => {
+    const pids = await children(serverPid);
+    return pids.length > 0 ? pids : null;
+  });
+  const cpuTicks = async () =>
+    Number((await Deno.readTextFile(`/proc/${engine}/stat`)).split(" ")[13]);
+  await server.waitForLog((line) => line.msg === "listening");
+  const idle = await cpuTicks();
+  const request = server.request("/task", { body: { id: "stuck", code: ATTACKS.indexOf } })
+    .catch(() => null);
+  await waitFor(async () => await cpuTicks() > idle + 30);
+  const started = performance.now();
+  const status = await server.stop();
+  const elapsed = performance.now() - started;
+  await request;
+  assertEquals(status.code, 0);
+  // The built-in alone runs for tens of seconds; the 60 s limit does not hold the stop.
+  assert(elapsed < 15_000, `the stop took ${elapsed} ms`);
+  const record = JSON.parse(await Deno.readTextFile(`${server.statesDir}/stuck.json`));
+  assertEquals(record.status, "running");
 });

@@ -185,10 +185,13 @@ export class WorkerPool {
     if (home && !home.dead) void this.#send(home, { op: "drop", taskId });
   }
 
-  /** Stops every process; jobs still running or queued fail with kind `"internal"`. */
+  /**
+   * Stops every process; jobs still running or queued end `interrupted` (kind
+   * `"internal"`): their outcome is unknown.
+   */
   async close(): Promise<void> {
     this.#closed = true;
-    for (const slot of this.#slots) this.#kill(slot, internal("The engine pool was closed"));
+    for (const slot of this.#slots) this.#kill(slot, interrupted());
     await Promise.all([...this.#exiting]);
   }
 
@@ -239,7 +242,7 @@ export class WorkerPool {
   }
 
   #send(slot: Slot, job: SegmentJob): Promise<SegmentReport> {
-    if (this.#closed) return Promise.resolve(internal("The engine pool is closed"));
+    if (this.#closed) return Promise.resolve(interrupted());
     return new Promise((settle) => {
       slot.queue.push({ job, settle });
       this.#pump(slot);
@@ -409,6 +412,10 @@ export class WorkerPool {
     }
     if (this.#closed) { for (const queued of slot.queue.splice(0)) queued.settle(failure); }
   }
+}
+
+function interrupted(): SegmentFailure {
+  return { ...internal("The engine pool was closed"), interrupted: true };
 }
 
 function internal(message: string): SegmentFailure {

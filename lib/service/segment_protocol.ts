@@ -66,6 +66,11 @@ export interface SegmentFailure {
   vm?: VMStateMeta;
   /** Time the job ran the guest, ms, replaying its journal excluded. */
   cpuMs: number;
+  /**
+   * Set when the segment did not end but was cut short by the server stopping: its outcome
+   * is unknown, and the task's previous state stands (it runs again after the restart).
+   */
+  interrupted?: true;
 }
 
 /** The worker's answer to a job. */

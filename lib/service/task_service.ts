@@ -75,6 +75,8 @@ export interface TaskServiceDeps {
   events?: TaskEventHub;
   /** Where segments, fetches and saves are counted and timed; none when omitted. */
   metrics?: ServiceMetrics;
+  /** CPU time a task's segments may use in all, ms (`TASK_CPU_BUDGET_MS`); no limit when omitted. */
+  cpuBudgetMs?: number;
 }
 
 /** The server log level of each guest `console` method. */
@@ -102,6 +104,8 @@ export class FlowTaskService implements TaskService {
   /** Tail of each task's chain of serialized operations. */
   readonly #locks = new Map<string, Promise<unknown>>();
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+  /** Overrun marks being saved, by task: the segment's commit builds on the marked record. */
+  readonly #marks = new Map<string, Promise<TaskRecord | undefined>>();
   #closing = false;
 
   constructor(deps: TaskServiceDeps) {
@@ -125,7 +129,10 @@ export class FlowTaskService implements TaskService {
     tasks.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
     for (const record of tasks) this.#tasks.set(record.id, record);
     for (const record of tasks) {
-      if (record.status === TaskStatus.Running) {
+      const active = record.status === TaskStatus.Running || record.status === TaskStatus.Paused;
+      if (active && record.overrunAt !== undefined) {
+        void this.#serialize(record.id, () => this.#failOverrun(record.id));
+      } else if (record.status === TaskStatus.Running) {
         void this.#serialize(record.id, () => this.#recover(record.id));
       } else if (record.status === TaskStatus.Paused && record.autoFetch) {
         this.#deps.onPending(record.id, record.pending);
@@ -134,12 +141,58 @@ export class FlowTaskService implements TaskService {
     return { loaded: tasks.length, skipped: skipped.length };
   }
 
-  /** Stops taking work and waits for running segments to be saved. */
-  async close(): Promise<void> {
+  /**
+   * Stops taking work and waits for running segments to be saved, for at most `graceMs`
+   * (then close the pool: segments still running end without a commit, and
+   * {@link drained} resolves once they have).
+   */
+  async close(graceMs = Number.POSITIVE_INFINITY): Promise<void> {
     this.#closing = true;
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
-    await Promise.allSettled([...this.#locks.values()]);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const grace = new Promise<void>((resolve) => {
+      if (Number.isFinite(graceMs)) timer = setTimeout(resolve, graceMs);
+    });
+    try {
+      await Promise.race([this.drained(), grace]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Resolves once every operation on tasks has ended. */
+  async drained(): Promise<void> {
+    while (this.#locks.size > 0) await Promise.allSettled([...this.#locks.values()]);
+  }
+
+  /**
+   * Marks, durably, that a segment of `taskId` is still running at its time limit (the
+   * engine did not stop it; the server's watchdog ends it after the grace). Should the
+   * server stop before the segment ends, the task is failed at the next start rather than
+   * run again. The segment's commit clears the mark.
+   */
+  noteOverrun(taskId: string): void {
+    const record = this.#tasks.get(taskId);
+    if (!record || this.#marks.has(taskId)) return;
+    const marked: TaskRecord = { ...record, overrunAt: new Date().toISOString() };
+    this.#deps.logger.warn("segment past its time limit", { taskId });
+    this.#marks.set(
+      taskId,
+      this.#deps.store.save(marked, []).then(
+        (saved) => {
+          this.#tasks.set(taskId, saved);
+          return saved;
+        },
+        (error) => {
+          this.#deps.logger.error("cannot mark a segment past its time limit", {
+            taskId,
+            error: String(error),
+          });
+          return undefined;
+        },
+      ),
+    );
   }
 
   async create(input: CreateTaskInput): Promise<TaskView> {
@@ -247,7 +300,8 @@ export class FlowTaskService implements TaskService {
         );
       }
       const cut = Math.min(record.retryFrom ?? record.journalLength, record.journalLength);
-      const { error: _error, retryFrom: _retryFrom, ...rest } = record;
+      // A retry starts a fresh CPU budget.
+      const { error: _error, retryFrom: _retryFrom, cpuMs: _cpuMs, ...rest } = record;
       const next: TaskRecord = {
         ...rest,
         status: TaskStatus.Running,
@@ -424,8 +478,8 @@ export class FlowTaskService implements TaskService {
   /**
    * Commits `next` (the task's record after `previous`, or its first record) with `events`
    * appended to its journal, and publishes the transition (as `type` when given). The only
-   * place the service saves a record: every status, present or future, reaches `events`
-   * from here.
+   * place the service saves a transition: every status, present or future, reaches
+   * `events` from here (the one other save, {@link noteOverrun}'s mark, changes no status).
    */
   async #save(
     previous: TaskRecord | undefined,
@@ -468,10 +522,24 @@ export class FlowTaskService implements TaskService {
     }
   }
 
-  /** Applies a segment's outcome, saves it, and starts its fetches. */
-  async #commit(record: TaskRecord, outcome: SegmentOutcome): Promise<TaskRecord> {
+  /**
+   * Applies a segment's outcome, saves it, and starts its fetches. An outcome cut short by
+   * the server stopping is not saved: the previous record stands.
+   */
+  async #commit(given: TaskRecord, segment: SegmentOutcome): Promise<TaskRecord> {
     const { logger } = this.#deps;
-    const next: TaskRecord = { ...record, updatedAt: new Date().toISOString() };
+    const mark = this.#marks.get(given.id);
+    this.#marks.delete(given.id);
+    const record = (await mark) ?? given;
+    if (!segment.ok && segment.interrupted) {
+      throw new UnavailableError(
+        `The server is stopping: the segment of task "${record.id}" was cut short and runs again after the restart`,
+      );
+    }
+    const cpuMs = (record.cpuMs ?? 0) + segment.cpuMs;
+    const outcome = this.#withinBudget(cpuMs, segment);
+    const { overrunAt: _overrunAt, ...kept } = record;
+    const next: TaskRecord = { ...kept, cpuMs, updatedAt: new Date().toISOString() };
     const events: TaskEvent[] = [];
     if (outcome.ok) {
       events.push(...outcome.newJournal);
@@ -532,6 +600,51 @@ export class FlowTaskService implements TaskService {
       this.#deps.onPending(saved.id, saved.status === TaskStatus.Paused ? saved.pending : []);
     }
     return saved;
+  }
+
+  /** A successful `outcome` turned into a `timeout` failure when `cpuMs` is over the budget. */
+  #withinBudget(cpuMs: number, outcome: SegmentOutcome): SegmentOutcome {
+    const budget = this.#deps.cpuBudgetMs ?? Number.POSITIVE_INFINITY;
+    if (!outcome.ok || cpuMs <= budget) return outcome;
+    return {
+      ok: false,
+      error: {
+        kind: "timeout",
+        name: "InternalError",
+        message: `The task used ${Math.round(cpuMs)} ms of CPU time in its segments, more than ` +
+          `its budget of ${budget} ms`,
+      },
+      logs: outcome.logs,
+      newJournal: outcome.newJournal,
+      vm: outcome.vm,
+      cpuMs: outcome.cpuMs,
+    };
+  }
+
+  /** Fails a task whose server stopped during a segment that ran past its time limit. */
+  async #failOverrun(id: string): Promise<void> {
+    const record = this.#tasks.get(id);
+    if (!record?.overrunAt) return;
+    const limit = this.#deps.engine.timeLimitMs;
+    this.#deps.logger.warn("task failed: its segment overran when the server stopped", {
+      taskId: id,
+    });
+    try {
+      await this.#commit(record, {
+        ok: false,
+        error: {
+          kind: "timeout",
+          name: "InternalError",
+          message: `The script ran longer than its time limit${
+            limit === undefined ? "" : ` of ${limit} ms`
+          } in one run segment, and the server stopped during it; it is not run again`,
+        },
+        logs: [],
+        cpuMs: 0,
+      });
+    } catch (error) {
+      this.#deps.logger.error("cannot fail an overrun task", { taskId: id, error: String(error) });
+    }
   }
 
   /** Re-runs a task caught `running` from its saved state. */

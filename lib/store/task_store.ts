@@ -61,6 +61,14 @@ export interface TaskRecord {
    * where `POST /retry` cuts the journal back to (so that step is tried again).
    */
   retryFrom?: number;
+  /** CPU time the task's segments used so far, ms (replays excluded). */
+  cpuMs?: number;
+  /**
+   * Set (durably) when a segment ran past its time limit without stopping; cleared by the
+   * segment's outcome. A task found with it at startup had its server stop during that
+   * segment: it is failed instead of being run again.
+   */
+  overrunAt?: string;
   /** Requests waiting for a response (performed again after a restart). */
   pending: FetchRequest[];
   /** How many journal entries and log lines this record accounts for. */
