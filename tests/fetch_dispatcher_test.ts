@@ -99,3 +99,43 @@ Deno.test("dispatch cancels the task's requests in flight that it no longer wait
     await upstream.close();
   }
 });
+
+Deno.test("tasks holding many slow requests leave room for another task's single fetch", async () => {
+  const upstream = startHoldingUpstream();
+  const policy = createEgressPolicy({
+    allow: [],
+    denyPrivate: false,
+    selfOrigins: [],
+    localAddresses: () => [],
+  });
+  const delivered = Promise.withResolvers<FetchResponse>();
+  const dispatcher = new FetchDispatcher({
+    perform: (req, signal) =>
+      performFetch(req, { timeoutMs: LIVENESS_MS, maxBytes: 1024, policy, signal }),
+    post: (taskId, response) => {
+      if (taskId === "fast") delivered.resolve(response);
+      return Promise.resolve("delivered");
+    },
+    deliverDirect: () => Promise.resolve("delivered"),
+    isPending: () => true,
+    logger: createLogger({ level: "silent" }),
+    postAttempts: 1,
+    concurrency: 8,
+  });
+  try {
+    // Three tasks ask for 3 × 8 held requests, more than the 8 performed at once: each one
+    // gets some of the turns (first come does not take them all), and room stays free.
+    for (const task of ["slow-a", "slow-b", "slow-c"]) {
+      const requests = Array.from({ length: 8 }, (_, i) => `${task}-${i}`);
+      dispatcher.dispatch(task, requests.map((id) => request(id, upstream.url(id))));
+      await within(upstream.arrived(`${task}-0`), `the first request of ${task}`);
+    }
+    upstream.release("fast");
+    dispatcher.dispatch("fast", [request("fast", upstream.url("fast"))]);
+    const response = await within(delivered.promise, "the fast task's response");
+    assertEquals(response.body, "answer fast");
+  } finally {
+    await dispatcher.close();
+    await upstream.close();
+  }
+});

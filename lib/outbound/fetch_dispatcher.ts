@@ -30,23 +30,44 @@ export interface FetchDispatcherDeps {
   logger: Logger;
   /** Self-POST attempts before in-process delivery takes over. */
   postAttempts: number;
-  /** Most outbound requests in flight at once. */
+  /**
+   * Most outbound requests in flight at once, shared fairly between tasks (see
+   * {@link FetchDispatcher}).
+   */
   concurrency: number;
+}
+
+/** A request waiting for its turn to be performed. */
+interface Waiter {
+  taskId: string;
+  grant(): void;
 }
 
 /** First retry delay, ms; doubles up to {@link MAX_BACKOFF_MS}. */
 const FIRST_BACKOFF_MS = 50;
 const MAX_BACKOFF_MS = 5_000;
 
-/** Runs pending requests of paused tasks and delivers their responses. */
+/**
+ * Runs pending requests of paused tasks and delivers their responses.
+ *
+ * Fairness: at most `concurrency` requests are performed at once, and one task may hold at
+ * most an equal share of them, counting one share more than there are tasks with requests
+ * (so some room always stays free for a task that has none in flight); and a task with no
+ * request in flight may start one beyond `concurrency` (up to twice it). So tasks holding
+ * many slow requests delay neither each other's turns nor another task's single request.
+ * Waiting requests start in the order they came, skipping those of tasks at their share.
+ */
 export class FetchDispatcher {
   readonly #deps: FetchDispatcherDeps;
   /** Requests being performed or delivered, by id, with their task and their own abort. */
   readonly #inflight = new Map<string, { taskId: string; abort: AbortController }>();
   readonly #abort = new AbortController();
   readonly #running = new Set<Promise<void>>();
+  /** Requests being performed, in all. */
   #active = 0;
-  readonly #waiting: (() => void)[] = [];
+  /** Requests being performed and waiting, by task (tasks with neither are absent). */
+  readonly #load = new Map<string, { active: number; waiting: number }>();
+  readonly #waiting: Waiter[] = [];
 
   constructor(deps: FetchDispatcherDeps) {
     this.#deps = deps;
@@ -84,19 +105,18 @@ export class FetchDispatcher {
   /** Stops: aborts requests in flight and waits for every delivery loop to end. */
   async close(): Promise<void> {
     this.#abort.abort();
-    for (const wake of this.#waiting.splice(0)) wake();
     await Promise.allSettled([...this.#running]);
   }
 
   async #run(taskId: string, request: FetchRequest, signal: AbortSignal): Promise<void> {
     const { logger } = this.#deps;
     let response: FetchResponse;
-    await this.#acquire(signal);
+    if (!await this.#acquire(taskId, signal)) return;
     try {
       if (signal.aborted) return;
       response = await this.#deps.perform(request, signal);
     } finally {
-      this.#release();
+      this.#release(taskId);
     }
     if (signal.aborted) {
       if (!this.#abort.signal.aborted) {
@@ -147,24 +167,77 @@ export class FetchDispatcher {
     });
   }
 
-  async #acquire(signal: AbortSignal): Promise<void> {
-    while (this.#active >= this.#deps.concurrency && !signal.aborted) {
-      await new Promise<void>((wake) => {
-        const done = () => {
-          signal.removeEventListener("abort", done);
-          const at = this.#waiting.indexOf(done);
-          if (at >= 0) this.#waiting.splice(at, 1);
-          wake();
-        };
-        this.#waiting.push(done);
-        signal.addEventListener("abort", done, { once: true });
-      });
-    }
-    this.#active++;
+  /** Waits for the request's turn; `false` when it was aborted first. */
+  #acquire(taskId: string, signal: AbortSignal): Promise<boolean> {
+    if (signal.aborted) return Promise.resolve(false);
+    const load = this.#loadOf(taskId);
+    load.waiting++;
+    return new Promise((resolve) => {
+      const waiter: Waiter = {
+        taskId,
+        grant: () => {
+          signal.removeEventListener("abort", abort);
+          resolve(true);
+        },
+      };
+      const abort = () => {
+        const at = this.#waiting.indexOf(waiter);
+        if (at >= 0) this.#waiting.splice(at, 1);
+        this.#settle(taskId, load, -1, 0);
+        resolve(false);
+        this.#wake();
+      };
+      this.#waiting.push(waiter);
+      signal.addEventListener("abort", abort, { once: true });
+      this.#wake();
+    });
   }
 
-  #release(): void {
+  #release(taskId: string): void {
     this.#active--;
-    this.#waiting.shift()?.();
+    this.#settle(taskId, this.#loadOf(taskId), 0, -1);
+    this.#wake();
+  }
+
+  #loadOf(taskId: string): { active: number; waiting: number } {
+    let load = this.#load.get(taskId);
+    if (!load) this.#load.set(taskId, load = { active: 0, waiting: 0 });
+    return load;
+  }
+
+  #settle(
+    taskId: string,
+    load: { active: number; waiting: number },
+    waiting: number,
+    active: number,
+  ): void {
+    load.waiting += waiting;
+    load.active += active;
+    if (load.active === 0 && load.waiting === 0) this.#load.delete(taskId);
+  }
+
+  /** Starts the waiting requests that may start, in order. */
+  #wake(): void {
+    const { concurrency } = this.#deps;
+    for (let i = 0; i < this.#waiting.length && this.#active < 2 * concurrency;) {
+      const waiter = this.#waiting[i]!;
+      const load = this.#loadOf(waiter.taskId);
+      if (this.#mayStart(load.active)) {
+        this.#waiting.splice(i, 1);
+        this.#active++;
+        this.#settle(waiter.taskId, load, -1, 1);
+        waiter.grant();
+      } else {
+        i++;
+      }
+    }
+  }
+
+  /** Whether a task with `active` requests being performed may start one more now. */
+  #mayStart(active: number): boolean {
+    const { concurrency } = this.#deps;
+    if (active === 0) return this.#active < 2 * concurrency;
+    if (this.#active >= concurrency) return false;
+    return active < Math.max(1, Math.floor(concurrency / (this.#load.size + 1)));
   }
 }
