@@ -79,6 +79,10 @@ export interface Config {
   timeLimitGraceMs: number;
   /** `TASK_CPU_BUDGET_MS`: CPU time a task's segments may use in all. */
   taskCpuBudgetMs: number;
+  /** `MAX_LOG_BYTES`: console output a task keeps in all. */
+  maxLogBytes: number;
+  /** `GUEST_LOG_RATE`: guest console lines copied to the server log per second. */
+  guestLogRate: number;
   /** `MEMORY_LIMIT_MB`: VM memory limit, in MiB. */
   memoryLimitMb: number;
   /** `STACK_BYTES`: guest stack size. */
@@ -304,6 +308,20 @@ export const CONFIG_DOC: readonly ConfigDocEntry[] = [
   },
   { name: "MAX_LOG_ENTRIES", default: "1000", description: "Most console lines kept per task." },
   {
+    name: "MAX_LOG_BYTES",
+    default: "1048576",
+    description:
+      "Console output a task keeps in its journal over its life, bytes; later lines are dropped " +
+      "(counted in the record's `droppedLogLines`).",
+  },
+  {
+    name: "GUEST_LOG_RATE",
+    default: "100",
+    description:
+      "Guest console lines copied to the server log per second, server-wide; the rest are " +
+      "counted in one warning.",
+  },
+  {
     name: "ENGINE_VARIANT",
     default: "asyncify",
     description: "QuickJS build: `asyncify` or `sync`.",
@@ -400,6 +418,8 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     timeLimitMs: int(env, "TIME_LIMIT_MS", 5_000, 1, MAX_TIMER_MS),
     timeLimitGraceMs: int(env, "TIME_LIMIT_GRACE_MS", 1_000, 0, MAX_TIMER_MS),
     taskCpuBudgetMs: int(env, "TASK_CPU_BUDGET_MS", 60_000, 1),
+    maxLogBytes: int(env, "MAX_LOG_BYTES", MIB, 0),
+    guestLogRate: int(env, "GUEST_LOG_RATE", 100, 0),
     memoryLimitMb: int(env, "MEMORY_LIMIT_MB", 64, 1, MAX_WASM_MEMORY_MB),
     stackBytes: int(env, "STACK_BYTES", 256 * KIB, 1 * KIB, 1024 * MIB),
     maxCodeBytes: int(env, "MAX_CODE_BYTES", MIB, 1),

@@ -107,6 +107,8 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
     logger,
     version: VERSION,
     cpuBudgetMs: config.taskCpuBudgetMs,
+    maxLogBytes: config.maxLogBytes,
+    guestLogRate: config.guestLogRate,
   });
 
   const webhooks = new WebhookSender({

@@ -165,3 +165,31 @@ Deno.test("SIGTERM does not wait for a stuck segment past the grace; the task st
   const record = JSON.parse(await Deno.readTextFile(`${server.statesDir}/stuck.json`));
   assertEquals(record.status, "running");
 });
+
+Deno.test("console output is capped per task by MAX_LOG_BYTES and its copy to the server log by GUEST_LOG_RATE", async () => {
+  const upstream = startUpstream();
+  try {
+    await using server = await startServer({
+      env: { MAX_LOG_BYTES: "20000", GUEST_LOG_RATE: "5" },
+    });
+    // 5 segments of 200 lines of 1,000 characters: 1 MB asked for, 20 KB kept.
+    const code = `for (let s = 0; s < 5; s++) {
+  for (let i = 0; i < 200; i++) console.log(s + ":" + i + " " + "x".repeat(1000));
+  await fetch(${JSON.stringify(upstream.url("/number/1"))});
+}
+"printed"`;
+    const task = await server.createTask({ code });
+    const done = await server.waitForTask(task.id);
+    assertEquals([done.status, done.result], ["completed", "printed"]);
+    assert(done.logs.length > 0 && done.logs.length < 20, `${done.logs.length} lines kept`);
+    const record = JSON.parse(await Deno.readTextFile(`${server.statesDir}/${task.id}.json`));
+    assert(record.logBytes <= 20_000, `logBytes ${record.logBytes}`);
+    assertEquals(record.logCount + record.droppedLogLines, 1000);
+    const journal = await Deno.stat(`${server.statesDir}/${task.id}.journal.jsonl`);
+    assert(journal.size < 100_000, `the journal is ${journal.size} bytes`);
+    const copied = server.logs().filter((line) => line.msg === "guest console").length;
+    assert(copied < 20, `${copied} console lines copied to the server log`);
+  } finally {
+    await upstream.close();
+  }
+});

@@ -18,6 +18,7 @@
  */
 import type { SegmentOutcome, WorkerPool } from "./executor.ts";
 import { isFinishedStatus, TaskEventHub, type TransitionType } from "./task_events.ts";
+import { GuestLogCopier } from "./guest_log.ts";
 import { journalOf } from "./journal_events.ts";
 import { fetchDetails, fetchSummary } from "./fetch_log.ts";
 import { type DefinitionView, listDefinitions, readDefinition } from "./definitions.ts";
@@ -77,16 +78,17 @@ export interface TaskServiceDeps {
   metrics?: ServiceMetrics;
   /** CPU time a task's segments may use in all, ms (`TASK_CPU_BUDGET_MS`); no limit when omitted. */
   cpuBudgetMs?: number;
+  /** Bytes of console output a task keeps in all (`MAX_LOG_BYTES`); no limit when omitted. */
+  maxLogBytes?: number;
+  /** Guest console lines copied to the server log per second, server-wide; default 100. */
+  guestLogRate?: number;
 }
 
-/** The server log level of each guest `console` method. */
-const GUEST_LOG_LEVELS: Record<LogEntry["level"], "debug" | "info" | "warn" | "error"> = {
-  debug: "debug",
-  log: "info",
-  info: "info",
-  warn: "warn",
-  error: "error",
-};
+/** Default of {@link TaskServiceDeps.guestLogRate}. */
+const GUEST_LOG_RATE = 100;
+/** What a console line costs against `maxLogBytes` besides its message: its JSON framing. */
+const LOG_LINE_OVERHEAD_BYTES = 64;
+const encoder = new TextEncoder();
 
 /** Delay before retrying a task whose state could not be saved, ms (doubles, capped). */
 const RECOVERY_RETRY_MS = 500;
@@ -106,10 +108,12 @@ export class FlowTaskService implements TaskService {
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
   /** Overrun marks being saved, by task: the segment's commit builds on the marked record. */
   readonly #marks = new Map<string, Promise<TaskRecord | undefined>>();
+  readonly #guestLog: GuestLogCopier;
   #closing = false;
 
   constructor(deps: TaskServiceDeps) {
     this.#deps = deps;
+    this.#guestLog = new GuestLogCopier(deps.logger, deps.guestLogRate ?? GUEST_LOG_RATE);
     this.events = deps.events ?? new TaskEventHub({
       onListenerError: (error) =>
         deps.logger.error("task event listener failed", { error: String(error) }),
@@ -570,15 +574,7 @@ export class FlowTaskService implements TaskService {
         kind: outcome.error.kind,
       };
     }
-    for (const line of outcome.logs) {
-      events.push({ type: "log", ...line });
-      logger[GUEST_LOG_LEVELS[line.level]]("guest console", {
-        taskId: record.id,
-        console: line.level,
-        message: line.message,
-      });
-    }
-    next.logCount += outcome.logs.length;
+    this.#keepLogs(record, next, outcome.logs, events);
     let saved: TaskRecord;
     try {
       saved = await this.#save(record, next, events);
@@ -600,6 +596,42 @@ export class FlowTaskService implements TaskService {
       this.#deps.onPending(saved.id, saved.status === TaskStatus.Paused ? saved.pending : []);
     }
     return saved;
+  }
+
+  /**
+   * Adds the segment's console lines to `events` within the task's `maxLogBytes` (the rest
+   * are dropped and counted in `droppedLogLines`), and copies them to the server log.
+   */
+  #keepLogs(
+    record: TaskRecord,
+    next: TaskRecord,
+    lines: readonly LogEntry[],
+    events: TaskEvent[],
+  ): void {
+    const budget = this.#deps.maxLogBytes ?? Number.POSITIVE_INFINITY;
+    let bytes = record.logBytes ?? 0;
+    let dropped = 0;
+    for (const line of lines) {
+      const size = encoder.encode(line.message).length + LOG_LINE_OVERHEAD_BYTES;
+      if (bytes + size > budget) {
+        dropped++;
+        continue;
+      }
+      bytes += size;
+      events.push({ type: "log", ...line });
+      next.logCount++;
+      this.#guestLog.copy(record.id, line);
+    }
+    next.logBytes = bytes;
+    if (dropped > 0) {
+      if (!record.droppedLogLines) {
+        this.#deps.logger.warn("task console output over its cap: further lines dropped", {
+          taskId: record.id,
+          maxLogBytes: budget,
+        });
+      }
+      next.droppedLogLines = (record.droppedLogLines ?? 0) + dropped;
+    }
   }
 
   /** A successful `outcome` turned into a `timeout` failure when `cpuMs` is over the budget. */

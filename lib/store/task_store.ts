@@ -61,6 +61,10 @@ export interface TaskRecord {
    * where `POST /retry` cuts the journal back to (so that step is tried again).
    */
   retryFrom?: number;
+  /** Bytes of console output kept in the journal so far (`MAX_LOG_BYTES` caps it). */
+  logBytes?: number;
+  /** Console lines dropped because the task's output was over `MAX_LOG_BYTES`. */
+  droppedLogLines?: number;
   /** CPU time the task's segments used so far, ms (replays excluded). */
   cpuMs?: number;
   /**
