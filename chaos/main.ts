@@ -13,6 +13,7 @@ import { runHostileCode } from "./hostile_code.ts";
 import { runDeepNesting, runHostileRequests } from "./hostile_requests.ts";
 import { runHostileUpstreams } from "./hostile_upstreams.ts";
 import { runLoad } from "./load.ts";
+import { runIsolation } from "./isolation.ts";
 import { chaosSeed, type ScenarioOptions, type ScenarioResult } from "./support.ts";
 
 /** Every scenario, by the name `--only` takes. */
@@ -25,6 +26,7 @@ export const SCENARIOS: Record<string, (options: ScenarioOptions) => Promise<Sce
   load: runLoad,
   "deep-nesting": runDeepNesting,
   "memory-bombs": (options) => runHostileCode({ ...options, smallObjectBombs: true }),
+  isolation: runIsolation,
 };
 
 /** The figures of `results` as a text table. */

@@ -163,6 +163,7 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
   metrics.observe({
     tasks: () => service.health().tasks,
     liveVms: () => pool.stats().liveVms,
+    liveVmBytes: () => pool.stats().liveVmBytes,
     segmentQueue: () => pool.stats().queued,
     outboundInFlight: () => dispatcher.size,
     eventListeners: () => service.events.listenerCount,

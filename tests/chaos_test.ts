@@ -12,6 +12,7 @@ import { runHostileCode } from "../chaos/hostile_code.ts";
 import { runDeepNesting, runHostileRequests } from "../chaos/hostile_requests.ts";
 import { runHostileUpstreams } from "../chaos/hostile_upstreams.ts";
 import { runLoad } from "../chaos/load.ts";
+import { runIsolation } from "../chaos/isolation.ts";
 import { formatTable } from "../chaos/main.ts";
 import { chaosSeed, type ScenarioResult } from "../chaos/support.ts";
 
@@ -94,4 +95,11 @@ Deno.test("chaos: load — no errors, no memory growth after the load", async ()
   assertEquals(result.figures["wrong results"], 0);
   assertEquals(result.figures["failed requests"], 0);
   assert(Number(result.figures["load tasks"]) > 0);
+});
+
+Deno.test("chaos: isolation — built-ins the interrupt cannot stop end at the limit, live VMs fit LIVE_VM_MB", async () => {
+  const result = await runIsolation({ short: true, seed });
+  report(result);
+  assertEquals(result.problems, []);
+  assertEquals(result.figures.attacks, 3);
 });

@@ -20,8 +20,10 @@ export type FetchOutcome = "ok" | "http_error" | "failed";
 export interface MetricSources {
   /** Tasks by status. */
   tasks(): Record<string, number>;
-  /** Live paused VMs kept by the workers. */
+  /** Live paused VMs kept by the engine processes. */
   liveVms(): number;
+  /** Bytes those VMs hold, as counted against `LIVE_VM_MB`. */
+  liveVmBytes(): number;
   /** Segments waiting for a worker. */
   segmentQueue(): number;
   /** Outbound requests being performed or delivered. */
@@ -96,7 +98,12 @@ export class ServiceMetrics {
           this.set(read());
         },
       });
-    gauge("flowstate_live_vms", "Live paused VMs kept in worker memory.", sources.liveVms);
+    gauge("flowstate_live_vms", "Live paused VMs kept in engine memory.", sources.liveVms);
+    gauge(
+      "flowstate_live_vm_bytes",
+      "Bytes of the live paused VMs, as counted against LIVE_VM_MB.",
+      sources.liveVmBytes,
+    );
     gauge("flowstate_segment_queue_depth", "Segments waiting for a worker.", sources.segmentQueue);
     gauge(
       "flowstate_outbound_in_flight",
