@@ -9,6 +9,7 @@
  */
 import { runCrashLoop } from "./crash_loop.ts";
 import { runDiskFaults } from "./disk_faults.ts";
+import { runEdgeAttacks } from "./edge_attacks.ts";
 import { runHostileCode } from "./hostile_code.ts";
 import { runDeepNesting, runHostileRequests } from "./hostile_requests.ts";
 import { runHostileUpstreams } from "./hostile_upstreams.ts";
@@ -27,6 +28,7 @@ export const SCENARIOS: Record<string, (options: ScenarioOptions) => Promise<Sce
   "deep-nesting": runDeepNesting,
   "memory-bombs": (options) => runHostileCode({ ...options, smallObjectBombs: true }),
   isolation: runIsolation,
+  edge: runEdgeAttacks,
 };
 
 /** The figures of `results` as a text table. */

@@ -8,6 +8,7 @@
 import { assert, assertEquals } from "@std/assert";
 import { runCrashLoop } from "../chaos/crash_loop.ts";
 import { runDiskFaults } from "../chaos/disk_faults.ts";
+import { runEdgeAttacks } from "../chaos/edge_attacks.ts";
 import { runHostileCode } from "../chaos/hostile_code.ts";
 import { runDeepNesting, runHostileRequests } from "../chaos/hostile_requests.ts";
 import { runHostileUpstreams } from "../chaos/hostile_upstreams.ts";
@@ -102,4 +103,10 @@ Deno.test("chaos: isolation — built-ins the interrupt cannot stop end at the l
   report(result);
   assertEquals(result.problems, []);
   assertEquals(result.figures.attacks, 3);
+});
+
+Deno.test("chaos: edge attacks — slow clients, egress tricks, deep JSON, proxy traps, a second server, a FIFO", async () => {
+  const result = await runEdgeAttacks({ short: true, seed });
+  report(result);
+  assertEquals(result.problems, []);
 });
