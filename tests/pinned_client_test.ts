@@ -56,3 +56,19 @@ Deno.test("an https: client tunnels to the pinned address and checks the certifi
     await server.shutdown();
   }
 });
+
+Deno.test("an http: client pins an IPv6 address too", async () => {
+  const server = Deno.serve(
+    { hostname: "::1", port: 0, onListen() {} },
+    (req) => new Response(`host ${new URL(req.url).host}`),
+  );
+  const url = new URL(`http://six.invalid:${server.addr.port}/`);
+  const pinned = pinnedClient(url, "::1");
+  try {
+    const response = await fetch(url, { client: pinned.client });
+    assertEquals(await response.text(), `host six.invalid:${server.addr.port}`);
+  } finally {
+    pinned.close();
+    await server.shutdown();
+  }
+});

@@ -50,7 +50,7 @@ const MAX_HEAD_BYTES = 256 * 1024;
 const READ_CHUNK = 64 * 1024;
 const encoder = new TextEncoder();
 
-/** Starts the guard; resolves once it listens. */
+/** Starts the guard; it listens when this returns. */
 export function startConnectionGuard(options: ConnectionGuardOptions): ConnectionGuard {
   const listener = Deno.listen({ hostname: options.hostname, port: options.port });
   const open = new Set<GuardedConnection>();

@@ -38,7 +38,9 @@ export function pinnedClient(
 ): PinnedClient {
   const port = url.port === "" ? (url.protocol === "https:" ? 443 : 80) : Number(url.port);
   if (url.protocol !== "https:") {
-    const client = Deno.createHttpClient({ proxy: { transport: "tcp", hostname: address, port } });
+    // The tcp transport parses its host as a URI authority: IPv6 goes in brackets.
+    const hostname = address.includes(":") ? `[${address}]` : address;
+    const client = Deno.createHttpClient({ proxy: { transport: "tcp", hostname, port } });
     return { client, close: () => client.close() };
   }
   const tunnel = new ConnectTunnel(address, port);
