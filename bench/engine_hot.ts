@@ -105,7 +105,7 @@ async function poolRun(pool: WorkerPool, variant: Variant, n: number, times: num
     outcome = await pool.resume(
       taskId,
       journalLength,
-      response,
+      { type: "response", response },
       () => Promise.reject(new Error("The live VM was lost: a cold resume happened")),
       options,
     );
@@ -141,7 +141,7 @@ async function poolTasks(
       outcome = await pool.resume(
         taskId,
         journalLength,
-        response,
+        { type: "response", response },
         () => Promise.reject(new Error("The live VM was lost: a cold resume happened")),
         options,
       );

@@ -20,7 +20,7 @@ import type {
   TaskView,
 } from "../lib/service/task_types.ts";
 import { TaskEventHub } from "../lib/service/task_events.ts";
-import type { FetchResponse } from "../lib/engine/types.ts";
+import type { FetchResponse, Signal } from "../lib/engine/types.ts";
 
 const BASE = "http://flowstate.test";
 const JSON_TYPE = { "content-type": "application/json" };
@@ -46,6 +46,7 @@ const HEALTH: HealthView = {
 type Call =
   | { method: "create"; input: CreateTaskInput }
   | { method: "deliver"; taskId: string; response: FetchResponse }
+  | { method: "signal"; taskId: string; signal: Signal }
   | { method: "get"; id: string }
   | { method: "fetch"; taskId: string; fetch: number | string }
   | { method: "list"; query: ListTasksQuery }
@@ -98,6 +99,11 @@ class RecordingService implements TaskService {
   remove(taskId: string): Promise<TaskView> {
     this.calls.push({ method: "remove", taskId });
     return this.#answer({ ...VIEW, id: taskId, status: "completed" });
+  }
+
+  signal(taskId: string, signal: Signal): Promise<TaskView> {
+    this.calls.push({ method: "signal", taskId, signal });
+    return this.#answer({ ...VIEW, id: taskId });
   }
 
   get(id: string): Promise<TaskDetailView> {

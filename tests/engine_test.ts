@@ -359,15 +359,16 @@ trace`;
     assert.deepEqual(live.result, [1, 2]);
   });
 
-  Deno.test(`[${variant}] Promise.race completes with the first answered request`, async () => {
+  Deno.test(`[${variant}] Promise.race settles with the first answered request; the task completes once the other is answered too`, async () => {
     const code = `await Promise.race([
   fetch("https://slow.example/").then((r) => r.json()).then((d) => "slow:" + d.v),
   fetch("https://fast.example/").then((r) => r.json()).then((d) => "fast:" + d.v),
 ])`;
     const respond = (request: { url: string }) => ok({ v: request.url.includes("fast") ? 1 : 2 });
     const live = await driveLive(code, respond, { variant, pick: "last" });
-    assert.equal(live.pauses.length, 1);
+    assert.equal(live.pauses.length, 2);
     assert.equal(live.pauses[0]!.fetchRequests?.length, 2);
+    assert.equal(live.pauses[1]!.fetchRequests?.length, 1);
     assert.equal(live.result, "fast:1");
     const cold = await driveCold(code, respond, { variant, pick: "last" });
     assert.equal(cold.result, "fast:1");

@@ -1,7 +1,7 @@
 import { assert, assertEquals } from "@std/assert";
 import { type SegmentOutcome, WorkerPool } from "../lib/service/executor.ts";
 import type { SegmentFailure, SegmentSuccess } from "../lib/service/segment_protocol.ts";
-import type { FetchResponse, VMState } from "../lib/engine/mod.ts";
+import type { FetchResponse, ResumeInput, VMState } from "../lib/engine/mod.ts";
 
 /** A guest built-in QuickJS's interrupt handler does not stop: runs for a minute. */
 const HOG = "[].indexOf.call({ length: 2 ** 30 }, 1)";
@@ -40,7 +40,12 @@ function completed(outcome: SegmentOutcome): SegmentSuccess {
   return outcome;
 }
 
-function response(outcome: SegmentSuccess): FetchResponse {
+/** The input answering the first pending request of `outcome`. */
+function response(outcome: SegmentSuccess): ResumeInput {
+  return { type: "response", response: answer(outcome) };
+}
+
+function answer(outcome: SegmentSuccess): FetchResponse {
   return {
     id: outcome.pending[0]!.id,
     success: true,

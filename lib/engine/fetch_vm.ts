@@ -18,10 +18,12 @@ import { INITIAL_MEMORY_BYTES } from "./quickjs_modules.ts";
 import { LogBook } from "./log_book.ts";
 import { completedResult } from "./outcome.ts";
 import { type AskedRequest, Replay, unaskedResponse } from "./replay.ts";
-import type { EngineOptions, ExecutionResult, FetchResponse } from "./types.ts";
-import type { JournalEntry, Variant, VMState } from "./types.ts";
+import type { EngineOptions, ExecutionResult, FetchResponse, ResumeInput } from "./types.ts";
+import type { JournalEntry, Signal, Variant, VMState } from "./types.ts";
+import { Timers } from "./timers.ts";
 import { MAX_VARIABLES_CHARS, VARIABLES_TIME_MS, VariablesView } from "./variables_view.ts";
-import { assertResponse, assertState, deliveryMessage, staleError } from "./vm_state.ts";
+import { assertInput, assertState, deliveryMessage, staleError } from "./vm_state.ts";
+import { unarmedTimer } from "./replay.ts";
 import { randomSeed } from "./vm_state.ts";
 import { Requests } from "./requests.ts";
 
@@ -36,7 +38,8 @@ const GUEST_FILE = "task.js";
 const EVAL_FLAG_ASYNC = 128;
 
 /**
- * A QuickJS VM that runs code until it completes or waits on `fetch()`.
+ * A QuickJS VM that runs code until it completes or waits: on `fetch()`, a timer or a
+ * signal. It completes when the code has finished and nothing is pending any more.
  *
  * Keep one instance alive between {@link FetchVM.execute} and {@link FetchVM.resume} and
  * resumes are immediate; give {@link FetchVM.resume} a state this instance did not produce
@@ -47,13 +50,16 @@ export class FetchVM {
   readonly #options: ResolvedEngineOptions;
   #globals: Record<string, unknown>;
   #live: LiveVM | null = null;
-  #id: string = crypto.randomUUID();
+  #id: string;
   #variant: Variant;
   #seed: number = randomSeed();
   #code = "";
   #step = -1;
   #journal: Journal;
   #requests: Requests;
+  #timers: Timers;
+  /** The guest clock as last set (ms since the epoch). */
+  #clock = 0;
   #logs: LogBook;
   /** The journal being replayed; `null` when running live. */
   #replay: Replay | null = null;
@@ -69,6 +75,8 @@ export class FetchVM {
     this.#options = resolveEngineOptions(options);
     this.#variant = this.#options.variant;
     this.#globals = options.globals ?? {};
+    this.#id = options.id ?? crypto.randomUUID();
+    this.#timers = new Timers(this.#options.maxTimers);
     this.#journal = new Journal(this.#options.maxJournalEntries, this.#options.maxJournalBytes);
     this.#requests = new Requests(this.#options.maxPendingFetches, this.#journal);
     this.#logs = new LogBook(this.#options.maxLogEntries);
@@ -120,6 +128,9 @@ export class FetchVM {
           this.#refuseWhileInspecting();
           if (!this.#replay) this.#logs.add(level, message);
         },
+        setTimer: (delayMs) => this.#setTimer(delayMs),
+        clearTimer: (id) => this.#timers.disarm(id),
+        taskId: this.#id,
         seed: this.#seed,
       },
     });
@@ -150,7 +161,7 @@ export class FetchVM {
       step === 0 ? { type: "eval", step, at } : { type: "eval", step, at, code },
     );
     if (step === 0) this.#code = code;
-    return this.#segment(() => this.#evaluate(step, code, at));
+    return this.#segment(() => this.#evaluate(step, code, at), true);
   }
 
   /**
@@ -158,15 +169,26 @@ export class FetchVM {
    * when `state` is this instance's latest state; otherwise replays `state` first.
    * A response whose id is not pending is refused with kind `"stale"`; nothing changes.
    */
-  async resume(state: VMState, response: FetchResponse): Promise<ExecutionResult> {
+  resume(state: VMState, response: FetchResponse): Promise<ExecutionResult> {
+    return this.resumeWith(state, { type: "response", response });
+  }
+
+  /**
+   * Resumes the paused execution `state` with `input` (a response, the due timers, or a
+   * signal) and runs it on; like {@link FetchVM.resume}, on the live VM when `state` is its
+   * latest state.
+   */
+  async resumeWith(state: VMState, input: ResumeInput): Promise<ExecutionResult> {
     assertState(state);
-    assertResponse(response);
-    if (!state.pending.includes(response.id)) throw staleError(response.id, state.pending);
+    assertInput(input);
+    if (input.type === "response" && !state.pending.includes(input.response.id)) {
+      throw staleError(input.response.id, state.pending);
+    }
     const hot = this.#live !== null && state.id === this.#id &&
       state.journal.length === this.#journal.length &&
       sameEntry(state.journal.at(-1), this.#journal.last());
     if (!hot) await this.restore(state);
-    return this.#deliver(response);
+    return this.#apply(input);
   }
 
   /**
@@ -175,13 +197,27 @@ export class FetchVM {
    * is not pending, and with kind `"internal"` if the VM is not live.
    */
   deliver(response: FetchResponse): Promise<ExecutionResult> {
-    assertResponse(response);
+    return this.apply({ type: "response", response });
+  }
+
+  /**
+   * Gives `input` to this live VM (the hot path of {@link FetchVM.resumeWith}): a response
+   * (rejects with kind `"stale"` if its id is not pending), `timers` (fires every timer due
+   * by now, earliest first; nothing happens when none is due), or a signal. Rejects with kind
+   * `"internal"` if the VM is not live.
+   */
+  apply(input: ResumeInput): Promise<ExecutionResult> {
+    try {
+      assertInput(input);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (!this.#live) {
       return Promise.reject(
         new ExecutionError("internal", "Error", "The VM is not live; resume from a saved state"),
       );
     }
-    return this.#deliver(response);
+    return this.#apply(input);
   }
 
   /**
@@ -200,6 +236,7 @@ export class FetchVM {
     this.#variables.reset();
     this.#journal.clear();
     this.#requests.clear();
+    this.#timers.clear();
     this.#logs.reset(state.logs, state.droppedLogs);
     const replay = new Replay(state.journal);
     this.#replay = replay;
@@ -218,14 +255,22 @@ export class FetchVM {
             this.#requests.settle(id);
             this.#deadline = performance.now() + this.#options.timeLimitMs;
             const [meta, data] = deliveryMessage(entry.response);
+            this.#clock = entry.at;
             this.#call(this.#live!.controller.deliver, id, meta, data, entry.at);
             this.#drain();
+          } else if (entry.type === "timer") {
+            if (!this.#timers.has(entry.timer)) throw unarmedTimer(entry.timer);
+            this.#deadline = performance.now() + this.#options.timeLimitMs;
+            this.#runTimer(entry.timer, entry.at);
+          } else if (entry.type === "signal") {
+            this.#deadline = performance.now() + this.#options.timeLimitMs;
+            this.#runSignal(entry.signal, entry.at);
           }
           if (this.#abort) throw this.#abort;
         }
         replay.checkComplete(this.#requests.count);
         this.#replay = null;
-      });
+      }, false);
     } finally {
       this.#replay = null;
     }
@@ -236,7 +281,7 @@ export class FetchVM {
    * so a host can keep what the failed segment journaled.
    */
   snapshot(): VMState {
-    return this.#snapshot({});
+    return this.#snapshot({}, []);
   }
 
   /** Frees the VM. Safe to call twice; never throws. */
@@ -250,8 +295,11 @@ export class FetchVM {
 
   // --- segments -------------------------------------------------------------------------
 
-  /** Runs `body` under the segment's time limit, drains jobs, and reports the outcome. */
-  #segment(body: () => void): Promise<ExecutionResult> {
+  /**
+   * Runs `body` under the segment's time limit, drains jobs, fires the timers due by now
+   * when `fire` is set, and reports the outcome.
+   */
+  #segment(body: () => void, fire: boolean): Promise<ExecutionResult> {
     const live = this.#live;
     if (!live) {
       return Promise.reject(new ExecutionError("internal", "Error", "The VM is not initialized"));
@@ -263,6 +311,7 @@ export class FetchVM {
       body();
       this.#drain();
       if (this.#abort) throw this.#abort;
+      if (fire) this.#fireDue();
       return Promise.resolve(this.#report());
     } catch (error) {
       const failure = this.#abort ?? classifyHostError(error);
@@ -279,6 +328,7 @@ export class FetchVM {
     this.#variables.noteCode(code);
     const { context, controller } = this.#live!;
     this.#step = step;
+    this.#clock = at;
     this.#call(controller.setClock, at);
     const evaluated = context.evalCode(code, GUEST_FILE, EVAL_FLAG_ASYNC);
     if (evaluated.error) {
@@ -302,6 +352,70 @@ export class FetchVM {
     }
   }
 
+  #apply(input: ResumeInput): Promise<ExecutionResult> {
+    if (input.type === "response") return this.#deliver(input.response);
+    if (input.type === "timers") return this.#segment(() => {}, true);
+    return this.#signal(input.signal);
+  }
+
+  #signal(signal: Signal): Promise<ExecutionResult> {
+    const at = Date.now();
+    const entry: JournalEntry = { type: "signal", step: this.#step, signal, at };
+    const bytes = this.#journal.checkRoom(entry);
+    return this.#segment(() => {
+      this.#journal.append(entry, bytes);
+      this.#runSignal(signal, at);
+    }, true);
+  }
+
+  #runSignal(signal: Signal, at: number): void {
+    this.#clock = at;
+    const data = signal.data === undefined ? "" : JSON.stringify(signal.data);
+    this.#call(this.#live!.controller.signal, signal.name, data, at);
+    this.#drain();
+  }
+
+  /**
+   * Fires the timers due by now, earliest first, each journaled with the clock its callback
+   * sees, until none is due or half the segment's time is used (the rest are due at once
+   * when the segment ends, and the host runs them in a next segment).
+   */
+  #fireDue(): void {
+    const stopAt = this.#deadline - this.#options.timeLimitMs / 2;
+    for (;;) {
+      const next = this.#timers.earliest();
+      if (!next) return;
+      const now = Date.now();
+      if (next.dueAt > now || performance.now() > stopAt) return;
+      const entry: JournalEntry = { type: "timer", step: this.#step, timer: next.id, at: now };
+      this.#journal.append(entry, this.#journal.checkRoom(entry));
+      this.#runTimer(next.id, now);
+      if (this.#abort) throw this.#abort;
+    }
+  }
+
+  /** Fires armed timer `id` at guest clock `at` and drains the jobs it queued. */
+  #runTimer(id: number, at: number): void {
+    this.#timers.disarm(id);
+    this.#clock = at;
+    const fired = this.#call(this.#live!.controller.fire, id, at);
+    if (fired !== "fired") {
+      throw new ExecutionError("internal", "Error", `Timer ${id} has no callback in the guest`);
+    }
+    this.#drain();
+  }
+
+  #setTimer(delayMs: number): number {
+    try {
+      if (!(delayMs >= 0) || delayMs === Infinity) {
+        throw new ExecutionError("internal", "Error", `Invalid timer delay ${delayMs}`);
+      }
+      return this.#timers.arm(delayMs, this.#clock);
+    } catch (error) {
+      throw this.#fail(error as ExecutionError);
+    }
+  }
+
   #deliver(response: FetchResponse): Promise<ExecutionResult> {
     if (!this.#requests.pending.has(response.id)) {
       return Promise.reject(staleError(response.id, [...this.#requests.pending.keys()]));
@@ -313,8 +427,9 @@ export class FetchVM {
     return this.#segment(() => {
       this.#journal.append(entry, bytes);
       this.#requests.settle(response.id);
+      this.#clock = at;
       this.#call(this.#live!.controller.deliver, response.id, meta, data, at);
-    });
+    }, true);
   }
 
   /** Runs pending jobs until there are none (or the guest is interrupted). */
@@ -335,31 +450,44 @@ export class FetchVM {
     const { controller } = this.#live!;
     const outcomeJson = this.#call(controller.outcome);
     const logs = this.#logs.segment;
+    const signals = JSON.parse(this.#call(controller.waits) ?? "[]") as string[];
+    const waiting = this.#requests.pending.size > 0 || this.#timers.size > 0 ||
+      signals.length > 0;
     if (outcomeJson !== undefined) {
       const completed = completedResult(
         outcomeJson,
         this.#options.maxResultBytes,
         (info) => this.#guestFailure(info),
       );
-      const result: ExecutionResult = { type: "completed", state: this.#snapshot({}), logs };
-      if ("value" in completed) result.result = completed.value;
-      return result;
-    }
-    if (this.#requests.pending.size === 0) {
+      if (!waiting) {
+        const result: ExecutionResult = { type: "completed", state: this.#snapshot({}, []), logs };
+        if ("value" in completed) result.result = completed.value;
+        return result;
+      }
+    } else if (!waiting) {
       if (nearMemoryCap(this.#failure)) throw memoryError(this.#failure);
       throw new ExecutionError(
         "deadlock",
         "DeadlockError",
-        "The script is waiting on a promise that can never settle: no fetch is pending",
+        "The script is waiting on a promise that can never settle: no fetch, timer or signal is pending",
       );
     }
     const requests = [...this.#requests.pending.values()];
     const variables = this.#replay ? {} : this.#variables.fresh(() => this.#readVariables());
-    const state = this.#snapshot(variables);
-    return { type: "paused", state, fetchRequest: requests[0], fetchRequests: requests, logs };
+    const state = this.#snapshot(variables, signals);
+    const paused: ExecutionResult = {
+      type: "paused",
+      state,
+      fetchRequests: requests,
+      timers: state.timers,
+      signals,
+      logs,
+    };
+    if (requests.length > 0) paused.fetchRequest = requests[0];
+    return paused;
   }
 
-  #snapshot(variables: Record<string, unknown>): VMState {
+  #snapshot(variables: Record<string, unknown>, signals: string[]): VMState {
     return {
       id: this.#id,
       code: this.#code,
@@ -371,6 +499,8 @@ export class FetchVM {
       globals: this.#globals,
       journal: this.#journal.entries(),
       pending: [...this.#requests.pending.keys()],
+      timers: this.#timers.list(),
+      signals,
       logs: [...this.#logs.logs],
       droppedLogs: this.#logs.dropped,
     };

@@ -1,6 +1,6 @@
 /**
  * The host bridge: the functions the guest may call (record a request, write a console
- * line, load a guest API's source), the prelude evaluated with them, and the controller
+ * line, arm and disarm a timer, load a guest API's source), the prelude evaluated with them, and the controller
  * handles the host drives the guest through. Every host function is pure or journaled, so a
  * replay sees the same guest world.
  *
@@ -13,6 +13,9 @@ import { GUEST_PRELUDE, guestModuleSource, HOST_BRIDGE_GLOBAL } from "./guest/pr
 export interface Controller {
   object: QuickJSHandle;
   deliver: QuickJSHandle;
+  fire: QuickJSHandle;
+  signal: QuickJSHandle;
+  waits: QuickJSHandle;
   setClock: QuickJSHandle;
   defineGlobals: QuickJSHandle;
   settle: QuickJSHandle;
@@ -26,6 +29,12 @@ export interface HostFunctions {
   record(json: string): string;
   /** The guest wrote a console line. */
   log(level: string, message: string): void;
+  /** The guest armed a timer due `delayMs` after its clock; returns the timer's id. */
+  setTimer(delayMs: number): number;
+  /** The guest disarmed timer `id`. */
+  clearTimer(id: number): void;
+  /** Id of the execution, `FlowState.taskId`. */
+  taskId: string;
   /** Seed of the guest `Math.random`. */
   seed: number;
 }
@@ -51,6 +60,19 @@ export function installPrelude(context: QuickJSContext, host: HostFunctions): Co
     });
     context.setProp(bridge, "log", log);
     log.dispose();
+    const setTimer = context.newFunction("setTimer", (delay) => {
+      return context.newNumber(host.setTimer(context.getNumber(delay)));
+    });
+    context.setProp(bridge, "setTimer", setTimer);
+    setTimer.dispose();
+    const clearTimer = context.newFunction("clearTimer", (id) => {
+      host.clearTimer(context.getNumber(id));
+    });
+    context.setProp(bridge, "clearTimer", clearTimer);
+    clearTimer.dispose();
+    const taskId = context.newString(host.taskId);
+    context.setProp(bridge, "taskId", taskId);
+    taskId.dispose();
     const load = context.newFunction("load", (nameHandle) => {
       const name = context.getString(nameHandle);
       const source = guestModuleSource(name);
@@ -71,6 +93,9 @@ export function installPrelude(context: QuickJSContext, host: HostFunctions): Co
   return {
     object,
     deliver: member("deliver"),
+    fire: member("fire"),
+    signal: member("signal"),
+    waits: member("waits"),
     setClock: member("setClock"),
     defineGlobals: member("defineGlobals"),
     settle: member("settle"),

@@ -15,14 +15,15 @@ export const ENGINE_DEFAULTS = {
   maxStackBytes: 256 * 1024,
   maxCodeBytes: 1024 * 1024,
   maxPendingFetches: 100,
+  maxTimers: 10_000,
   maxJournalEntries: 20_000,
   maxJournalBytes: 64 * 1024 * 1024,
   maxLogEntries: 1_000,
   maxResultBytes: 4 * 1024 * 1024,
-} as const satisfies Required<Omit<EngineOptions, "globals">>;
+} as const satisfies Required<Omit<EngineOptions, "globals" | "id">>;
 
 /** Engine options with every default filled in. */
-export type ResolvedEngineOptions = Required<Omit<EngineOptions, "globals">>;
+export type ResolvedEngineOptions = Required<Omit<EngineOptions, "globals" | "id">>;
 
 const encoder = new TextEncoder();
 

@@ -15,6 +15,7 @@ export interface AskedRequest {
   body?: string;
   bodyBase64?: string;
   redirect?: RedirectMode;
+  external?: boolean;
 }
 
 /** The recorded requests of a journal being replayed, matched against what the code asks. */
@@ -65,6 +66,11 @@ export function unaskedResponse(id: string): ExecutionError {
   return nondeterminism(
     `The journal answers fetch "${id}" but replaying the code did not ask for it`,
   );
+}
+
+/** The error of a journal firing a timer the replayed code did not arm. */
+export function unarmedTimer(id: number): ExecutionError {
+  return nondeterminism(`The journal fires timer ${id} but replaying the code did not arm it`);
 }
 
 function nondeterminism(message: string): ExecutionError {

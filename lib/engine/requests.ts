@@ -70,6 +70,7 @@ export class Requests {
     if (asked.body !== undefined) request.options.body = asked.body;
     if (asked.bodyBase64 !== undefined) request.options.bodyBase64 = asked.bodyBase64;
     if (asked.redirect !== undefined) request.options.redirect = asked.redirect;
+    if (asked.external !== undefined) request.options.external = asked.external;
     const entry: JournalEntry = { type: "request", step, index, request };
     const bytes = this.#journal.checkRoom(entry);
     this.#journal.append(entry, bytes);

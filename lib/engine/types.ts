@@ -43,6 +43,12 @@ export interface FetchRequestOptions {
    * `location` included; `error`: a redirect is a network failure.
    */
   redirect?: RedirectMode;
+  /**
+   * Who performs the request: `true` an outside worker (it is listed in full and waits for
+   * `POST /call`), `false` the server; absent, the task's `autoFetch` decides. The guest sets
+   * it with the `external` init option of `fetch()`.
+   */
+  external?: boolean;
 }
 
 /** The outcome of a {@link FetchRequest}, delivered to the guest on resume. */
@@ -85,6 +91,21 @@ export interface LogEntry {
   time: number;
 }
 
+/** A timer the guest armed (`setTimeout`, an interval's next tick, a sleep, a signal timeout). */
+export interface PendingTimer {
+  /** Counted from 1 in the order the guest armed them. */
+  id: number;
+  /** When it is due: the guest clock when it was armed plus its delay (ms since the epoch). */
+  dueAt: number;
+}
+
+/** A signal sent to a task (`POST /signal`). */
+export interface Signal {
+  name: string;
+  /** JSON data the waiting `FlowState.waitForSignal()` resolves with. */
+  data?: unknown;
+}
+
 /**
  * One event of the replay journal, in the order it happened.
  *
@@ -92,11 +113,24 @@ export interface LogEntry {
  *   REPL) carry their own `code`. `at` is the guest clock for that segment.
  * - `request`: the guest called `fetch()`; `index` counts requests from 0.
  * - `response`: a response was delivered; `at` is the guest clock for the segment it began.
+ * - `timer`: timer `timer` fired; `at` is the guest clock its callback saw.
+ * - `signal`: a signal arrived (delivered to a waiter, or kept until one waits for it).
  */
 export type JournalEntry =
   | { type: "eval"; step: number; at: number; code?: string }
   | { type: "request"; step: number; index: number; request: FetchRequest }
-  | { type: "response"; step: number; response: FetchResponse; at: number };
+  | { type: "response"; step: number; response: FetchResponse; at: number }
+  | { type: "timer"; step: number; timer: number; at: number }
+  | { type: "signal"; step: number; signal: Signal; at: number };
+
+/**
+ * What a paused execution is resumed with: a fetch response, the timers that are due by
+ * now (`timers`), or a signal.
+ */
+export type ResumeInput =
+  | { type: "response"; response: FetchResponse }
+  | { type: "timers" }
+  | { type: "signal"; signal: Signal };
 
 /** A paused execution, complete enough to resume in a fresh VM in another process. */
 export interface VMState {
@@ -123,13 +157,20 @@ export interface VMState {
   journal: JournalEntry[];
   /** Ids of requests still waiting for a response. */
   pending: string[];
+  /** Armed timers, earliest due first (absent in states of older versions: none). */
+  timers?: PendingTimer[];
+  /** Names of the signals the guest waits for, one per waiting call (absent: none). */
+  signals?: string[];
   /** Console output so far (bounded, newest kept). */
   logs: LogEntry[];
   /** How many older log lines were dropped to respect the log limit. */
   droppedLogs: number;
 }
 
-/** What a run segment ended with. */
+/**
+ * What a run segment ended with. An execution completes when its code has finished and
+ * nothing is pending (no request, no timer, no signal awaited); until then it is paused.
+ */
 export interface ExecutionResult {
   type: "completed" | "paused";
   /** JSON value of the last expression statement (awaited); absent for `undefined`. */
@@ -140,6 +181,10 @@ export interface ExecutionResult {
   fetchRequest?: FetchRequest;
   /** Every pending request. */
   fetchRequests?: FetchRequest[];
+  /** Armed timers, earliest due first (paused only). */
+  timers?: PendingTimer[];
+  /** Names of the signals awaited (paused only). */
+  signals?: string[];
   /** Console lines written during this segment only. */
   logs: LogEntry[];
 }
@@ -156,6 +201,8 @@ export interface EngineOptions {
   maxStackBytes?: number;
   /** Largest accepted code, bytes (UTF-8). Default 1 MiB. */
   maxCodeBytes?: number;
+  /** Most timers armed at once. Default 10,000. */
+  maxTimers?: number;
   /** Most requests pending at once; later ones wait their turn. Default 100. */
   maxPendingFetches?: number;
   /** Most journal entries (requests plus responses). Default 20,000. */
@@ -168,4 +215,6 @@ export interface EngineOptions {
   maxResultBytes?: number;
   /** Extra globals defined before the code runs (JSON values). */
   globals?: Record<string, unknown>;
+  /** Id of a new execution (`FlowState.taskId` in the guest). Default a random UUID. */
+  id?: string;
 }

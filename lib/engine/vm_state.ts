@@ -6,7 +6,7 @@
  * @module
  */
 import { ExecutionError } from "./execution_error.ts";
-import type { FetchResponse, VMState } from "./types.ts";
+import type { FetchResponse, ResumeInput, VMState } from "./types.ts";
 import { decodeBody } from "./body_bytes.ts";
 import { jsonNestingExceeds, MAX_GUEST_PARSE_DEPTH } from "../json_depth.ts";
 
@@ -24,6 +24,24 @@ export function assertState(state: VMState): void {
 export function assertResponse(response: FetchResponse): void {
   if (response === null || typeof response !== "object" || typeof response.id !== "string") {
     throw new TypeError("Cannot resume: the fetch response must be an object with a string id");
+  }
+}
+
+/** Throws a `TypeError` unless `input` is a {@link ResumeInput}. */
+export function assertInput(input: ResumeInput): void {
+  if (input === null || typeof input !== "object") {
+    throw new TypeError("Cannot resume: the input must be an object");
+  }
+  if (input.type === "response") assertResponse(input.response);
+  else if (input.type === "signal") {
+    const signal = input.signal;
+    if (signal === null || typeof signal !== "object" || typeof signal.name !== "string") {
+      throw new TypeError("Cannot resume: a signal must be an object with a string name");
+    }
+  } else if (input.type !== "timers") {
+    throw new TypeError(
+      `Cannot resume with input of type ${JSON.stringify((input as { type?: unknown }).type)}`,
+    );
   }
 }
 

@@ -21,6 +21,7 @@ import { eventRoutes } from "./event_routes.ts";
 import { lifecycleRoutes } from "./lifecycle_routes.ts";
 import { definitionRoutes } from "./definition_routes.ts";
 import { metricsRoutes } from "./metrics_routes.ts";
+import { signalRoutes } from "./signal_routes.ts";
 import { openApiRoutes } from "./openapi.ts";
 
 export type { AppDeps } from "./route.ts";
@@ -45,6 +46,7 @@ export function createApp(deps: AppDeps): App {
 
   const routes: Routes = joinRoutes(
     taskRoutes(deps),
+    signalRoutes(deps),
     lifecycleRoutes(deps),
     eventRoutes(deps),
     definitionRoutes(deps),

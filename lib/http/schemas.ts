@@ -201,6 +201,19 @@ export const FORK_BODY: BodySpec = {
   },
 };
 
+/** Body of `POST /signal`. */
+export const SIGNAL_BODY: BodySpec = {
+  name: "Signal",
+  action: "send signal",
+  description: "A signal for the task's `FlowState.waitForSignal(name)`.",
+  example: { taskId: "order-42", name: "approval", data: { approved: true } },
+  fields: {
+    taskId: { schema: TASK_ID_SCHEMA, required: true },
+    name: { schema: { type: "string", minLength: 1, maxLength: 200 }, required: true },
+    data: { schema: { description: "Any JSON value, what the wait resolves with." } },
+  },
+};
+
 const STRING_MAP = { type: "object", additionalProperties: { type: "string" } };
 
 /** The task view every route answers with. */
@@ -214,6 +227,16 @@ export const TASK_VIEW_SCHEMA: JsonSchema = {
     pauseCount: { type: "integer" },
     fetchRequest: { $ref: "#/components/schemas/FetchRequest" },
     fetchRequests: { type: "array", items: { $ref: "#/components/schemas/FetchRequest" } },
+    wakeAt: {
+      type: "string",
+      format: "date-time",
+      description: "Paused: when the earliest armed timer is due.",
+    },
+    signalsAwaited: {
+      type: "array",
+      items: { type: "string" },
+      description: "Paused: the signals awaited, one per waiting call.",
+    },
     result: {},
     error: {
       type: "object",
@@ -260,7 +283,17 @@ export const COMPONENT_SCHEMAS: Record<string, JsonSchema> = {
   TaskView: TASK_VIEW_SCHEMA,
   FetchRequest: {
     type: "object",
-    properties: { id: { type: "string" }, url: { type: "string" }, method: { type: "string" } },
+    description: "A pending request; one left to an outside worker (`external`) is in full.",
+    properties: {
+      id: { type: "string" },
+      url: { type: "string" },
+      method: { type: "string" },
+      external: { const: true },
+      headers: STRING_MAP,
+      body: { type: "string" },
+      bodyBase64: { type: "string" },
+      redirect: { enum: ["manual", "error", "follow"] },
+    },
   },
   TaskDetail: {
     allOf: [{ $ref: "#/components/schemas/TaskView" }, {

@@ -45,7 +45,7 @@ async function handle(job: SegmentJob): Promise<SegmentReport> {
     }
     vm = existing;
     fromLength = job.journalLength;
-    run = () => vm.deliver(job.response);
+    run = () => vm.apply(job.input);
   } else if (job.op === "execute") {
     forget(job.taskId);
     vm = new FetchVM(job.options);
@@ -55,12 +55,12 @@ async function handle(job: SegmentJob): Promise<SegmentReport> {
     forget(job.taskId);
     vm = new FetchVM(job.options);
     fromLength = job.state.journal.length;
-    const { state, response } = job;
+    const { state, input } = job;
     run = async () => {
       const started = performance.now();
       const restored = await vm.restore(state);
       replayMs = performance.now() - started;
-      return response ? await vm.deliver(response) : restored;
+      return input ? await vm.apply(input) : restored;
     };
   }
   live.delete(job.taskId);

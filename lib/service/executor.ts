@@ -22,7 +22,7 @@ import { fromFileUrl } from "@std/path";
 import type {
   EngineOptions,
   ExecutionErrorJson,
-  FetchResponse,
+  ResumeInput,
   Variant,
   VMState,
 } from "../engine/mod.ts";
@@ -154,26 +154,27 @@ export class WorkerPool {
   }
 
   /**
-   * Delivers `response` to a task at `journalLength` entries: on the process holding its
-   * live VM when possible, otherwise by replaying the state that `loadState` gives.
+   * Gives `input` (a response, the due timers, a signal) to a task at `journalLength`
+   * entries: on the process holding its live VM when possible, otherwise by replaying the
+   * state that `loadState` gives.
    */
   async resume(
     taskId: string,
     journalLength: number,
-    response: FetchResponse,
+    input: ResumeInput,
     loadState: () => Promise<VMState>,
     options: EngineOptions,
   ): Promise<SegmentOutcome> {
     const home = this.#home.get(taskId)?.slot;
     const idle = this.#slots.find((slot) => !slot.current && slot.queue.length === 0);
     if (home && (!home.current || !idle || idle === home)) {
-      const report = await this.#send(home, { op: "deliver", taskId, journalLength, response });
+      const report = await this.#send(home, { op: "deliver", taskId, journalLength, input });
       if (report.ok === true || report.ok === false) return this.#settled(taskId, home, report);
     } else if (home) {
       this.drop(taskId);
     }
     const state = await loadState();
-    return this.#run(this.#pick(), { op: "resume", taskId, state, response, options }, taskId);
+    return this.#run(this.#pick(), { op: "resume", taskId, state, input, options }, taskId);
   }
 
   /** Replays `state` in a fresh VM and reports where it stands (crash recovery). */
@@ -261,7 +262,7 @@ export class WorkerPool {
     let segments = 1;
     if (job.op === "resume") {
       for (const entry of job.state.journal) {
-        if (entry.type === "eval" || entry.type === "response") segments++;
+        if (entry.type !== "request") segments++;
       }
     }
     return timeLimitMs * segments;

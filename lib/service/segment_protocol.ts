@@ -11,9 +11,9 @@ import type {
   EngineOptions,
   ExecutionErrorJson,
   FetchRequest,
-  FetchResponse,
   JournalEntry,
   LogEntry,
+  ResumeInput,
   VMState,
 } from "../engine/mod.ts";
 
@@ -24,14 +24,17 @@ export type VMStateMeta = Omit<VMState, "journal" | "logs">;
 export type SegmentJob =
   /** Run new code in a new VM. */
   | { op: "execute"; taskId: string; code: string; options: EngineOptions }
-  /** Deliver to the live VM if it is at `journalLength`; otherwise answer `miss`. */
-  | { op: "deliver"; taskId: string; journalLength: number; response: FetchResponse }
-  /** Replay `state` in a new VM, then deliver `response` (or just report, if absent). */
+  /**
+   * Give `input` (a response, the due timers, a signal) to the live VM if it is at
+   * `journalLength`; otherwise answer `miss`.
+   */
+  | { op: "deliver"; taskId: string; journalLength: number; input: ResumeInput }
+  /** Replay `state` in a new VM, then give it `input` (or just report, if absent). */
   | {
     op: "resume";
     taskId: string;
     state: VMState;
-    response?: FetchResponse;
+    input?: ResumeInput;
     options: EngineOptions;
   }
   /** Forget the live VM of a task. */

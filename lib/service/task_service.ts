@@ -6,7 +6,11 @@
  * Durability: a task's record is saved before any reply or outbound request depends on it.
  * A new task is saved as `running` before its code runs, so a crash mid-segment re-runs it
  * from its journal at the next start; a paused task keeps its pending requests in its
- * record, so a crash while they are in flight sends them again.
+ * record, so a crash while they are in flight sends them again, and its armed timers, so a
+ * restarted server wakes it at their due times (at once when they have passed).
+ *
+ * Time: one {@link WakeSchedule} holds the next wake-up of every paused task with a timer;
+ * when it comes, the task's due timers fire in a segment of their own (input `timers`).
  *
  * Each lifecycle operation is one save (or, for a removal, one store `remove()`), so a
  * crash leaves it done or not done: a cancel saves `cancelled`; a retry saves the task
@@ -20,6 +24,7 @@ import type { SegmentOutcome, WorkerPool } from "./executor.ts";
 import { isFinishedStatus, TaskEventHub, type TransitionType } from "./task_events.ts";
 import { GuestLogCopier } from "./guest_log.ts";
 import { journalOf } from "./journal_events.ts";
+import { WakeSchedule } from "./wake_schedule.ts";
 import { fetchDetails, fetchSummary } from "./fetch_log.ts";
 import { type DefinitionView, listDefinitions, readDefinition } from "./definitions.ts";
 import { toJavaScript } from "./typescript.ts";
@@ -35,6 +40,7 @@ import type { Logger } from "../log.ts";
 import {
   type CreateTaskInput,
   type FetchDetailView,
+  type FetchRequestView,
   type ForkTaskInput,
   type HealthView,
   type ListTasksQuery,
@@ -52,6 +58,8 @@ import type {
   FetchResponse,
   JournalEntry,
   LogEntry,
+  ResumeInput,
+  Signal,
   VMState,
 } from "../engine/mod.ts";
 
@@ -66,8 +74,9 @@ export interface TaskServiceDeps {
   /** Default of a task's `autoFetch`. */
   autoFetch: boolean;
   /**
-   * Called after every commit of a task that fetches automatically, with the requests it
-   * waits for (empty once it waits for none): start those not in flight, cancel the others.
+   * Called after every commit of a task, with the pending requests the server performs
+   * (not the external ones; empty once there are none): start those not in flight, cancel
+   * the others.
    */
   onPending(taskId: string, requests: readonly FetchRequest[]): void;
   logger: Logger;
@@ -93,6 +102,11 @@ const encoder = new TextEncoder();
 /** Delay before retrying a task whose state could not be saved, ms (doubles, capped). */
 const RECOVERY_RETRY_MS = 500;
 const MAX_RECOVERY_RETRY_MS = 30_000;
+/**
+ * A paused task with no request in flight that will not wake within this many ms (or waits
+ * only for a signal) gives up its live VM at once; it is replayed when it wakes.
+ */
+export const LIVE_SLEEP_MS = 5_000;
 
 /** The {@link TaskService} of the server. */
 export class FlowTaskService implements TaskService {
@@ -109,6 +123,8 @@ export class FlowTaskService implements TaskService {
   /** Overrun marks being saved, by task: the segment's commit builds on the marked record. */
   readonly #marks = new Map<string, Promise<TaskRecord | undefined>>();
   readonly #guestLog: GuestLogCopier;
+  /** Next wake-up of every paused task with an armed timer. */
+  readonly #wakes = new WakeSchedule((id) => this.#wake(id));
   #closing = false;
 
   constructor(deps: TaskServiceDeps) {
@@ -138,8 +154,10 @@ export class FlowTaskService implements TaskService {
         void this.#serialize(record.id, () => this.#failOverrun(record.id));
       } else if (record.status === TaskStatus.Running) {
         void this.#serialize(record.id, () => this.#recover(record.id));
-      } else if (record.status === TaskStatus.Paused && record.autoFetch) {
-        this.#deps.onPending(record.id, record.pending);
+      } else if (record.status === TaskStatus.Paused) {
+        this.#wakes.set(record.id, wakeAt(record));
+        const requests = serverRequests(record);
+        if (requests.length > 0) this.#deps.onPending(record.id, requests);
       }
     }
     return { loaded: tasks.length, skipped: skipped.length };
@@ -152,6 +170,7 @@ export class FlowTaskService implements TaskService {
    */
   async close(graceMs = Number.POSITIVE_INFINITY): Promise<void> {
     this.#closing = true;
+    this.#wakes.close();
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -255,14 +274,7 @@ export class FlowTaskService implements TaskService {
       this.#assertPending(record, response.id);
       const request = record.pending.find((pending) => pending.id === response.id);
       this.#deps.metrics?.fetchDelivered(response, request?.timestamp);
-      const outcome = await this.#withRunning(taskId, () =>
-        this.#deps.pool.resume(
-          taskId,
-          record.journalLength,
-          response,
-          () => this.#loadState(record),
-          this.#engineOptions(record),
-        ));
+      const outcome = await this.#resume(record, { type: "response", response });
       if (!outcome.ok && outcome.error.kind === "stale") {
         throw new ConflictError(outcome.error.message);
       }
@@ -401,6 +413,31 @@ export class FlowTaskService implements TaskService {
     });
   }
 
+  /**
+   * Sends `signal` to a task: journaled once, it resolves the task's oldest
+   * `FlowState.waitForSignal` of that name, or is kept until one waits for it. 404 unknown
+   * task, 409 a task that has ended, 503 a task still recovering.
+   */
+  async signal(taskId: string, signal: Signal): Promise<TaskView> {
+    this.#assertOpen();
+    if (!this.#tasks.has(taskId)) throw new NotFoundError(`Task "${taskId}" not found`);
+    return await this.#serialize(taskId, async () => {
+      const record = this.#tasks.get(taskId)!;
+      if (record.status === TaskStatus.Running) {
+        throw new UnavailableError(
+          `Cannot signal task "${taskId}": it is recovering from a restart; try again`,
+        );
+      }
+      if (record.status !== TaskStatus.Paused) {
+        throw new ConflictError(
+          `Cannot send signal "${signal.name}": task "${taskId}" is ${record.status}`,
+        );
+      }
+      const outcome = await this.#resume(record, { type: "signal", signal });
+      return toView(await this.#commit(record, outcome));
+    });
+  }
+
   async get(id: string): Promise<TaskDetailView> {
     const record = this.#record(id);
     const events = await this.#deps.store.readEvents(record);
@@ -468,6 +505,40 @@ export class FlowTaskService implements TaskService {
 
   // --- internals ------------------------------------------------------------------------
 
+  /** Runs a segment of paused task `record` with `input`, shown as `running` meanwhile. */
+  #resume(record: TaskRecord, input: ResumeInput): Promise<SegmentOutcome> {
+    return this.#withRunning(record.id, () =>
+      this.#deps.pool.resume(
+        record.id,
+        record.journalLength,
+        input,
+        () => this.#loadState(record),
+        this.#engineOptions(record),
+      ));
+  }
+
+  /** A task's wake-up time came: fire its due timers in a segment. */
+  #wake(id: string): void {
+    void this.#serialize(id, async () => {
+      const record = this.#tasks.get(id);
+      if (!record || record.status !== TaskStatus.Paused || this.#closing) return;
+      const at = wakeAt(record);
+      if (at === undefined) return;
+      if (at > Date.now()) {
+        this.#wakes.set(id, at);
+        return;
+      }
+      try {
+        await this.#commit(record, await this.#resume(record, { type: "timers" }));
+      } catch (error) {
+        this.#deps.logger.error("task wake-up failed", { taskId: id, error: String(error) });
+        if (!this.#closing && this.#tasks.get(id) === record) {
+          this.#wakes.set(id, Date.now() + RECOVERY_RETRY_MS);
+        }
+      }
+    });
+  }
+
   #record(id: string): TaskRecord {
     const record = this.#tasks.get(id);
     if (!record) throw new NotFoundError(`Task "${id}" not found`);
@@ -495,6 +566,7 @@ export class FlowTaskService implements TaskService {
     const saved = await this.#deps.store.save(next, events);
     this.#deps.metrics?.saveSeconds.observe((performance.now() - started) / 1000);
     this.#tasks.set(saved.id, saved);
+    this.#wakes.set(saved.id, saved.status === TaskStatus.Paused ? wakeAt(saved) : undefined);
     const transition = type ??
       (previous === undefined
         ? "created"
@@ -585,16 +657,14 @@ export class FlowTaskService implements TaskService {
         ? error
         : new UnavailableError(`Cannot save task "${record.id}"`, { cause: error });
     }
-    if (saved.status !== TaskStatus.Paused) this.#deps.pool.drop(saved.id);
+    if (saved.status !== TaskStatus.Paused || sleepsLong(saved)) this.#deps.pool.drop(saved.id);
     logger.info(`task ${saved.status}`, {
       taskId: saved.id,
       pauseCount: saved.pauseCount,
       pending: saved.pending.length,
       error: saved.error,
     });
-    if (saved.autoFetch) {
-      this.#deps.onPending(saved.id, saved.status === TaskStatus.Paused ? saved.pending : []);
-    }
+    this.#deps.onPending(saved.id, saved.status === TaskStatus.Paused ? serverRequests(saved) : []);
     return saved;
   }
 
@@ -778,7 +848,7 @@ export class FlowTaskService implements TaskService {
   }
 
   #engineOptions(record: TaskRecord): EngineOptions {
-    const options: EngineOptions = { ...this.#deps.engine };
+    const options: EngineOptions = { ...this.#deps.engine, id: record.id };
     if (record.input !== undefined) options.globals = { input: record.input };
     return options;
   }
@@ -818,6 +888,28 @@ export class FlowTaskService implements TaskService {
   }
 }
 
+/** Whether the server performs `request` of `record` (else an outside worker does). */
+function isExternal(record: TaskRecord, request: FetchRequest): boolean {
+  return request.options.external ?? !record.autoFetch;
+}
+
+/** The pending requests of `record` the server performs. */
+function serverRequests(record: TaskRecord): FetchRequest[] {
+  return record.pending.filter((request) => !isExternal(record, request));
+}
+
+/** When a paused task's earliest timer is due (ms since the epoch), if it has one. */
+function wakeAt(record: TaskRecord): number | undefined {
+  return record.vm?.timers?.[0]?.dueAt;
+}
+
+/** Whether a paused task waits only for a far timer or a signal (no request in flight). */
+function sleepsLong(record: TaskRecord): boolean {
+  if (record.pending.length > 0) return false;
+  const at = wakeAt(record);
+  return at === undefined || at - Date.now() > LIVE_SLEEP_MS;
+}
+
 /** The API view of a record. */
 function toView(record: TaskRecord): TaskView {
   const view: TaskView = {
@@ -829,13 +921,30 @@ function toView(record: TaskRecord): TaskView {
     updatedAt: record.updatedAt,
   };
   if (record.status === TaskStatus.Paused && record.pending.length > 0) {
-    const requests = record.pending.map((request) => ({
-      id: request.id,
-      url: request.url,
-      method: request.options.method ?? "GET",
-    }));
+    const requests = record.pending.map((request) => {
+      const shown: FetchRequestView = {
+        id: request.id,
+        url: request.url,
+        method: request.options.method ?? "GET",
+      };
+      if (isExternal(record, request)) {
+        const { headers, body, bodyBase64, redirect } = request.options;
+        shown.external = true;
+        shown.headers = headers ?? {};
+        if (body !== undefined) shown.body = body;
+        if (bodyBase64 !== undefined) shown.bodyBase64 = bodyBase64;
+        if (redirect !== undefined) shown.redirect = redirect;
+      }
+      return shown;
+    });
     view.fetchRequest = requests[0];
     view.fetchRequests = requests;
+  }
+  if (record.status === TaskStatus.Paused) {
+    const at = wakeAt(record);
+    if (at !== undefined) view.wakeAt = new Date(at).toISOString();
+    const signals = record.vm?.signals ?? [];
+    if (signals.length > 0) view.signalsAwaited = signals;
   }
   if (record.status === TaskStatus.Completed && record.result !== undefined) {
     view.result = record.result;

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { FetchResponse, LogEntry } from "../engine/mod.ts";
+import type { FetchResponse, LogEntry, Signal } from "../engine/mod.ts";
 import type { TaskErrorView, TaskStatus } from "../store/mod.ts";
 import type { TaskEventHub } from "./task_events.ts";
 import type { DefinitionView } from "./definitions.ts";
@@ -16,11 +16,24 @@ export type { TaskLang } from "./typescript.ts";
 export { isTaskStatus, TaskStatus } from "../store/mod.ts";
 export type { SkippedFile, TaskErrorView, TaskEvent, TaskRecord, TaskStore } from "../store/mod.ts";
 
-/** A pending request as the API shows it. */
+/**
+ * A pending request as the API shows it; one an outside worker performs (`external`) is
+ * shown in full, so the worker can send it and answer with `POST /call`.
+ */
 export interface FetchRequestView {
   id: string;
   url: string;
   method: string;
+  /** Present (`true`) when the server leaves the request to an outside worker. */
+  external?: true;
+  /** External requests: the headers to send (lower-case names). */
+  headers?: Record<string, string>;
+  /** External requests: the body when it is UTF-8 text... */
+  body?: string;
+  /** ...or as base64 when it is not. */
+  bodyBase64?: string;
+  /** External requests: the redirect mode, when not `follow`. */
+  redirect?: string;
 }
 
 /** The task as every endpoint returns it. */
@@ -31,6 +44,10 @@ export interface TaskView {
   pauseCount: number;
   fetchRequest?: FetchRequestView;
   fetchRequests?: FetchRequestView[];
+  /** Paused tasks: when the earliest armed timer is due (ISO 8601). */
+  wakeAt?: string;
+  /** Paused tasks: names of the signals awaited, one per waiting call. */
+  signalsAwaited?: string[];
   result?: unknown;
   /** Why the task stopped, for `error` and `cancelled` (kind `cancelled`, the reason). */
   error?: TaskErrorView;
@@ -141,6 +158,8 @@ export interface TaskService {
   fork(input: ForkTaskInput): Promise<TaskView>;
   /** Removes a finished task and its files; answers its last view. 404 unknown, 409 unfinished. */
   remove(taskId: string): Promise<TaskView>;
+  /** Sends a signal to a task. 404 unknown task, 409 ended task. */
+  signal(taskId: string, signal: Signal): Promise<TaskView>;
   /** One task in detail. 404 unknown. */
   get(id: string): Promise<TaskDetailView>;
   /** One fetch of a task in full, by index or fetch id. 404 unknown task or fetch. */

@@ -7,11 +7,19 @@
  */
 import type { GuestCore } from "./guest_types.ts";
 import type { FetchExports } from "./fetch.ts";
+import type { FlowStateExports } from "./flowstate.ts";
+import type { SchedulerExports } from "./scheduler.ts";
 import type { variablesView } from "./variables.ts";
 
 /** The controller's functions, as the host calls them. */
 export interface GuestController {
   deliver(id: string, json: string, dataText: string, clockMs: number): boolean;
+  /** Runs the callback of host timer `id` at guest clock `clockMs`: `"fired"`, or `"unarmed"`. */
+  fire(id: number, clockMs: number): string;
+  /** A signal arrived (`dataText` its data as JSON text, "" for none) at `clockMs`. */
+  signal(name: string, dataText: string, clockMs: number): void;
+  /** JSON array of the names of the signals awaited. */
+  waits(): string;
   setClock(ms: number): void;
   defineGlobals(json: string): void;
   settle(promise: Promise<{ value: unknown }>): void;
@@ -58,11 +66,29 @@ export function guestController(
       if (!core.loaded("fetch")) return false;
       return (core.use("fetch") as unknown as FetchExports).deliver(id, json, dataText);
     },
+    fire(id, clockMs) {
+      core.clock = clockMs;
+      if (!core.loaded("scheduler")) return "unarmed";
+      return (core.use("scheduler") as unknown as SchedulerExports).fire(id) ? "fired" : "unarmed";
+    },
+    signal(name, dataText, clockMs) {
+      core.clock = clockMs;
+      (core.use("flowstate") as unknown as FlowStateExports)
+        .deliver(name, dataText === "" ? undefined : JSONparse(dataText));
+    },
+    waits() {
+      if (!core.loaded("flowstate")) return "[]";
+      const names = (core.use("flowstate") as unknown as FlowStateExports).awaited();
+      let out = "";
+      for (let i = 0; i < names.length; i++) out += (i ? "," : "") + quote(names[i]);
+      return "[" + out + "]";
+    },
     setClock(ms) {
       core.clock = ms;
     },
     defineGlobals(json) {
       const values = JSONparse(json);
+      core.taskGlobals = values;
       for (const name of objectKeys(values)) hide(globalThis, name, values[name]);
     },
     settle(promise) {

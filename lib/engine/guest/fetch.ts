@@ -34,7 +34,13 @@ function fetchFactory(core: GuestCore, use: GuestUse): GuestExports {
 
   type Input = string | { url?: unknown; method?: unknown; headers?: unknown } | null;
   type Init =
-    | { method?: unknown; headers?: unknown; body?: unknown; redirect?: unknown }
+    | {
+      method?: unknown;
+      headers?: unknown;
+      body?: unknown;
+      redirect?: unknown;
+      external?: unknown;
+    }
     | null
     | undefined;
   const ArrayBufferCtor = ArrayBuffer;
@@ -100,6 +106,9 @@ function fetchFactory(core: GuestCore, use: GuestUse): GuestExports {
         }
         message += ',"redirect":' + quote(redirect);
       }
+      // FlowState's own option: who performs the request (the server, or an outside worker).
+      const external = options.external;
+      if (external !== undefined) message += ',"external":' + (external ? "true" : "false");
       const id = hostRecord(message + "}");
       mapSet.call(pending, id, { resolve, reject, url });
     });

@@ -14,6 +14,12 @@ export interface GuestHost {
   record(json: string): string;
   /** Writes a console line. */
   log(level: string, message: string): void;
+  /** Arms a host timer due `delayMs` (finite, >= 0) after the guest clock; returns its id. */
+  setTimer(delayMs: number): number;
+  /** Disarms host timer `id`. */
+  clearTimer(id: number): void;
+  /** Id of the execution (the task id on the server). */
+  taskId: string;
   /** The factory of a lazy guest module, evaluated on first use. */
   load(name: string): GuestFactory;
   /** Seed of the deterministic `Math.random`. */
@@ -54,6 +60,8 @@ export interface GuestCore {
   use: GuestUse;
   /** Whether module `name` has been loaded. */
   loaded(name: string): boolean;
+  /** The globals the host defined for the task (`input`...), as it defined them. */
+  taskGlobals: Record<string, unknown>;
   JSONstringify: typeof JSON.stringify;
   JSONparse: typeof JSON.parse;
   OrigPromise: PromiseConstructor;
@@ -75,10 +83,15 @@ export interface GuestCore {
   isArray: typeof Array.isArray;
   arrayIncludes: typeof Array.prototype.includes;
   arrayPush: typeof Array.prototype.push;
+  arrayShift: typeof Array.prototype.shift;
+  arraySplice: typeof Array.prototype.splice;
+  arrayIndexOf: typeof Array.prototype.indexOf;
+  reflectApply: typeof Reflect.apply;
   StringCtor: StringConstructor;
   ErrorCtor: ErrorConstructor;
   TypeErrorCtor: TypeErrorConstructor;
   SyntaxErrorCtor: SyntaxErrorConstructor;
+  RangeErrorCtor: RangeErrorConstructor;
   mathImul: typeof Math.imul;
   stringSlice: typeof String.prototype.slice;
   toLowerCase: typeof String.prototype.toLowerCase;

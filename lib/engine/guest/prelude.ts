@@ -24,6 +24,9 @@ import type { GuestModule } from "./guest_types.ts";
 import { headersModule } from "./headers.ts";
 import { installLoader } from "./loader.ts";
 import { responseModule } from "./response.ts";
+import { schedulerModule } from "./scheduler.ts";
+import { timersModule } from "./timers.ts";
+import { flowStateModule } from "./flowstate.ts";
 import { variablesView } from "./variables.ts";
 
 /** Global name under which the host passes its functions to the prelude (deleted at once). */
@@ -35,13 +38,17 @@ export const GUEST_MODULES: readonly GuestModule[] = [
   headersModule,
   responseModule,
   fetchModule,
+  schedulerModule,
+  timersModule,
+  flowStateModule,
 ];
 
 const LAZY_TABLE = GUEST_MODULES.map((module) => [module.name, module.globals] as const);
 
 /**
  * Source of the prelude. Evaluated as a script; its value is the controller:
- * `{ deliver(id, json, dataText, clockMs): boolean, setClock(ms), defineGlobals(json),
+ * `{ deliver(id, json, dataText, clockMs): boolean, fire(id, clockMs): string,
+ * signal(name, dataText, clockMs), waits(): string, setClock(ms), defineGlobals(json),
  * settle(promise), outcome(): string | undefined, variables(namesJson, maxChars): string }`.
  */
 export const GUEST_PRELUDE = compact(`"use strict";
