@@ -29,6 +29,7 @@ const VOLATILE_KEYS = new Set([
   "respondedAt",
   "time",
   "date",
+  "wakeAt",
 ]);
 const POLL_MS = 50;
 const POLL_LIMIT_MS = 10_000;
