@@ -89,7 +89,7 @@ ticks`,
   Deno.test(`[${variant}] real time passes across a sleep: Date.now() afterwards is at least the delay later`, async () => {
     using vm = new FetchVM({ variant });
     const paused = await vm.execute(`const before = Date.now();
-await new Promise((resolve) => setTimeout(resolve, 150));
+await new Promise((resolve) => setTimeout(resolve, 300));
 Date.now() - before`);
     assert.equal(paused.type, "paused");
     assert.equal(paused.timers?.length, 1);
@@ -99,7 +99,7 @@ Date.now() - before`);
     await untilDue(paused);
     const done = await vm.apply({ type: "timers" });
     assert.equal(done.type, "completed");
-    assert.ok((done.result as number) >= 150, `slept ${done.result} ms`);
+    assert.ok((done.result as number) >= 300, `slept ${done.result} ms`);
   });
 
   Deno.test(`[${variant}] 1,000 zero-delay timers set in a loop all fire within the first segment`, async () => {
@@ -123,9 +123,12 @@ fired`,
 ]);
 const again = await fetch("https://next.example/" + winner);
 winner`;
-    const first = await vm.execute(code);
-    await untilDue(first);
-    const timedOut = await vm.apply({ type: "timers" });
+    let timedOut = await vm.execute(code);
+    if (timedOut.timers?.length) {
+      // Not yet due when the first segment ended (a slow segment fires it inline instead).
+      await untilDue(timedOut);
+      timedOut = await vm.apply({ type: "timers" });
+    }
     assert.equal(timedOut.type, "paused");
     const next = timedOut.fetchRequests!.find((r) => r.url === "https://next.example/timeout");
     assert.ok(next, "the timeout branch asked for its next request");

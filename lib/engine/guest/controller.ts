@@ -8,7 +8,7 @@
 import type { GuestCore } from "./guest_types.ts";
 import type { FetchExports } from "./fetch.ts";
 import type { FlowStateExports } from "./flowstate.ts";
-import type { SchedulerExports } from "./scheduler.ts";
+import type { SchedulerExports } from "./timers.ts";
 import type { variablesView } from "./variables.ts";
 
 /** The controller's functions, as the host calls them. */
@@ -68,8 +68,8 @@ export function guestController(
     },
     fire(id, clockMs) {
       core.clock = clockMs;
-      if (!core.loaded("scheduler")) return "unarmed";
-      return (core.use("scheduler") as unknown as SchedulerExports).fire(id) ? "fired" : "unarmed";
+      if (!core.loaded("timers")) return "unarmed";
+      return (core.use("timers") as unknown as SchedulerExports).fire(id) ? "fired" : "unarmed";
     },
     signal(name, dataText, clockMs) {
       core.clock = clockMs;

@@ -10,7 +10,7 @@
  * @module
  */
 import type { GuestCore, GuestExports, GuestModule, GuestUse } from "./guest_types.ts";
-import type { SchedulerExports } from "./scheduler.ts";
+import type { SchedulerExports } from "./timers.ts";
 
 /** What the module exports besides the `FlowState` global. */
 export interface FlowStateExports {
@@ -26,7 +26,7 @@ interface Waiter {
 }
 
 function flowStateFactory(core: GuestCore, use: GuestUse): GuestExports {
-  const scheduler = use("scheduler") as unknown as SchedulerExports;
+  const scheduler = use("timers") as unknown as SchedulerExports;
   const { OrigMap, OrigPromise, mapGet, mapSet, mapDelete, StringCtor, TypeErrorCtor } = core;
   const { arrayPush, arrayShift, arraySplice, arrayIndexOf, own, quote, ErrorCtor } = core;
   /** Signals not yet taken, by name, oldest first. */

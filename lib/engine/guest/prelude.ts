@@ -24,7 +24,6 @@ import type { GuestModule } from "./guest_types.ts";
 import { headersModule } from "./headers.ts";
 import { installLoader } from "./loader.ts";
 import { responseModule } from "./response.ts";
-import { schedulerModule } from "./scheduler.ts";
 import { timersModule } from "./timers.ts";
 import { flowStateModule } from "./flowstate.ts";
 import { variablesView } from "./variables.ts";
@@ -38,7 +37,6 @@ export const GUEST_MODULES: readonly GuestModule[] = [
   headersModule,
   responseModule,
   fetchModule,
-  schedulerModule,
   timersModule,
   flowStateModule,
 ];

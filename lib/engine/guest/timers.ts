@@ -7,14 +7,48 @@
  * nothing. Each timer is a host timer: real time passes before it fires, and a replay fires
  * it at the same point of the journal. There is no 4 ms clamping of nested timers.
  *
+ * The module also exports the guest side of host timers ({@link SchedulerExports}), which
+ * `FlowState` shares: arming asks the host for a timer id and keeps the callback; the host
+ * fires a timer through the controller's `fire` when it is due (or when a replay's journal
+ * says it fired), which runs the callback once.
+ *
  * @module
  */
-import type { GuestCore, GuestExports, GuestModule, GuestUse } from "./guest_types.ts";
-import type { SchedulerExports } from "./scheduler.ts";
+import type { GuestCore, GuestExports, GuestModule } from "./guest_types.ts";
 
-function timersFactory(core: GuestCore, use: GuestUse): GuestExports {
-  const scheduler = use("scheduler") as unknown as SchedulerExports;
+/** The host timers' guest side, exported by the timers module besides its globals. */
+export interface SchedulerExports {
+  /** Runs `callback` once, `delayMs` (finite, >= 0) after the guest clock; returns the id. */
+  after(delayMs: number, callback: () => void): number;
+  /** Disarms timer `id` (no-op when it already fired or was cancelled). */
+  cancel(id: number): void;
+  /** Runs the callback of timer `id`; false when it is not armed. */
+  fire(id: number): boolean;
+}
+
+function timersFactory(core: GuestCore): GuestExports {
   const { OrigMap, mapGet, mapSet, mapDelete, StringCtor, reflectApply, indirectEval } = core;
+  const setTimer = core.host.setTimer;
+  const clearTimer = core.host.clearTimer;
+  /** Callbacks of the armed host timers, by host timer id. */
+  const callbacks = new OrigMap<number, () => void>();
+  const scheduler: SchedulerExports = {
+    after(delayMs, callback) {
+      const id = setTimer(delayMs);
+      mapSet.call(callbacks, id, callback);
+      return id;
+    },
+    cancel(id) {
+      if (mapDelete.call(callbacks, id)) clearTimer(id);
+    },
+    fire(id) {
+      const callback = mapGet.call(callbacks, id) as (() => void) | undefined;
+      if (callback === undefined) return false;
+      mapDelete.call(callbacks, id);
+      callback();
+      return true;
+    },
+  };
   /** Armed guest timers: id -> host timer id. */
   const active = new OrigMap<number, number>();
   let lastId = 0;
@@ -66,7 +100,7 @@ function timersFactory(core: GuestCore, use: GuestUse): GuestExports {
   function clearInterval(id: unknown = 0): void {
     clear(id);
   }
-  return { setTimeout, setInterval, clearTimeout, clearInterval };
+  return { setTimeout, setInterval, clearTimeout, clearInterval, ...scheduler };
 }
 
 /** The timer globals. */
