@@ -13,6 +13,9 @@
  *   requests for a released key answer at once. Keeps a fetch in flight.
  * - `/redirect?to=<url>[&status=302]`: a redirect to `to`.
  * - `/status/<code>`: `{ status: code }` with that HTTP status.
+ * - `/limited/<key>?fail=<n>&retryAfter=<s>`: the first `n` requests for `key` answer 429
+ *   with `Retry-After: <s>`; later ones `{ key, attempt }` (`attempt` counts from 1).
+ * - `/job/<key>?after=<n>`: `{ key, attempt, done }`, `done` from the `n`th poll of `key` on.
  * - `/v/<anything>`: after a random delay between the `minDelayMs` and `maxDelayMs` options,
  *   `{ path, value: valueFor(path) }`, a value that depends on the path only, so a task's
  *   result is known in advance.
@@ -51,6 +54,8 @@ export interface UpstreamRequest {
   /** Header names lower-cased. */
   headers: Record<string, string>;
   body: string;
+  /** When it arrived (ms since the epoch). */
+  receivedAt: number;
   /** Set once the upstream has written its answer (or given up on the client). */
   answered: boolean;
 }
@@ -86,7 +91,12 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 /** The body every `/x` answer carries besides `n`: a realistic small JSON document. */
 const FILLER = { ok: true, source: "upstream", tags: ["a", "b", "c"], note: "x".repeat(40) };
-const REASONS: Record<number, string> = { 200: "OK", 302: "Found", 404: "Not Found" };
+const REASONS: Record<number, string> = {
+  200: "OK",
+  302: "Found",
+  404: "Not Found",
+  429: "Too Many Requests",
+};
 
 /** A well-formed answer. */
 interface Reply {
@@ -272,6 +282,8 @@ export class Upstream {
   readonly #options: UpstreamOptions;
   readonly #accepting: Promise<void>;
   #echoCount = 0;
+  /** Requests served so far by `/limited/<key>` and `/job/<key>`, by route and key. */
+  readonly #attempts = new Map<string, number>();
 
   constructor(options: UpstreamOptions = {}) {
     this.#options = options;
@@ -407,6 +419,7 @@ export class Upstream {
         query: Object.fromEntries(url.searchParams),
         headers: wire.headers,
         body: decoder.decode(wire.body),
+        receivedAt: Date.now(),
         answered: false,
       };
       if (this.#options.record !== false) this.requests.push(record);
@@ -425,6 +438,13 @@ export class Upstream {
       }
       if (wire.headers.connection?.toLowerCase() === "close") return;
     }
+  }
+
+  /** Counts one more request for `key` and returns the count (from 1). */
+  #attempt(key: string): number {
+    const n = (this.#attempts.get(key) ?? 0) + 1;
+    this.#attempts.set(key, n);
+    return n;
   }
 
   /** The answer to a well-formed route, or `null` after a hostile one wrote what it wanted. */
@@ -476,6 +496,30 @@ export class Upstream {
         if (arg === undefined || segments.length !== 2) break;
         const status = Number(arg);
         return json(status, { status });
+      }
+      case "limited": {
+        if (arg === undefined || segments.length !== 2) break;
+        const n = this.#attempt(`limited/${arg}`);
+        if (n <= Number(url.searchParams.get("fail") ?? "0")) {
+          return {
+            status: 429,
+            headers: {
+              "content-type": "application/json",
+              "retry-after": url.searchParams.get("retryAfter") ?? "1",
+            },
+            body: JSON.stringify({ error: "slow down", attempt: n }),
+          };
+        }
+        return json(200, { key: arg, attempt: n });
+      }
+      case "job": {
+        if (arg === undefined || segments.length !== 2) break;
+        const n = this.#attempt(`job/${arg}`);
+        return json(200, {
+          key: arg,
+          attempt: n,
+          done: n >= Number(url.searchParams.get("after")),
+        });
       }
       case "v": {
         const min = this.#options.minDelayMs ?? 0;

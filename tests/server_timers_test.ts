@@ -275,3 +275,18 @@ seen`,
   const done = await server.waitForTask("ticks");
   assertEquals(done.result, [0, 1, 2, 3, 4]);
 });
+
+Deno.test("a cancelled sleeping task is not woken when its timer falls due", async () => {
+  await using server = await startServer();
+  await server.createTask({
+    id: "nap",
+    code: `await new Promise((resolve) => setTimeout(resolve, 300)); "woke"`,
+  });
+  const cancelled = await server.request("/cancel", { body: { taskId: "nap" } });
+  assertEquals(cancelled.status, 200);
+  assertEquals((cancelled.body as { task: TaskView }).task.wakeAt, undefined);
+  await delay(600);
+  const view = await server.task("nap");
+  assertEquals(view.status, "cancelled");
+  assertEquals(await journalCount(server.statesDir, "nap", "timer"), 0);
+});
