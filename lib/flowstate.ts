@@ -8,9 +8,11 @@ import manifest from "../deno.json" with { type: "json" };
 import { type App, createApp } from "./http/mod.ts";
 import { type Config, engineOptions } from "./config.ts";
 import {
+  attemptFetch,
   createEgressPolicy,
   type DeliveryOutcome,
   FetchDispatcher,
+  fetchWithRetry,
   performFetch,
 } from "./outbound/mod.ts";
 import { FlowTaskService, ServiceMetrics, WebhookSender, WorkerPool } from "./service/mod.ts";
@@ -80,14 +82,21 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
     ],
   });
   const dispatcher: FetchDispatcher = new FetchDispatcher({
-    perform: (request, signal) =>
-      performFetch(request, {
+    perform: (request, signal, retry) => {
+      const options = {
         timeoutMs: config.fetchTimeoutMs,
         maxBytes: config.fetchMaxBytes,
         policy,
-        signal,
         selfMark,
-      }),
+      };
+      return retry
+        ? fetchWithRetry(
+          retry,
+          (signal) => attemptFetch(request, { ...options, signal }),
+          signal,
+        )
+        : performFetch(request, { ...options, signal });
+    },
     post: (taskId, response) => selfPost(taskId, response),
     deliverDirect: (taskId, response) => deliverDirect(taskId, response),
     isPending: (taskId, requestId) => service.isPending(taskId, requestId),
@@ -103,7 +112,7 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
     engine: engineOptions(config),
     tasksDir: config.tasksDir,
     autoFetch: config.autoFetch,
-    onPending: (taskId, requests) => dispatcher.dispatch(taskId, requests),
+    onPending: (taskId, requests, retry) => dispatcher.dispatch(taskId, requests, retry),
     logger,
     version: VERSION,
     cpuBudgetMs: config.taskCpuBudgetMs,

@@ -18,6 +18,8 @@ for await (const entry of Deno.readDir(new URL("docs/", ROOT))) {
 /** The README and every page under `docs/`, one after the other. */
 const ALL_PAGES = [README, ...Object.values(DOCS)].join("\n");
 const PUBLIC_ORIGIN = "https://jsonplaceholder.typicode.com";
+/** An API that fails its first request to each path with a 503, for the retry examples. */
+const FLAKY_ORIGIN = "https://flaky.example.com";
 const TODOS: Record<string, unknown> = {
   "/todos/1": { userId: 1, id: 1, title: "delectus aut autem", completed: false },
   "/todos/2": { userId: 1, id: 2, title: "quis ut nam facilis et officia qui", completed: false },
@@ -30,6 +32,7 @@ const VOLATILE_KEYS = new Set([
   "time",
   "date",
   "wakeAt",
+  "at",
 ]);
 const POLL_MS = 50;
 const POLL_LIMIT_MS = 10_000;
@@ -113,6 +116,16 @@ Deno.test("the README's curl examples print what the README says", async () => {
     return body ? Response.json(body) : new Response("not found", { status: 404 });
   });
   const upstreamOrigin = `http://127.0.0.1:${upstream.addr.port}`;
+  const failed = new Set<string>();
+  const flaky = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const path = new URL(req.url).pathname;
+    if (!failed.has(path)) {
+      failed.add(path);
+      return new Response("try again", { status: 503 });
+    }
+    return Response.json({ count: 7 });
+  });
+  const flakyOrigin = `http://127.0.0.1:${flaky.addr.port}`;
   const port = freePort();
   const statesDir = await Deno.makeTempDir();
   const workDir = await Deno.makeTempDir();
@@ -148,14 +161,15 @@ Deno.test("the README's curl examples print what the README says", async () => {
       if (block.lang !== "sh" || !block.body.includes("curl ") || next.lang !== "json") continue;
       examples++;
       let command = block.body.replaceAll("localhost:8080", `127.0.0.1:${port}`)
-        .replaceAll(PUBLIC_ORIGIN, upstreamOrigin);
+        .replaceAll(PUBLIC_ORIGIN, upstreamOrigin).replaceAll(FLAKY_ORIGIN, flakyOrigin);
       for (const [example, real] of ids) command = command.replaceAll(example, real);
       const expected = JSON.parse(next.body);
       const polled = command.includes("/status") || command.includes("/health");
       const deadline = Date.now() + POLL_LIMIT_MS;
       let actual: unknown;
       for (;;) {
-        const text = (await sh(command, workDir)).replaceAll(upstreamOrigin, PUBLIC_ORIGIN);
+        const text = (await sh(command, workDir)).replaceAll(upstreamOrigin, PUBLIC_ORIGIN)
+          .replaceAll(flakyOrigin, FLAKY_ORIGIN);
         actual = JSON.parse(text);
         const tentative = new Map(ids);
         if (matches(expected, actual, tentative)) {
@@ -173,6 +187,7 @@ Deno.test("the README's curl examples print what the README says", async () => {
     server.kill("SIGTERM");
     await server.status;
     await upstream.shutdown();
+    await flaky.shutdown();
     await Deno.remove(statesDir, { recursive: true });
     await Deno.remove(workDir, { recursive: true });
   }

@@ -8,7 +8,7 @@ import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { assertErrorResponse, startServer, stepper, waitFor } from "../testing/server_process.ts";
 import { startUpstream } from "../testing/upstream.ts";
 import { signWebhook, verifyWebhookSignature } from "../lib/outbound/mod.ts";
-import { retryAfterMs } from "../lib/service/webhooks.ts";
+import { retryAfterMs } from "../lib/outbound/mod.ts";
 
 const SECRET = "whsec_0123456789abcdef";
 

@@ -78,6 +78,23 @@ export interface FetchResponse {
   url?: string;
   /** When the response was received (ms since the epoch). */
   timestamp?: number;
+  /**
+   * Every attempt the host made at the request when it retried it (the last one is this
+   * response); absent when it made one without a retry policy. The guest sees the last.
+   */
+  attempts?: FetchAttempt[];
+}
+
+/** One attempt at a request, in a {@link FetchResponse}'s `attempts`. */
+export interface FetchAttempt {
+  /** When it started (ISO 8601). */
+  at: string;
+  /** HTTP status of its answer, when there was one. */
+  status?: number;
+  /** Why it failed without an answer. */
+  error?: string;
+  /** Delay before the next attempt, ms, when there was one. */
+  retryInMs?: number;
 }
 
 /** Levels of the guest `console`. */

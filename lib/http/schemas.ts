@@ -87,6 +87,38 @@ export const WAIT_SCHEMA: JsonSchema = {
   description: "Answer once the task is finished, or after this many ms.",
 };
 
+/** Bounds of a task's retry policy. */
+export const RETRY_LIMITS = {
+  attempts: { min: 1, max: 20, default: 3 },
+  backoffMs: { min: 0, max: 600_000, default: 500 },
+  maxBackoffMs: { min: 0, max: 3_600_000, default: 30_000 },
+} as const;
+
+/** A task's retry policy for its fetches. */
+export const RETRY_SCHEMA: JsonSchema = {
+  type: "object",
+  description: "How the server retries this task's failed fetches before the guest sees them.",
+  additionalProperties: false,
+  properties: {
+    ...Object.fromEntries(
+      Object.entries(RETRY_LIMITS).map(([key, limit]) => [key, {
+        type: "integer",
+        minimum: limit.min,
+        maximum: limit.max,
+        default: limit.default,
+      }]),
+    ),
+    on: {
+      type: "array",
+      items: { enum: ["network", "5xx", "429"] },
+      minItems: 1,
+      uniqueItems: true,
+      default: ["network", "5xx", "429"],
+    },
+  },
+  examples: [{ attempts: 4, backoffMs: 200, maxBackoffMs: 5000, on: ["network", "5xx", "429"] }],
+};
+
 /** Body of `POST /task`. */
 export const CREATE_TASK_BODY: BodySpec = {
   name: "CreateTask",
@@ -102,6 +134,7 @@ export const CREATE_TASK_BODY: BodySpec = {
     autoFetch: { schema: { type: "boolean" } },
     wait: { schema: WAIT_SCHEMA },
     lang: { schema: { enum: ["js", "ts"], description: "Language of `code`." } },
+    retry: { schema: RETRY_SCHEMA },
     callbackUrl: {
       schema: {
         type: "string",
@@ -125,6 +158,21 @@ const FETCH_RESPONSE_FIELDS: JsonSchema = {
   error: { type: "string" },
   url: { type: "string" },
   timestamp: { type: "number" },
+  attempts: {
+    type: "array",
+    maxItems: 1000,
+    description: "Every attempt made at the request, when it was retried.",
+    items: {
+      type: "object",
+      required: ["at"],
+      properties: {
+        at: { type: "string" },
+        status: { type: "integer" },
+        error: { type: "string" },
+        retryInMs: { type: "number" },
+      },
+    },
+  },
 };
 
 /** Body of `POST /call`. */
@@ -272,6 +320,7 @@ export const FETCH_LOG_SCHEMA: JsonSchema = {
     requestedAt: { type: "string", format: "date-time" },
     respondedAt: { type: "string", format: "date-time" },
     headers: STRING_MAP,
+    attempts: { type: "array", items: { type: "object" } },
     size: { type: "integer" },
     bodyPreview: { type: "string" },
     bodyEncoding: { const: "base64" },

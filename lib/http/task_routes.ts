@@ -5,7 +5,8 @@
  * @module
  */
 import { BadRequestError } from "../errors.ts";
-import { type FetchResponse, isBase64 } from "../engine/mod.ts";
+import { type FetchAttempt, type FetchResponse, isBase64 } from "../engine/mod.ts";
+import { RETRY_CONDITIONS, type RetryPolicy } from "../outbound/mod.ts";
 import {
   type CreateTaskInput,
   isTaskStatus,
@@ -24,6 +25,7 @@ import {
   DELIVERY_BODY,
   type QuerySpec,
   ref,
+  RETRY_LIMITS,
   success,
   TASK_ID_SCHEMA,
   WAIT_SCHEMA,
@@ -52,6 +54,11 @@ const SCRIPT_QUERY_DOCS: Record<string, QuerySpec> = {
     description: "JSON input (script bodies only).",
     schema: { type: "string" },
     example: "{}",
+  },
+  retry: {
+    description: "JSON retry policy (script bodies only).",
+    schema: { type: "string" },
+    example: '{"attempts":2}',
   },
   callbackUrl: {
     description: "Webhook URL (script bodies only).",
@@ -283,7 +290,16 @@ export const SCRIPT_TYPES: Readonly<Record<string, TaskLang>> = {
 };
 
 /** Query parameters of `POST /task` with a script body. */
-const SCRIPT_QUERY = ["id", "name", "task", "autoFetch", "wait", "input", "callbackUrl"] as const;
+const SCRIPT_QUERY = [
+  "id",
+  "name",
+  "task",
+  "autoFetch",
+  "wait",
+  "input",
+  "callbackUrl",
+  "retry",
+] as const;
 
 /**
  * The fields `POST /task` with a script body takes from the query string, as a JSON body
@@ -310,12 +326,13 @@ export function scriptQuery(url: URL): Record<string, unknown> {
   }
   const wait = url.searchParams.get("wait");
   if (wait !== null) body.wait = /^[0-9]{1,9}$/.test(wait) ? Number(wait) : wait;
-  const input = url.searchParams.get("input");
-  if (input !== null) {
+  for (const key of ["input", "retry"] as const) {
+    const value = url.searchParams.get(key);
+    if (value === null) continue;
     try {
-      body.input = JSON.parse(input);
+      body[key] = JSON.parse(value);
     } catch {
-      throw fail(`"input" must be JSON, got ${quote(input)}`);
+      throw fail(`"${key}" must be JSON, got ${quote(value)}`);
     }
   }
   return body;
@@ -362,6 +379,7 @@ export function parseCreateTask(value: unknown): CreateTaskInput & { wait?: numb
   }
   if (has(body, "input")) input.input = body.input;
   if (has(body, "callbackUrl")) input.callbackUrl = parseCallbackUrl(body.callbackUrl);
+  if (has(body, "retry")) input.retry = parseRetry(body.retry);
   if (has(body, "lang")) {
     if (body.lang !== "js" && body.lang !== "ts") {
       throw fail(`"lang" must be "js" or "ts", got ${quote(body.lang)}`);
@@ -370,6 +388,56 @@ export function parseCreateTask(value: unknown): CreateTaskInput & { wait?: numb
     input.lang = body.lang;
   }
   return input;
+}
+
+/** A task's retry policy, defaults filled in. */
+export function parseRetry(value: unknown): RetryPolicy {
+  const fail = (why: string) => new BadRequestError(`Cannot create task: "retry${why}`);
+  if (!isObject(value)) throw fail(`" must be an object, got ${quote(value)}`);
+  const known = [...Object.keys(RETRY_LIMITS), "on"];
+  const unknown = Object.keys(value).filter((key) => !known.includes(key));
+  if (unknown.length > 0) {
+    throw fail(`" has unknown field ${quote(unknown[0])} (accepted: ${known.join(", ")})`);
+  }
+  const number = (key: keyof typeof RETRY_LIMITS): number => {
+    const limit = RETRY_LIMITS[key];
+    const given = value[key] ?? limit.default;
+    if (
+      typeof given !== "number" || !Number.isInteger(given) || given < limit.min ||
+      given > limit.max
+    ) {
+      throw fail(
+        `.${key}" must be an integer from ${limit.min} to ${limit.max}, got ${quote(given)}`,
+      );
+    }
+    return given;
+  };
+  const policy: RetryPolicy = {
+    attempts: number("attempts"),
+    backoffMs: number("backoffMs"),
+    maxBackoffMs: number("maxBackoffMs"),
+    on: [...RETRY_CONDITIONS],
+  };
+  if (policy.maxBackoffMs < policy.backoffMs) {
+    throw fail(
+      `.maxBackoffMs" must be at least backoffMs (${policy.backoffMs}), got ${policy.maxBackoffMs}`,
+    );
+  }
+  if (has(value, "on")) {
+    const on = value.on;
+    if (
+      !Array.isArray(on) || on.length === 0 ||
+      !on.every((item) => RETRY_CONDITIONS.includes(item)) || new Set(on).size !== on.length
+    ) {
+      throw fail(
+        `.on" must be a non-empty list of distinct ${
+          RETRY_CONDITIONS.map((c) => `"${c}"`).join(", ")
+        }, got ${quote(on)}`,
+      );
+    }
+    policy.on = on;
+  }
+  return policy;
 }
 
 /** Longest accepted `callbackUrl`. */
@@ -452,6 +520,7 @@ export function parseFetchResponse(
     out.timestamp = r.timestamp;
   }
   if (has(r, "data")) out.data = r.data;
+  if (has(r, "attempts")) out.attempts = parseAttempts(r.attempts, `${path}.attempts`, fail);
   if (has(r, "body") && has(r, "bodyBase64")) {
     throw fail(`give at most one of "${path}.body" and "${path}.bodyBase64"`);
   }
@@ -468,6 +537,41 @@ export function parseFetchResponse(
     out.bodyBase64 = r.bodyBase64;
   }
   return out;
+}
+
+/** Most attempts a delivered response may list. */
+const MAX_ATTEMPTS_LISTED = 1000;
+
+/** The `attempts` of a delivered response: what the server (or a worker) tried. */
+function parseAttempts(
+  value: unknown,
+  path: string,
+  failWith: (why: string) => Error,
+): FetchAttempt[] {
+  const fail = () =>
+    failWith(
+      `"${path}" must be a list of at most ${MAX_ATTEMPTS_LISTED} { at, status?, error?, retryInMs? }, got ${
+        quote(value)
+      }`,
+    );
+  if (!Array.isArray(value) || value.length > MAX_ATTEMPTS_LISTED) throw fail();
+  return value.map((item): FetchAttempt => {
+    if (!isObject(item) || typeof item.at !== "string") throw fail();
+    const attempt: FetchAttempt = { at: item.at };
+    if (has(item, "status")) {
+      if (typeof item.status !== "number" || !Number.isInteger(item.status)) throw fail();
+      attempt.status = item.status;
+    }
+    if (has(item, "error")) {
+      if (typeof item.error !== "string") throw fail();
+      attempt.error = item.error;
+    }
+    if (has(item, "retryInMs")) {
+      if (typeof item.retryInMs !== "number" || !Number.isFinite(item.retryInMs)) throw fail();
+      attempt.retryInMs = item.retryInMs;
+    }
+    return attempt;
+  });
 }
 
 /** Validates the query of `GET /status` (without `id`). */

@@ -13,14 +13,18 @@
  */
 import type { Logger } from "../log.ts";
 import type { FetchRequest, FetchResponse } from "../engine/mod.ts";
+import type { RetryPolicy } from "./retry_policy.ts";
 
 /** What became of one delivery attempt. */
 export type DeliveryOutcome = "delivered" | "gone" | "retry";
 
 /** What the dispatcher needs. */
 export interface FetchDispatcherDeps {
-  /** Performs a request; never throws (failures are `success: false` responses). */
-  perform(request: FetchRequest, signal: AbortSignal): Promise<FetchResponse>;
+  /**
+   * Performs a request, retrying it as `retry` says when the task has a policy; never throws
+   * (failures are `success: false` responses).
+   */
+  perform(request: FetchRequest, signal: AbortSignal, retry?: RetryPolicy): Promise<FetchResponse>;
   /** The self-POST to `/call`. */
   post(taskId: string, response: FetchResponse): Promise<DeliveryOutcome>;
   /** In-process delivery, used once the self-POST keeps failing. */
@@ -81,9 +85,9 @@ export class FetchDispatcher {
   /**
    * Makes `requests` the task's requests in flight: starts each one not already in flight,
    * and cancels the task's requests in flight that are not among them (give `[]` when the
-   * task waits for nothing any more).
+   * task waits for nothing any more). `retry` is the task's retry policy, if it has one.
    */
-  dispatch(taskId: string, requests: readonly FetchRequest[]): void {
+  dispatch(taskId: string, requests: readonly FetchRequest[], retry?: RetryPolicy): void {
     const wanted = new Set(requests.map((request) => request.id));
     for (const [id, flight] of this.#inflight) {
       if (flight.taskId === taskId && !wanted.has(id)) flight.abort.abort();
@@ -94,7 +98,7 @@ export class FetchDispatcher {
       const abort = new AbortController();
       this.#inflight.set(request.id, { taskId, abort });
       const signal = AbortSignal.any([this.#abort.signal, abort.signal]);
-      const run = this.#run(taskId, request, signal).finally(() => {
+      const run = this.#run(taskId, request, signal, retry).finally(() => {
         this.#inflight.delete(request.id);
         this.#running.delete(run);
       });
@@ -108,13 +112,18 @@ export class FetchDispatcher {
     await Promise.allSettled([...this.#running]);
   }
 
-  async #run(taskId: string, request: FetchRequest, signal: AbortSignal): Promise<void> {
+  async #run(
+    taskId: string,
+    request: FetchRequest,
+    signal: AbortSignal,
+    retry: RetryPolicy | undefined,
+  ): Promise<void> {
     const { logger } = this.#deps;
     let response: FetchResponse;
     if (!await this.#acquire(taskId, signal)) return;
     try {
       if (signal.aborted) return;
-      response = await this.#deps.perform(request, signal);
+      response = await this.#deps.perform(request, signal, retry);
     } finally {
       this.#release(taskId);
     }
@@ -130,6 +139,7 @@ export class FetchDispatcher {
       url: request.url,
       status: response.status ?? null,
       error: response.error,
+      attempts: response.attempts?.length,
     });
     let delay = FIRST_BACKOFF_MS;
     for (let attempt = 1; !signal.aborted; attempt++) {

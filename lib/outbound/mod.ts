@@ -8,3 +8,4 @@ export * from "./egress_policy.ts";
 export * from "./fetch_dispatcher.ts";
 export * from "./outbound_fetch.ts";
 export * from "./webhook_signature.ts";
+export * from "./retry_policy.ts";

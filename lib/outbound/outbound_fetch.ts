@@ -70,11 +70,28 @@ export async function performFetch(
   request: FetchRequest,
   options: PerformFetchOptions,
 ): Promise<FetchResponse> {
-  const fail = (error: string): FetchResponse => ({
-    id: request.id,
-    success: false,
-    error,
-    timestamp: Date.now(),
+  return (await attemptFetch(request, options)).response;
+}
+
+/**
+ * What one attempt at a request gave: the response (or failure), and whether a failure
+ * without a response is worth another attempt (a connection error or a timeout; not a
+ * refusal by the egress policy, an invalid URL, a body too large or a redirect refused).
+ */
+export interface FetchAttemptResult {
+  response: FetchResponse;
+  /** A network failure that may go away: `true` only when there is no `status`. */
+  transient: boolean;
+}
+
+/** {@link performFetch}, saying whether a failure is transient. Never rejects. */
+export async function attemptFetch(
+  request: FetchRequest,
+  options: PerformFetchOptions,
+): Promise<FetchAttemptResult> {
+  const fail = (error: string, transient = false): FetchAttemptResult => ({
+    response: { id: request.id, success: false, error, timestamp: Date.now() },
+    transient,
   });
   let url: URL;
   try {
@@ -89,16 +106,16 @@ export async function performFetch(
     ? AbortSignal.any([timeout.signal, options.signal])
     : timeout.signal;
   try {
-    return await exchange(request, url, signal, options);
+    return { response: await exchange(request, url, signal, options), transient: false };
   } catch (error) {
     if (timeout.signal.aborted) {
-      return fail(`Request to ${url.href} timed out after ${options.timeoutMs} ms`);
+      return fail(`Request to ${url.href} timed out after ${options.timeoutMs} ms`, true);
     }
     if (options.signal?.aborted) return fail(`Request to ${url.href} was aborted`);
     if (error instanceof FetchFailure || error instanceof EgressDeniedError) {
       return fail(error.message);
     }
-    return fail(`Request to ${url.href} failed: ${describe(error)}`);
+    return fail(`Request to ${url.href} failed: ${describe(error)}`, true);
   } finally {
     clearTimeout(timer);
   }

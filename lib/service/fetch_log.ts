@@ -113,6 +113,7 @@ function detailOf(entry: Entry): FetchDetailView {
   if (response.error !== undefined) view.error = response.error;
   view.respondedAt = new Date(response.timestamp ?? entry.respondedAt!).toISOString();
   if (response.headers) view.headers = redactHeaders(response.headers);
+  if (response.attempts) view.attempts = response.attempts;
   const body = bodyOf(response);
   if (body) {
     view.size = body.size;

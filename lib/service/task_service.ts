@@ -37,6 +37,7 @@ import {
   UnavailableError,
 } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import type { RetryPolicy } from "../outbound/mod.ts";
 import {
   type CreateTaskInput,
   type FetchDetailView,
@@ -78,7 +79,7 @@ export interface TaskServiceDeps {
    * (not the external ones; empty once there are none): start those not in flight, cancel
    * the others.
    */
-  onPending(taskId: string, requests: readonly FetchRequest[]): void;
+  onPending(taskId: string, requests: readonly FetchRequest[], retry?: RetryPolicy): void;
   logger: Logger;
   version: string;
   /** Where transitions are published; a new hub when omitted. */
@@ -157,7 +158,7 @@ export class FlowTaskService implements TaskService {
       } else if (record.status === TaskStatus.Paused) {
         this.#wakes.set(record.id, wakeAt(record));
         const requests = serverRequests(record);
-        if (requests.length > 0) this.#deps.onPending(record.id, requests);
+        if (requests.length > 0) this.#deps.onPending(record.id, requests, record.retry);
       }
     }
     return { loaded: tasks.length, skipped: skipped.length };
@@ -242,6 +243,7 @@ export class FlowTaskService implements TaskService {
       eventsBytes: 0,
     };
     if (input.callbackUrl !== undefined) record.callbackUrl = input.callbackUrl;
+    if (input.retry !== undefined) record.retry = input.retry;
     if (input.task !== undefined) {
       record.task = input.task;
       record.input = input.input ?? null;
@@ -664,7 +666,11 @@ export class FlowTaskService implements TaskService {
       pending: saved.pending.length,
       error: saved.error,
     });
-    this.#deps.onPending(saved.id, saved.status === TaskStatus.Paused ? serverRequests(saved) : []);
+    this.#deps.onPending(
+      saved.id,
+      saved.status === TaskStatus.Paused ? serverRequests(saved) : [],
+      saved.retry,
+    );
     return saved;
   }
 

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import type { FetchResponse, LogEntry, Signal } from "../engine/mod.ts";
+import type { FetchAttempt, FetchResponse, LogEntry, Signal } from "../engine/mod.ts";
+import type { RetryPolicy } from "../outbound/mod.ts";
 import type { TaskErrorView, TaskStatus } from "../store/mod.ts";
 import type { TaskEventHub } from "./task_events.ts";
 import type { DefinitionView } from "./definitions.ts";
@@ -81,6 +82,8 @@ export interface FetchLogView {
   /** The start of the response body (of its base64 when `bodyEncoding` is `base64`). */
   bodyPreview?: string;
   bodyEncoding?: "base64";
+  /** Every attempt the server made, when the task has a retry policy. */
+  attempts?: FetchAttempt[];
 }
 
 /** One fetch in full, as `GET /status?id=&fetch=<n>` shows it. */
@@ -115,6 +118,8 @@ export interface CreateTaskInput {
   autoFetch?: boolean;
   /** Where the finished task is POSTed (a signed webhook). */
   callbackUrl?: string;
+  /** How the server retries this task's fetches. */
+  retry?: RetryPolicy;
 }
 
 /** Body of `POST /fork` once validated. */

@@ -15,7 +15,7 @@
  */
 import type { Logger } from "../log.ts";
 import type { FetchRequest, FetchResponse } from "../engine/mod.ts";
-import { SIGNATURE_HEADER, signWebhook } from "../outbound/mod.ts";
+import { retryAfterMs, SIGNATURE_HEADER, signWebhook, sleep } from "../outbound/mod.ts";
 import type { WebhookMark, WebhookMarks } from "../store/mod.ts";
 import { isFinishedStatus, type TaskEventHub } from "./task_events.ts";
 import type { TaskView } from "./task_types.ts";
@@ -172,25 +172,4 @@ export class WebhookSender {
       this.#deps.logger.warn("webhook mark not saved", { taskId, error: String(error) });
     }
   }
-}
-
-/** `Retry-After` of an answer, in ms: seconds or an HTTP date; `undefined` without one. */
-export function retryAfterMs(response: FetchResponse, now = Date.now()): number | undefined {
-  const value = response.headers?.["retry-after"]?.trim();
-  if (value === undefined || value === "") return undefined;
-  if (/^[0-9]{1,9}$/.test(value)) return Number(value) * 1000;
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import type { FetchRequest, JournalEntry, LogEntry, VMState } from "../engine/types.ts";
+import type { RetryPolicy } from "../outbound/retry_policy.ts";
 
 /** Task statuses, as an `as const` object with the derived union type. */
 export const TaskStatus = {
@@ -48,6 +49,8 @@ export interface TaskRecord {
   autoFetch: boolean;
   /** Where the finished task is POSTed (a webhook). */
   callbackUrl?: string;
+  /** How the server retries this task's fetches. */
+  retry?: RetryPolicy;
   result?: unknown;
   error?: TaskErrorView;
   /** The engine state without `journal` and `logs` (those are in the journal file). */
