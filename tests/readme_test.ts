@@ -203,7 +203,7 @@ Deno.test("the README's library examples print what their comments say", async (
     await Deno.writeTextFile(file, example.body);
     try {
       const output = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "--allow-read", "--allow-env", file.pathname],
+        args: ["run", "--allow-read", file.pathname],
         cwd: ROOT,
         stderr: "inherit",
       }).output();

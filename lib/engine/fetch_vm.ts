@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { QuickJSHandle } from "quickjs-emscripten";
+import type { QuickJSHandle } from "npm:quickjs-emscripten@0.32.0";
 import { ExecutionError } from "./execution_error.ts";
 import { classifyHostError, type FailureContext, guestFailure, memoryError } from "./failures.ts";
 import { nearMemoryCap } from "./failures.ts";

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { QuickJSContext, QuickJSHandle } from "quickjs-emscripten";
+import type { QuickJSContext, QuickJSHandle } from "npm:quickjs-emscripten@0.32.0";
 import { GUEST_PRELUDE, guestModuleSource, HOST_BRIDGE_GLOBAL } from "./guest/prelude.ts";
 
 /** Handles of the guest controller's functions (see `guest/controller.ts`). */

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { QuickJSContext, QuickJSRuntime } from "quickjs-emscripten";
+import type { QuickJSContext, QuickJSRuntime } from "npm:quickjs-emscripten@0.32.0";
 import {
   type Controller,
   disposeController,

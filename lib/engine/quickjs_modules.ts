@@ -14,7 +14,8 @@ import {
   type QuickJSRuntime,
   RELEASE_ASYNC,
   RELEASE_SYNC,
-} from "quickjs-emscripten";
+} from "npm:quickjs-emscripten@0.32.0";
+import { readFile } from "node:fs/promises";
 import type { Variant } from "./types.ts";
 
 const WASM_PAGE_BYTES = 64 * 1024;
@@ -23,9 +24,13 @@ const MIN_INITIAL_PAGES = 256;
 /** Size of a VM's linear memory when it starts, bytes (16 MiB). */
 export const INITIAL_MEMORY_BYTES = MIN_INITIAL_PAGES * WASM_PAGE_BYTES;
 
-const WASM_URLS: Record<Variant, string> = {
-  asyncify: import.meta.resolve("@jitl/quickjs-wasmfile-release-asyncify/wasm"),
-  sync: import.meta.resolve("@jitl/quickjs-wasmfile-release-sync/wasm"),
+/**
+ * The WebAssembly file of each build. Full specifiers, so the engine imported by path from
+ * another project needs no import map; the npm build rewrites them to bare package names.
+ */
+const WASM_SPECIFIERS: Record<Variant, string> = {
+  asyncify: "npm:@jitl/quickjs-wasmfile-release-asyncify@0.32.0/wasm",
+  sync: "npm:@jitl/quickjs-wasmfile-release-sync@0.32.0/wasm",
 };
 
 const compiled = new Map<Variant, Promise<WebAssembly.Module>>();
@@ -34,10 +39,32 @@ const compiled = new Map<Variant, Promise<WebAssembly.Module>>();
 function compiledModule(variant: Variant): Promise<WebAssembly.Module> {
   let module = compiled.get(variant);
   if (!module) {
-    module = Deno.readFile(new URL(WASM_URLS[variant])).then((bytes) => WebAssembly.compile(bytes));
+    module = wasmLocation(variant).then((location) => readFile(location))
+      .then((bytes) => WebAssembly.compile(new Uint8Array(bytes)));
     compiled.set(variant, module);
   }
   return module;
+}
+
+/**
+ * Where a build's WebAssembly file is: resolved like a module (a `node_modules` directory,
+ * Node.js), or else, when the runtime resolves npm packages to no file URL (Deno with its
+ * global cache), where the build's own loader finds it, asked once.
+ */
+async function wasmLocation(variant: Variant): Promise<URL | string> {
+  const resolved = import.meta.resolve(WASM_SPECIFIERS[variant]);
+  if (resolved.startsWith("file:")) return new URL(resolved);
+  let found: string | undefined;
+  const locateFile = (file: string, prefix: string) => (found = `${prefix}${file}`);
+  if (variant === "asyncify") {
+    await newQuickJSAsyncWASMModuleFromVariant(newVariant(RELEASE_ASYNC, { locateFile }));
+  } else {
+    await newQuickJSWASMModuleFromVariant(newVariant(RELEASE_SYNC, { locateFile }));
+  }
+  if (found === undefined) {
+    throw new Error(`Cannot find the WebAssembly file of the ${variant} QuickJS build`);
+  }
+  return found.startsWith("file:") ? new URL(found) : found;
 }
 
 /**
