@@ -5,6 +5,7 @@
  *
  * @module
  */
+// deno-lint-ignore no-import-prefix -- the engine is imported by path from other projects
 import type { QuickJSHandle } from "npm:quickjs-emscripten@0.32.0";
 import { ExecutionError } from "./execution_error.ts";
 import { classifyHostError, type FailureContext, guestFailure, memoryError } from "./failures.ts";

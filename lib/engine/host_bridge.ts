@@ -6,6 +6,7 @@
  *
  * @module
  */
+// deno-lint-ignore no-import-prefix -- the engine is imported by path from other projects
 import type { QuickJSContext, QuickJSHandle } from "npm:quickjs-emscripten@0.32.0";
 import { GUEST_PRELUDE, guestModuleSource, HOST_BRIDGE_GLOBAL } from "./guest/prelude.ts";
 

@@ -4,6 +4,7 @@
  *
  * @module
  */
+// deno-lint-ignore no-import-prefix -- the engine is imported by path from other projects
 import type { QuickJSContext, QuickJSRuntime } from "npm:quickjs-emscripten@0.32.0";
 import {
   type Controller,

@@ -14,6 +14,7 @@ import {
   type QuickJSRuntime,
   RELEASE_ASYNC,
   RELEASE_SYNC,
+  // deno-lint-ignore no-import-prefix -- the engine is imported by path from other projects
 } from "npm:quickjs-emscripten@0.32.0";
 import { readFile } from "node:fs/promises";
 import type { Variant } from "./types.ts";
