@@ -158,11 +158,27 @@ Deno.test("the README's curl examples print what the README says", async () => {
     for (let i = 0; i < all.length - 1; i++) {
       const block = all[i]!;
       const next = all[i + 1]!;
-      if (block.lang !== "sh" || !block.body.includes("curl ") || next.lang !== "json") continue;
+      if (block.lang !== "sh" || !block.body.includes("curl ")) continue;
+      if (
+        next.lang !== "json" && (next.lang !== "text" || /curl -sN (?!--max-time)/.test(block.body))
+      ) {
+        continue;
+      }
       examples++;
       let command = block.body.replaceAll("localhost:8080", `127.0.0.1:${port}`)
         .replaceAll(PUBLIC_ORIGIN, upstreamOrigin).replaceAll(FLAKY_ORIGIN, flakyOrigin);
       for (const [example, real] of ids) command = command.replaceAll(example, real);
+      if (next.lang === "text") {
+        // Text output: line by line, a line ending in "..." standing for any continuation.
+        const actual = (await sh(command, workDir)).trimEnd().split("\n");
+        const expected = next.body.trimEnd().split("\n");
+        const same = actual.length === expected.length &&
+          expected.every((line, i) =>
+            line.endsWith("...") ? actual[i]!.startsWith(line.slice(0, -3)) : actual[i] === line
+          );
+        if (!same) assertEquals(actual, expected, `README example:\n${block.body}`);
+        continue;
+      }
       const expected = JSON.parse(next.body);
       const polled = command.includes("/status") || command.includes("/health");
       const deadline = Date.now() + POLL_LIMIT_MS;
