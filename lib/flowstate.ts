@@ -118,6 +118,7 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
     cpuBudgetMs: config.taskCpuBudgetMs,
     maxLogBytes: config.maxLogBytes,
     guestLogRate: config.guestLogRate,
+    webhookState: (taskId) => webhooks.state(taskId),
   });
 
   const webhooks = new WebhookSender({

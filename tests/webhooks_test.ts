@@ -88,6 +88,11 @@ Deno.test("a finished task is POSTed to its callbackUrl, signed, and retried unt
         )),
         "a changed body fails the check",
       );
+      const detail = await waitFor(async () => {
+        const { webhook } = await server.task("hooked");
+        return webhook?.status === "delivered" ? webhook : undefined;
+      });
+      assertEquals([detail.attempts, detail.httpStatus], [1, 200]);
     });
 
     await step("a task that errors is delivered too, as task.error", async () => {
@@ -135,6 +140,9 @@ Deno.test("a finished task is POSTed to its callbackUrl, signed, and retried unt
         );
         assertEquals(given.level, "error");
         assertStringIncludes(String(given.error), "169.254.169.254");
+        const { webhook } = await server.task("metadata");
+        assertEquals([webhook?.status, webhook?.attempts], ["failed", 4]);
+        assertStringIncludes(webhook!.error!, "169.254.169.254");
       },
     );
 
@@ -181,6 +189,7 @@ Deno.test("a webhook still owed when the server is killed is delivered after the
     await second.waitForLog((line) => line.msg === "webhook delivered" && line.taskId === "owed");
     assertEquals(receiver.to("/owed").length, before + 1);
     assertEquals(JSON.parse(receiver.to("/owed").at(-1)!.body).task.result, "result");
+    assertEquals((await second.task("owed")).webhook?.status, "delivered");
     await second.stop();
 
     second = await startServer({ statesDir: first.statesDir, env: ENV });

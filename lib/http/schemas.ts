@@ -350,6 +350,17 @@ export const COMPONENT_SCHEMAS: Record<string, JsonSchema> = {
       properties: {
         logs: { type: "array", items: { type: "object" } },
         fetches: { type: "array", items: { $ref: "#/components/schemas/FetchLog" } },
+        webhook: {
+          type: "object",
+          description: "With a callbackUrl, once finished: what became of the webhook.",
+          properties: {
+            status: { enum: ["pending", "delivered", "failed"] },
+            attempts: { type: "integer" },
+            at: { type: "string", format: "date-time" },
+            httpStatus: { type: "integer" },
+            error: { type: "string" },
+          },
+        },
       },
     }],
   },

@@ -52,6 +52,7 @@ import {
   TaskStatus,
   type TaskStore,
   type TaskView,
+  type WebhookState,
 } from "./task_types.ts";
 import type {
   EngineOptions,
@@ -92,6 +93,8 @@ export interface TaskServiceDeps {
   maxLogBytes?: number;
   /** Guest console lines copied to the server log per second, server-wide; default 100. */
   guestLogRate?: number;
+  /** What became of a finished task's webhook, shown by `get`. */
+  webhookState?: (taskId: string) => WebhookState | undefined;
 }
 
 /** Default of {@link TaskServiceDeps.guestLogRate}. */
@@ -450,11 +453,16 @@ export class FlowTaskService implements TaskService {
       }
     }
     const keep = this.#deps.engine.maxLogEntries ?? logs.length;
-    return {
+    const detail: TaskDetailView = {
       ...toView(this.#view(record)),
       logs: logs.slice(-keep),
       fetches: fetchDetails(events).map(fetchSummary),
     };
+    const webhook = record.callbackUrl && isFinishedStatus(record.status)
+      ? this.#deps.webhookState?.(id)
+      : undefined;
+    if (webhook) detail.webhook = webhook;
+    return detail;
   }
 
   async fetch(taskId: string, fetch: number | string): Promise<FetchDetailView> {

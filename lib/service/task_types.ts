@@ -96,10 +96,26 @@ export interface FetchDetailView extends Omit<FetchLogView, "bodyPreview" | "bod
   bodyBase64?: string;
 }
 
+/** What became of a finished task's webhook. */
+export interface WebhookState {
+  /** `pending` until a 2xx answer (`delivered`) or the last attempt (`failed`). */
+  status: "pending" | "delivered" | "failed";
+  /** Attempts made so far (in this process, while `pending`). */
+  attempts: number;
+  /** When it was settled. */
+  at?: string;
+  /** HTTP status of the last answer. */
+  httpStatus?: number;
+  /** Why the last attempt failed. */
+  error?: string;
+}
+
 /** `GET /status?id=`: the view plus logs and the fetches made so far. */
 export interface TaskDetailView extends TaskView {
   logs: LogEntry[];
   fetches: FetchLogView[];
+  /** With a `callbackUrl`, once the task is finished. */
+  webhook?: WebhookState;
 }
 
 /** Body of `POST /task` once validated. */

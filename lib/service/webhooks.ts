@@ -18,7 +18,7 @@ import type { FetchRequest, FetchResponse } from "../engine/mod.ts";
 import { retryAfterMs, SIGNATURE_HEADER, signWebhook, sleep } from "../outbound/mod.ts";
 import type { WebhookMark, WebhookMarks } from "../store/mod.ts";
 import { isFinishedStatus, type TaskEventHub } from "./task_events.ts";
-import type { TaskView } from "./task_types.ts";
+import type { TaskView, WebhookState } from "./task_types.ts";
 
 /** Longest delay between two attempts, ms. */
 export const MAX_WEBHOOK_BACKOFF_MS = 5 * 60_000;
@@ -45,6 +45,8 @@ export class WebhookSender {
   readonly #abort = new AbortController();
   /** Deliveries in progress, by task id. */
   readonly #inflight = new Map<string, Promise<void>>();
+  /** Attempts made by the deliveries in progress. */
+  readonly #attempts = new Map<string, number>();
   #marks = new Map<string, WebhookMark>();
   #unsubscribe: (() => void) | undefined;
 
@@ -76,9 +78,10 @@ export class WebhookSender {
     }
   }
 
-  /** The settled mark of a task's webhook, if any. */
-  mark(taskId: string): WebhookMark | undefined {
-    return this.#marks.get(taskId);
+  /** What became of a task's webhook: its mark, else `pending` (with the attempts so far). */
+  state(taskId: string): WebhookState {
+    const mark = this.#marks.get(taskId);
+    return mark ?? { status: "pending", attempts: this.#attempts.get(taskId) ?? 0 };
   }
 
   /** Stops: no new attempts; waits for the ones running. Unsettled deliveries stay owed. */
@@ -95,9 +98,10 @@ export class WebhookSender {
       this.#deps.logger.error("webhook not sent: WEBHOOK_SECRET is not set", { taskId: task.id });
       return;
     }
-    const run = this.#deliver(task, this.#deps.secret).finally(() =>
-      this.#inflight.delete(task.id)
-    );
+    const run = this.#deliver(task, this.#deps.secret).finally(() => {
+      this.#inflight.delete(task.id);
+      this.#attempts.delete(task.id);
+    });
     this.#inflight.set(task.id, run);
   }
 
@@ -126,6 +130,7 @@ export class WebhookSender {
         },
         timestamp: Date.now(),
       };
+      this.#attempts.set(task.id, attempt);
       last = await this.#deps.perform(request, signal);
       if (signal.aborted) return;
       const status = last.status;
