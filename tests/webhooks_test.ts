@@ -16,6 +16,8 @@ interface Delivery {
   path: string;
   headers: Headers;
   body: string;
+  /** The status the receiver answered with. */
+  status: number;
 }
 
 /** A webhook receiver: records every delivery, answers with `answer(path, count)`. */
@@ -23,14 +25,16 @@ function startReceiver(answer: (path: string, count: number) => number = () => 2
   const deliveries: Delivery[] = [];
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
     const path = new URL(req.url).pathname;
-    deliveries.push({ path, headers: req.headers, body: await req.text() });
-    const count = deliveries.filter((d) => d.path === path).length;
-    return new Response(null, { status: answer(path, count) });
+    const delivery: Delivery = { path, headers: req.headers, body: await req.text(), status: 0 };
+    deliveries.push(delivery);
+    delivery.status = answer(path, deliveries.filter((d) => d.path === path).length);
+    return new Response(null, { status: delivery.status });
   });
   return {
     deliveries,
     url: (path: string) => `http://127.0.0.1:${server.addr.port}${path}`,
     to: (path: string) => deliveries.filter((d) => d.path === path),
+    accepted: (path: string) => deliveries.filter((d) => d.path === path && d.status === 200),
     close: () => server.shutdown(),
   };
 }
@@ -183,19 +187,25 @@ Deno.test("a webhook still owed when the server is killed is delivered after the
     await first.createTask({ id: "owed", code: `"result"`, callbackUrl: receiver.url("/owed") });
     await waitFor(() => receiver.to("/owed").length >= 2);
     await first.kill();
-    const before = receiver.to("/owed").length;
+    assertEquals(receiver.accepted("/owed").length, 0);
     accept = true;
     second = await startServer({ statesDir: first.statesDir, env: ENV });
     await second.waitForLog((line) => line.msg === "webhook delivered" && line.taskId === "owed");
-    assertEquals(receiver.to("/owed").length, before + 1);
-    assertEquals(JSON.parse(receiver.to("/owed").at(-1)!.body).task.result, "result");
+    const [delivered] = receiver.accepted("/owed");
+    assertEquals(JSON.parse(delivered!.body).task.result, "result");
+    assert(await signatureIsValid(delivered!.headers.get("flowstate-signature"), delivered!.body));
     assertEquals((await second.task("owed")).webhook?.status, "delivered");
     await second.stop();
 
     second = await startServer({ statesDir: first.statesDir, env: ENV });
     await second.createTask({ id: "later", code: "2", callbackUrl: receiver.url("/later") });
     await second.waitForLog((line) => line.msg === "webhook delivered" && line.taskId === "later");
-    assertEquals(receiver.to("/owed").length, before + 1, "a delivered webhook is not sent again");
+    assertEquals(receiver.to("/owed").filter((d) => d.status === 200).length, 1);
+    assertEquals(
+      receiver.to("/owed").length,
+      receiver.to("/owed").indexOf(delivered!) + 1,
+      "a delivered webhook is not sent again",
+    );
   } finally {
     await second?.close();
     await first.close();
