@@ -118,7 +118,7 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
     cpuBudgetMs: config.taskCpuBudgetMs,
     maxLogBytes: config.maxLogBytes,
     guestLogRate: config.guestLogRate,
-    webhookState: (taskId) => webhooks.state(taskId),
+    webhookState: (taskId, finishedAt) => webhooks.state(taskId, finishedAt),
   });
 
   const webhooks = new WebhookSender({

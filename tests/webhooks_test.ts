@@ -4,7 +4,7 @@
  * `<t>.<body>` with the shared secret); failures are retried; a delivery still owed at a
  * crash is made after the restart; the egress policy applies.
  */
-import { assert, assertEquals, assertStringIncludes } from "@std/assert";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { assertErrorResponse, startServer, stepper, waitFor } from "../testing/server_process.ts";
 import { startUpstream } from "../testing/upstream.ts";
 import { signWebhook, verifyWebhookSignature } from "../lib/outbound/mod.ts";
@@ -77,7 +77,7 @@ Deno.test("a finished task is POSTed to its callbackUrl, signed, and retried unt
       assert(await signatureIsValid(delivery.headers.get("flowstate-signature"), delivery.body));
       assertEquals(delivery.headers.get("content-type"), "application/json");
       assertEquals(delivery.headers.get("flowstate-event"), "task.completed");
-      assertEquals(delivery.headers.get("idempotency-key"), "webhook-hooked");
+      assertMatch(delivery.headers.get("idempotency-key")!, /^webhook-hooked-\d+$/);
       const payload = JSON.parse(delivery.body);
       assertEquals(payload.type, "task.completed");
       assertEquals([payload.task.id, payload.task.status, payload.task.result], [
@@ -121,7 +121,10 @@ Deno.test("a finished task is POSTed to its callbackUrl, signed, and retried unt
         const attempts = receiver.to("/flaky");
         assertEquals(attempts.length, 3);
         for (const attempt of attempts) {
-          assertEquals(attempt.headers.get("idempotency-key"), "webhook-flaky");
+          assertEquals(
+            attempt.headers.get("idempotency-key"),
+            attempts[0]!.headers.get("idempotency-key"),
+          );
           assert(await signatureIsValid(attempt.headers.get("flowstate-signature"), attempt.body));
         }
         const warned = server.logs().filter((line) =>
@@ -147,6 +150,50 @@ Deno.test("a finished task is POSTed to its callbackUrl, signed, and retried unt
         const { webhook } = await server.task("metadata");
         assertEquals([webhook?.status, webhook?.attempts], ["failed", 4]);
         assertStringIncludes(webhook!.error!, "169.254.169.254");
+      },
+    );
+
+    await step(
+      "a task run on by POST /retry owes a new delivery; DELETE forgets its mark",
+      async () => {
+        const paused = await server.createTask({
+          id: "again",
+          autoFetch: false,
+          code: `(await (await fetch("https://api.example.com/x")).json()).v`,
+          callbackUrl: receiver.url("/again"),
+        });
+        assertEquals(paused.status, "paused");
+        assertEquals((await server.request("/cancel", { body: { taskId: "again" } })).status, 200);
+        await waitFor(() => receiver.to("/again")[0]);
+        const retried = await server.request("/retry", { body: { taskId: "again" } });
+        const request =
+          (retried.body as { task: { fetchRequest: { id: string } } }).task.fetchRequest;
+        const delivered = await server.call("again", {
+          id: request.id,
+          success: true,
+          status: 200,
+          data: { v: 5 },
+        });
+        assertEquals(delivered.status, 200);
+        const [first, second] = await waitFor(() =>
+          receiver.to("/again").length >= 2 ? receiver.to("/again") : undefined
+        );
+        assertEquals(
+          [JSON.parse(first!.body).type, JSON.parse(second!.body).type],
+          ["task.cancelled", "task.completed"],
+        );
+        assertEquals(JSON.parse(second!.body).task.result, 5);
+        assert(
+          first!.headers.get("idempotency-key") !== second!.headers.get("idempotency-key"),
+          "each finish is its own delivery",
+        );
+        await waitFor(async () => (await server.task("again")).webhook?.status === "delivered");
+        const mark = `${server.statesDir}/webhooks/again.json`;
+        await Deno.stat(mark);
+        assertEquals((await server.request("/task?id=again", { method: "DELETE" })).status, 200);
+        await waitFor(() => Deno.stat(mark).then(() => false, () => true), {
+          message: "the mark removed",
+        });
       },
     );
 

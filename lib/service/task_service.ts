@@ -94,7 +94,7 @@ export interface TaskServiceDeps {
   /** Guest console lines copied to the server log per second, server-wide; default 100. */
   guestLogRate?: number;
   /** What became of a finished task's webhook, shown by `get`. */
-  webhookState?: (taskId: string) => WebhookState | undefined;
+  webhookState?: (taskId: string, finishedAt: string) => WebhookState | undefined;
 }
 
 /** Default of {@link TaskServiceDeps.guestLogRate}. */
@@ -459,7 +459,7 @@ export class FlowTaskService implements TaskService {
       fetches: fetchDetails(events).map(fetchSummary),
     };
     const webhook = record.callbackUrl && isFinishedStatus(record.status)
-      ? this.#deps.webhookState?.(id)
+      ? this.#deps.webhookState?.(id, record.updatedAt)
       : undefined;
     if (webhook) detail.webhook = webhook;
     return detail;

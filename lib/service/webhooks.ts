@@ -9,7 +9,8 @@
  * ({@link WebhookMarks}); a finished task with a callback and no mark is delivered again at
  * the next start, so a delivery pending or in flight at a crash is not lost, and one whose
  * mark was not yet written is sent twice. Every attempt carries the same
- * `Idempotency-Key` (`webhook-<task id>`) for receivers that deduplicate.
+ * `Idempotency-Key` ({@link deliveryKey}) for receivers that deduplicate; a task that finishes
+ * again (run on by `POST /retry`) is delivered again, with a new key.
  *
  * @module
  */
@@ -66,7 +67,11 @@ export class WebhookSender {
   async open(): Promise<void> {
     this.#marks = await this.#deps.marks.loadAll();
     this.#unsubscribe = this.#deps.events.subscribe((event) => {
-      if (event.type === "deleted") return; // The task finished (and was sent) before.
+      if (event.type === "deleted") {
+        // The task finished (and was sent) before; a new task may take its id.
+        if (this.#marks.delete(event.taskId)) void this.#forget(event.taskId);
+        return;
+      }
       if (isFinishedStatus(event.status) && event.task.callbackUrl) this.#enqueue(event.task);
     });
   }
@@ -78,10 +83,20 @@ export class WebhookSender {
     }
   }
 
-  /** What became of a task's webhook: its mark, else `pending` (with the attempts so far). */
-  state(taskId: string): WebhookState {
+  /**
+   * What became of the webhook of a task finished at `finishedAt` (its `updatedAt`): its
+   * mark, else `pending` (with the attempts so far).
+   */
+  state(taskId: string, finishedAt: string): WebhookState {
     const mark = this.#marks.get(taskId);
-    return mark ?? { status: "pending", attempts: this.#attempts.get(taskId) ?? 0 };
+    if (mark?.finishedAt === finishedAt) {
+      const { finishedAt: _, ...state } = mark;
+      return state;
+    }
+    return {
+      status: "pending",
+      attempts: this.#attempts.get(deliveryKey(taskId, finishedAt)) ?? 0,
+    };
   }
 
   /** Stops: no new attempts; waits for the ones running. Unsettled deliveries stay owed. */
@@ -92,20 +107,29 @@ export class WebhookSender {
   }
 
   #enqueue(task: TaskView): void {
-    if (this.#marks.has(task.id) || this.#inflight.has(task.id)) return;
+    const key = deliveryKey(task.id, task.updatedAt);
+    if (this.#marks.get(task.id)?.finishedAt === task.updatedAt || this.#inflight.has(key)) return;
     if (this.#abort.signal.aborted) return;
     if (this.#deps.secret === undefined) {
       this.#deps.logger.error("webhook not sent: WEBHOOK_SECRET is not set", { taskId: task.id });
       return;
     }
-    const run = this.#deliver(task, this.#deps.secret).finally(() => {
-      this.#inflight.delete(task.id);
-      this.#attempts.delete(task.id);
+    const run = this.#deliver(task, key, this.#deps.secret).finally(() => {
+      this.#inflight.delete(key);
+      this.#attempts.delete(key);
     });
-    this.#inflight.set(task.id, run);
+    this.#inflight.set(key, run);
   }
 
-  async #deliver(task: TaskView, secret: string): Promise<void> {
+  async #forget(taskId: string): Promise<void> {
+    try {
+      await this.#deps.marks.remove(taskId);
+    } catch (error) {
+      this.#deps.logger.warn("webhook mark not removed", { taskId, error: String(error) });
+    }
+  }
+
+  async #deliver(task: TaskView, key: string, secret: string): Promise<void> {
     const { logger } = this.#deps;
     const signal = this.#abort.signal;
     const body = JSON.stringify({ type: `task.${task.status}`, task });
@@ -115,7 +139,7 @@ export class WebhookSender {
       if (signal.aborted) return;
       const timestamp = Math.floor(Date.now() / 1000);
       const request: FetchRequest = {
-        id: `webhook-${task.id}`,
+        id: key,
         url: task.callbackUrl!,
         options: {
           method: "POST",
@@ -130,13 +154,13 @@ export class WebhookSender {
         },
         timestamp: Date.now(),
       };
-      this.#attempts.set(task.id, attempt);
+      this.#attempts.set(key, attempt);
       last = await this.#deps.perform(request, signal);
       if (signal.aborted) return;
       const status = last.status;
       if (status !== undefined && status >= 200 && status < 300) {
         logger.info("webhook delivered", { taskId: task.id, attempt, status });
-        await this.#settle(task.id, { status: "delivered", attempts: attempt, httpStatus: status });
+        await this.#settle(task, { status: "delivered", attempts: attempt, httpStatus: status });
         return;
       }
       const error = last.error ?? `answered ${status}`;
@@ -158,17 +182,18 @@ export class WebhookSender {
       attempts: this.#deps.attempts,
       error,
     });
-    const mark: Omit<WebhookMark, "at"> = {
+    const mark: Omit<WebhookMark, "at" | "finishedAt"> = {
       status: "failed",
       attempts: this.#deps.attempts,
       error,
     };
     if (last?.status !== undefined) mark.httpStatus = last.status;
-    await this.#settle(task.id, mark);
+    await this.#settle(task, mark);
   }
 
-  async #settle(taskId: string, mark: Omit<WebhookMark, "at">): Promise<void> {
-    const full: WebhookMark = { ...mark, at: new Date().toISOString() };
+  async #settle(task: TaskView, mark: Omit<WebhookMark, "at" | "finishedAt">): Promise<void> {
+    const taskId = task.id;
+    const full: WebhookMark = { ...mark, at: new Date().toISOString(), finishedAt: task.updatedAt };
     this.#marks.set(taskId, full);
     try {
       await this.#deps.marks.put(taskId, full);
@@ -177,4 +202,12 @@ export class WebhookSender {
       this.#deps.logger.warn("webhook mark not saved", { taskId, error: String(error) });
     }
   }
+}
+
+/**
+ * The id of one delivery: the task and the moment it finished, so a task run on and finished
+ * again (`POST /retry`) owes a new delivery. It is every attempt's `Idempotency-Key`.
+ */
+export function deliveryKey(taskId: string, finishedAt: string): string {
+  return `webhook-${taskId}-${Date.parse(finishedAt)}`;
 }

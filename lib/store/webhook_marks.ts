@@ -15,6 +15,8 @@ import { TASK_ID_PATTERN } from "./file_task_store.ts";
 export interface WebhookMark {
   /** `delivered` (a 2xx answer) or `failed` (every attempt used). */
   status: "delivered" | "failed";
+  /** The `updatedAt` of the finished task it was for: a task run on and finished again owes a new one. */
+  finishedAt: string;
   /** Attempts made. */
   attempts: number;
   /** When it was settled (ISO 8601). */
@@ -31,6 +33,8 @@ export interface WebhookMarks {
   loadAll(): Promise<Map<string, WebhookMark>>;
   /** Records the mark of `taskId` (replacing any earlier one). */
   put(taskId: string, mark: WebhookMark): Promise<void>;
+  /** Forgets the mark of `taskId` (a deleted task); none is fine. */
+  remove(taskId: string): Promise<void>;
 }
 
 /** {@link WebhookMarks} as files in `dir`. */
@@ -59,7 +63,12 @@ export class FileWebhookMarks implements WebhookMarks {
       const text = await readTextOrNull(`${this.#dir}/${entry.name}`);
       try {
         const mark = JSON.parse(text ?? "null") as WebhookMark | null;
-        if (mark && (mark.status === "delivered" || mark.status === "failed")) marks.set(id, mark);
+        if (
+          mark && (mark.status === "delivered" || mark.status === "failed") &&
+          typeof mark.finishedAt === "string"
+        ) {
+          marks.set(id, mark);
+        }
       } catch {
         // A torn mark counts as none: the delivery is made again.
       }
@@ -73,5 +82,14 @@ export class FileWebhookMarks implements WebhookMarks {
     await writeFileAtomic(`${this.#dir}/${taskId}.json`, JSON.stringify(mark), {
       fsync: this.#fsync,
     });
+  }
+
+  async remove(taskId: string): Promise<void> {
+    if (!TASK_ID_PATTERN.test(taskId)) throw new TypeError(`Invalid task id "${taskId}"`);
+    try {
+      await Deno.remove(`${this.#dir}/${taskId}.json`);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
   }
 }
