@@ -290,6 +290,8 @@ async function tail(
   let lastEventId: string | undefined;
   let statusLine = "";
   let refreshed = -Infinity;
+  let asked = 0;
+  let shown = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
   /** Redraws the status line from `/health`, at most every STATUS_REFRESH_MS, and once more after the last event. */
   const refresh = async () => {
@@ -303,8 +305,11 @@ async function tail(
       return;
     }
     refreshed = performance.now();
+    const mine = ++asked;
     const health = await api(cli, "/health").catch(() => undefined);
-    if (cli.signal.aborted) return;
+    // A slow answer must not overwrite a newer one.
+    if (cli.signal.aborted || mine < shown) return;
+    shown = mine;
     const tasks = (health?.tasks ?? {}) as Record<string, number>;
     statusLine = Object.entries(tasks).map(([status, n]) => `${n} ${status}`).join(" · ");
     cli.raw(`\r\x1b[2K${statusLine}`);

@@ -162,10 +162,12 @@ for (const n of [1, 2]) s += (await (await fetch(${
 s`,
     });
     await waitFor(() => written.includes("completed tailed"), { message: "the completed line" });
-    const statusNow = () => written.slice(written.lastIndexOf("\r\x1b[2K") + 5);
+    /** What the terminal shows on its last line: the status line. */
+    const statusNow = () => written.slice(written.lastIndexOf("\r\x1b[2K") + 5).split("\n").at(-1)!;
     await waitFor(() => statusNow().includes("1 completed"), {
       message: () => `the status line to count the completed task: ${statusNow()}`,
     });
+    const status = statusNow();
     abort.abort();
     assertEquals(await tailing, 0);
     const printed = written.split("\n").map((line) => line.split("\r\x1b[2K").at(-1)!)
@@ -180,7 +182,7 @@ s`,
     ]);
     assertStringIncludes(printed[1]!, `waiting for ${upstream.url("/number/1")}`);
     assertStringIncludes(printed[5]!, "→ 3");
-    assert(/^0 running · 0 paused · 1 completed · 0 error/.test(statusNow()), statusNow());
+    assert(/^0 running · 0 paused · 1 completed · 0 error/.test(status), status);
     assertEquals(lines, []);
   } finally {
     abort.abort();
