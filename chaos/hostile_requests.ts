@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { INDEX_FILE_NAME } from "../lib/store/index_file.ts";
 import {
   checkStatesDir,
   grepLogFile,
@@ -654,6 +655,7 @@ export async function runHostileRequests(options: ScenarioOptions): Promise<Scen
     // Stray files: only the records and journals of the tasks created on purpose.
     const allowed = new Set([
       LOCK_FILE_NAME,
+      INDEX_FILE_NAME,
       ...legit.flatMap((id) => [`${id}.json`, `${id}.journal.jsonl`]),
     ]);
     const stray: string[] = [];

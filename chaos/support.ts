@@ -6,6 +6,7 @@
  * @module
  */
 import { join } from "@std/path";
+import { INDEX_FILE_NAME } from "../lib/store/index_file.ts";
 import { ServerProcess, type StartOptions } from "../testing/server_process.ts";
 import { LOCK_FILE_NAME } from "../lib/store/dir_lock.ts";
 
@@ -119,6 +120,8 @@ export async function checkStatesDir(
       out.tempFiles.push(name);
     } else if (name === LOCK_FILE_NAME) {
       // The server's lock on the directory.
+    } else if (name === INDEX_FILE_NAME) {
+      // The store's index of the tasks, not a task's file.
     } else if (name.endsWith(".journal.jsonl")) {
       out.journals++;
     } else if (name.endsWith(".json")) {

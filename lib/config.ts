@@ -107,6 +107,8 @@ export interface Config {
   webhookAttempts: number;
   /** `WEBHOOK_BACKOFF_MS`: delay before the first webhook retry (doubles, capped). */
   webhookBackoffMs: number;
+  /** `RETAIN_FINISHED`: how long finished tasks are kept, ms; `undefined` = forever. */
+  retainFinishedMs: number | undefined;
 }
 
 /** One documented environment variable. */
@@ -119,6 +121,7 @@ export interface ConfigDocEntry {
   description: string;
 }
 
+const DAY_MS = 86_400_000;
 const KIB = 1024;
 const MIB = 1024 * KIB;
 /** Largest delay a timer accepts (2^31 - 1 ms). */
@@ -348,6 +351,14 @@ export const CONFIG_DOC: readonly ConfigDocEntry[] = [
     default: "1000",
     description: "Delay before the first webhook retry; it doubles up to 5 minutes.",
   },
+  {
+    name: "RETAIN_FINISHED",
+    default: "7d",
+    description:
+      "How long completed, error and cancelled tasks are kept after their last update, as a " +
+      "number and a unit (`ms`, `s`, `m`, `h`, `d`: `90s`, `12h`, `30d`); a background sweep " +
+      "removes older ones, record and journal. `forever` keeps them.",
+  },
 ];
 
 /** The README table of {@link CONFIG_DOC}, as Markdown. */
@@ -432,6 +443,7 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     webhookSecret: token(env, "WEBHOOK_SECRET"),
     webhookAttempts: int(env, "WEBHOOK_ATTEMPTS", 10, 1, 1_000),
     webhookBackoffMs: int(env, "WEBHOOK_BACKOFF_MS", 1_000, 1, MAX_TIMER_MS),
+    retainFinishedMs: duration(env, "RETAIN_FINISHED", 7 * DAY_MS, "forever"),
   };
 }
 
@@ -478,6 +490,42 @@ function int(env: Env, name: string, fallback: number, min: number, max = Number
     throw new RangeError(`Invalid ${name} "${env[name]}": expected ${min} to ${max}`);
   }
   return n;
+}
+
+/** Milliseconds per unit of a duration. */
+const DURATION_UNITS: Record<string, number> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: DAY_MS,
+};
+
+/**
+ * A duration, `<number><unit>` (`500ms`, `90s`, `15m`, `12h`, `7d`), in ms; `undefined`
+ * for the word `never` (no limit).
+ */
+function duration(
+  env: Env,
+  name: string,
+  fallback: number,
+  never: string,
+): number | undefined {
+  const value = raw(env, name)?.toLowerCase();
+  if (value === undefined) return fallback;
+  if (value === never) return undefined;
+  const match = /^([0-9]{1,12})(ms|s|m|h|d)$/.exec(value);
+  if (!match) {
+    throw new TypeError(
+      `Invalid ${name} "${env[name]}": expected a number and a unit (ms, s, m, h, d), such ` +
+        `as 7d, or ${never}`,
+    );
+  }
+  const ms = Number(match[1]) * DURATION_UNITS[match[2]!]!;
+  if (ms < 1 || !Number.isSafeInteger(ms)) {
+    throw new RangeError(`Invalid ${name} "${env[name]}": expected at least 1ms`);
+  }
+  return ms;
 }
 
 function bool(env: Env, name: string, fallback: boolean): boolean {

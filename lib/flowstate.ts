@@ -119,6 +119,7 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
     maxLogBytes: config.maxLogBytes,
     guestLogRate: config.guestLogRate,
     webhookState: (taskId, finishedAt) => webhooks.state(taskId, finishedAt),
+    retainFinishedMs: config.retainFinishedMs,
   });
 
   const webhooks = new WebhookSender({
@@ -135,7 +136,7 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
       }),
     marks: new FileWebhookMarks(`${config.statesDir}/webhooks`, { fsync: config.fsync }),
     events: service.events,
-    tasks: () => service.list({}),
+    finishedTasks: () => service.finishedTasks(),
     logger,
   });
 
@@ -211,6 +212,7 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
       // Ends the event streams, so the server's own shutdown is not held by them.
       service.events.close();
       await dispatcher.close();
+      await store.close();
       lock?.release();
     },
   };

@@ -16,6 +16,7 @@ import type {
   HealthView,
   ListTasksQuery,
   TaskDetailView,
+  TaskListView,
   TaskService,
   TaskView,
 } from "../lib/service/task_types.ts";
@@ -129,10 +130,9 @@ class RecordingService implements TaskService {
     return this.#answer([]);
   }
 
-  list(query: ListTasksQuery): TaskView[] {
+  list(query: ListTasksQuery): Promise<TaskListView> {
     this.calls.push({ method: "list", query });
-    if (this.failWith !== undefined) throw this.failWith;
-    return [VIEW];
+    return this.#answer({ tasks: [VIEW], nextCursor: null });
   }
 
   health(): HealthView {
@@ -575,13 +575,29 @@ Deno.test("GET /status?id= answers with the task in detail", async () => {
   assertEquals(service.calls, [{ method: "get", id: "t7" }]);
 });
 
-Deno.test("GET /status lists tasks with status and limit filters", async () => {
+Deno.test("GET /status lists tasks with status, name, order, cursor and limit", async () => {
   const { app, service } = setup();
-  assertEquals(await readJson(await app(get("/status"))), { success: true, tasks: [VIEW] });
+  assertEquals(await readJson(await app(get("/status"))), {
+    success: true,
+    tasks: [VIEW],
+    nextCursor: null,
+  });
   assertEquals((await app(get("/status?status=paused&limit=10000"))).status, 200);
+  const page = "/status?status=completed,error&name=job%201&order=newest&cursor=17.a-1&limit=5";
+  assertEquals((await app(get(page))).status, 200);
   assertEquals(service.calls, [
     { method: "list", query: {} },
-    { method: "list", query: { status: "paused", limit: 10000 } },
+    { method: "list", query: { status: ["paused"], limit: 10000 } },
+    {
+      method: "list",
+      query: {
+        status: ["completed", "error"],
+        name: "job 1",
+        order: "newest",
+        cursor: "17.a-1",
+        limit: 5,
+      },
+    },
   ]);
 });
 
@@ -594,7 +610,7 @@ Deno.test("GET /status refuses bad ids, statuses and limits with 400", async () 
     ["/status?id=", `Cannot get status of task "": must match`],
     [
       "/status?status=done",
-      `"status" must be one of running, paused, completed, error, cancelled, got "done"`,
+      `"status" must be one of running, paused, completed, error, cancelled (or several, comma-separated), got "done"`,
     ],
     ["/status?limit=0", `"limit" must be an integer from 1 to 10000, got "0"`],
     ["/status?limit=10001", `"limit" must be an integer from 1 to 10000`],
@@ -602,6 +618,11 @@ Deno.test("GET /status refuses bad ids, statuses and limits with 400", async () 
     ["/status?limit=1.5", `"limit"`],
     ["/status?limit=abc", `"limit"`],
     ["/status?limit=", `"limit"`],
+    ["/status?status=paused,done", `got "done"`],
+    ["/status?order=up", `"order" must be oldest or newest, got "up"`],
+    ["/status?cursor=abc", `"cursor" must be the nextCursor of a listing, got "abc"`],
+    ["/status?cursor=12.%2E%2E", `"cursor"`],
+    ["/status?name=", `"name" must be 1 to 200 characters`],
   ];
   for (const [path, expected] of cases) {
     const message = await expectError(await app(get(path)), 400);

@@ -63,6 +63,7 @@ Deno.test("loadConfig gives the documented defaults for an empty environment", (
     webhookSecret: undefined,
     webhookAttempts: 10,
     webhookBackoffMs: 1000,
+    retainFinishedMs: 7 * 86_400_000,
   };
   const { workers, ...rest } = config;
   assertEquals(rest, expected);
@@ -113,6 +114,7 @@ Deno.test("loadConfig reads every variable", () => {
     WEBHOOK_SECRET: "whsec_test",
     WEBHOOK_ATTEMPTS: "3",
     WEBHOOK_BACKOFF_MS: "50",
+    RETAIN_FINISHED: "90s",
   });
   assertEquals(config, {
     port: 9000,
@@ -157,6 +159,7 @@ Deno.test("loadConfig reads every variable", () => {
     webhookSecret: "whsec_test",
     webhookAttempts: 3,
     webhookBackoffMs: 50,
+    retainFinishedMs: 90_000,
   });
 });
 
@@ -225,6 +228,18 @@ Deno.test("bad numbers throw an error naming the variable and quoting the value"
   }
 });
 
+Deno.test("RETAIN_FINISHED takes a number and a unit, or forever", () => {
+  const retain = (value: string) => loadConfig({ RETAIN_FINISHED: value }).retainFinishedMs;
+  assertEquals(
+    ["250ms", "90s", "15m", "12h", "30d", "7D", "forever", "FOREVER"].map(retain),
+    [250, 90_000, 900_000, 43_200_000, 2_592_000_000, 604_800_000, undefined, undefined],
+  );
+  for (const value of ["7", "1.5h", "d", "-1d", "1w", "0s"]) {
+    const error = assertThrows(() => retain(value));
+    assert(error.message.startsWith(`Invalid RETAIN_FINISHED "${value}"`), error.message);
+  }
+});
+
 Deno.test("enumerations accept only their values", () => {
   assertThrows(
     () => loadConfig({ LOG_LEVEL: "verbose" }),
@@ -279,7 +294,9 @@ Deno.test("documented defaults match what loadConfig uses", () => {
   // A default documented as a literal value must load to the same config when set explicitly.
   let compared = 0;
   for (const [name, value] of Object.entries(byName)) {
-    if (!/^([0-9]+|true|false|asyncify|info|json|\.\/[a-z]+|0\.0\.0\.0)$/.test(value)) continue;
+    if (!/^([0-9]+|[0-9]+d|true|false|asyncify|info|json|\.\/[a-z]+|0\.0\.0\.0)$/.test(value)) {
+      continue;
+    }
     compared++;
     assertEquals(loadConfig({ [name]: value }), config, `${name}=${value}`);
   }

@@ -15,6 +15,7 @@ testTaskStoreContract("FileTaskStore", async () => {
   const dir = await Deno.makeTempDir();
   return {
     store: new FileTaskStore(dir),
+    reopen: () => new FileTaskStore(dir),
     cleanup: () => Deno.remove(dir, { recursive: true }),
   };
 });
@@ -46,9 +47,12 @@ async function withStoreDir(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
+/** The files of `dir` but the store's index file. */
 async function listDir(dir: string): Promise<string[]> {
   const names: string[] = [];
-  for await (const entry of Deno.readDir(dir)) names.push(entry.name);
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.name !== "_index.tsv") names.push(entry.name);
+  }
   return names.sort();
 }
 
@@ -110,9 +114,10 @@ Deno.test("the first save writes the record durably; a later save flushes the jo
     const first = await countFlushes(async () => {
       record = await store.save(record, [logEvent("a")]);
     });
-    // The journal (fdatasync) and the record's temp file (fsync), then, after the rename, the
-    // directory (fsync; Windows cannot open a directory).
-    assertEquals(first, { sync: Deno.build.os === "windows" ? 1 : 2, syncData: 1 });
+    // The task's line in the index file and the journal (fdatasync each) and the record's
+    // temp file (fsync), then, after the rename, the directory (fsync; Windows cannot open a
+    // directory).
+    assertEquals(first, { sync: Deno.build.os === "windows" ? 1 : 2, syncData: 2 });
     for (const events of [[logEvent("b")], []]) {
       const later = await countFlushes(async () => {
         record = await store.save({ ...record, pauseCount: record.pauseCount + 1 }, events);
@@ -902,5 +907,132 @@ Deno.test("with an encryption key, a paused task's pending request is sealed in 
       .loadAll();
     assertEquals(tasks, []);
     assert(skipped[0]!.reason.includes("another JOURNAL_ENCRYPTION_KEY"), skipped[0]!.reason);
+  });
+});
+
+// --- the index file ------------------------------------------------------------------------
+
+/** Saves task `id` in `status` into `store`. */
+function saveTask(store: FileTaskStore, id: string, status: TaskRecord["status"]) {
+  return store.save(makeRecord(id, { status }), [logEvent(id)]);
+}
+
+const indexPath = (dir: string) => join(dir, "_index.tsv");
+const listIds = async (store: FileTaskStore) =>
+  (await store.list({ limit: 100 })).tasks.map((task) => `${task.id}:${task.status}`);
+
+Deno.test("open reads the index file and only the records of running and paused tasks", async () => {
+  await withStoreDir(async (dir) => {
+    const store = new FileTaskStore(dir);
+    await store.open();
+    const paused = await saveTask(store, "p", "paused");
+    await saveTask(store, "c", "completed");
+    // A finished task's files are not read at a start: its record may even be unreadable.
+    await Deno.writeTextFile(join(dir, "c.json"), "not read");
+    const again = new FileTaskStore(dir);
+    assertEquals(await again.open(), { active: [paused], skipped: [] });
+    assertEquals(await listIds(again), ["c:completed", "p:paused"]);
+    await again.close();
+  });
+});
+
+Deno.test("a missing or unreadable index file is rebuilt from the records", async () => {
+  await withStoreDir(async (dir) => {
+    const store = new FileTaskStore(dir);
+    await store.open();
+    const paused = await saveTask(store, "p", "paused");
+    await saveTask(store, "c", "completed");
+    await Deno.remove(indexPath(dir));
+    const rebuilt = new FileTaskStore(dir);
+    assertEquals(await rebuilt.open(), { active: [paused], skipped: [] });
+    assertEquals(await listIds(rebuilt), ["c:completed", "p:paused"]);
+    await Deno.writeTextFile(indexPath(dir), "flowstate-index\t1\np\tpaused\tx\n");
+    const again = new FileTaskStore(dir);
+    const { active, skipped } = await again.open();
+    assertEquals(active, [paused]);
+    assertEquals(skipped, [{
+      file: "_index.tsv",
+      reason: "Line 2 is not an index line; rebuilt from the records",
+    }]);
+    assertEquals(await listIds(again), ["c:completed", "p:paused"]);
+    await again.close();
+  });
+});
+
+Deno.test("a torn last line of the index file is ignored and cut off", async () => {
+  await withStoreDir(async (dir) => {
+    const store = new FileTaskStore(dir);
+    await store.open();
+    await saveTask(store, "c", "completed");
+    const whole = await Deno.readTextFile(indexPath(dir));
+    await Deno.writeTextFile(indexPath(dir), "zz\tcomp", { append: true });
+    const again = new FileTaskStore(dir);
+    assertEquals((await again.open()).skipped, []);
+    assertEquals(await listIds(again), ["c:completed"]);
+    await saveTask(again, "d", "completed");
+    const text = await Deno.readTextFile(indexPath(dir));
+    assert(text.startsWith(whole) && !text.includes("zz"), text);
+    await again.close();
+  });
+});
+
+Deno.test("open corrects index lines a crash left behind: a task found finished or never committed", async () => {
+  await withStoreDir(async (dir) => {
+    const store = new FileTaskStore(dir);
+    await store.open();
+    const running = await saveTask(store, "r", "running");
+    await saveTask(store, "gone", "running");
+    // The finished task's own line was lost (it is appended without a flush), and the other
+    // task's first commit never happened (its line is flushed before it).
+    const before = await Deno.readTextFile(indexPath(dir));
+    await store.save({ ...running, status: "completed" }, []);
+    await Deno.writeTextFile(indexPath(dir), before);
+    await Deno.remove(join(dir, "gone.json"));
+    await Deno.remove(join(dir, "gone.journal.jsonl"));
+    const again = new FileTaskStore(dir);
+    assertEquals(await again.open(), { active: [], skipped: [] });
+    assertEquals(await listIds(again), ["r:completed"]);
+    assertEquals(again.counts(), { running: 0, paused: 0, completed: 1, error: 0, cancelled: 0 });
+    await again.close();
+    const third = new FileTaskStore(dir);
+    await third.open();
+    assertEquals(await listIds(third), ["r:completed"]);
+    await third.close();
+  });
+});
+
+Deno.test("a removal interrupted after its index line is completed at the next open", async () => {
+  await withStoreDir(async (dir) => {
+    const store = new FileTaskStore(dir);
+    await store.open();
+    const record = await saveTask(store, "x", "completed");
+    await saveTask(store, "y", "completed");
+    // What a kill between the removal's index line and its file removals leaves.
+    const createdMs = Date.parse(record.createdAt);
+    await Deno.writeTextFile(indexPath(dir), `x\tremoved\t${createdMs}\n`, { append: true });
+    const again = new FileTaskStore(dir);
+    await again.open();
+    assertEquals(await again.readRecord("x"), null);
+    assertEquals(await listIds(again), ["y:completed"]);
+    await again.close();
+    assertEquals(await listDir(dir), ["y.journal.jsonl", "y.json"]);
+  });
+});
+
+Deno.test("a task created anew after its id was removed survives the next open", async () => {
+  await withStoreDir(async (dir) => {
+    const store = new FileTaskStore(dir);
+    await store.open();
+    await saveTask(store, "x", "completed");
+    assertEquals(await store.remove("x"), true);
+    const again = await store.save(
+      makeRecord("x", { status: "completed", createdAt: "2025-02-01T00:00:00.000Z" }),
+      [logEvent("anew")],
+    );
+    const reopened = new FileTaskStore(dir);
+    await reopened.open();
+    assertEquals(await reopened.readRecord("x"), again);
+    assertEquals(await listIds(reopened), ["x:completed"]);
+    await reopened.close();
   });
 });

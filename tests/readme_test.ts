@@ -33,6 +33,8 @@ const VOLATILE_KEYS = new Set([
   "date",
   "wakeAt",
   "at",
+  // A cursor names the creation time of a task.
+  "nextCursor",
 ]);
 const POLL_MS = 50;
 const POLL_LIMIT_MS = 10_000;

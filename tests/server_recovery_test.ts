@@ -232,6 +232,9 @@ body.value + 1`;
     await Deno.writeTextFile(join(dir, "garbage.json"), "{ this is not JSON");
     // A valid record under the wrong name: its id says "survivor", its file name "x".
     await Deno.copyFile(join(dir, "survivor.json"), join(dir, "x.json"));
+    // Files added behind the server's back are seen when the index is rebuilt from the
+    // records, as it is when the index file is missing.
+    await Deno.remove(join(dir, "_index.tsv"));
 
     const second = await startServer({ statesDir: dir, port, env });
     try {

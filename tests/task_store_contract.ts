@@ -5,11 +5,19 @@
  */
 import { assert, assertEquals, assertNotStrictEquals, assertRejects } from "@std/assert";
 import { BadRequestError, UnavailableError } from "../lib/errors.ts";
-import type { TaskEvent, TaskRecord, TaskStore } from "../lib/service/task_types.ts";
+import type {
+  TaskEvent,
+  TaskRecord,
+  TaskStatus,
+  TaskStore,
+  TaskSummary,
+} from "../lib/service/task_types.ts";
 
 /** A fresh, empty store and how to dispose of it. */
 export interface StoreFixture {
   store: TaskStore;
+  /** The store as a restarted process sees it (open() not yet called). */
+  reopen(): TaskStore;
   cleanup(): Promise<void>;
 }
 
@@ -88,12 +96,21 @@ export function testTaskStoreContract(
   name: string,
   makeStore: () => Promise<StoreFixture>,
 ): void {
-  const test = (title: string, fn: (store: TaskStore) => Promise<void>) =>
+  const test = (
+    title: string,
+    fn: (store: TaskStore, reopen: () => TaskStore) => Promise<void>,
+  ) =>
     Deno.test(`${name}: ${title}`, async () => {
-      const { store, cleanup } = await makeStore();
+      const { store, reopen, cleanup } = await makeStore();
+      const opened = [store];
       try {
-        await fn(store);
+        await fn(store, () => {
+          const again = reopen();
+          opened.push(again);
+          return again;
+        });
       } finally {
+        for (const each of opened) await each.close();
         await cleanup();
       }
     });
@@ -298,5 +315,188 @@ export function testTaskStoreContract(
     assertEquals((await store.loadAll()).tasks, []);
     const longest = "x".repeat(128);
     assert((await store.save(makeRecord(longest), [])).id === longest);
+  });
+
+  // --- index: listing, counts, removal, reopening ----------------------------------------
+
+  /** Saves task `id` created at second `second` of 2025 in `status`, named `name`. */
+  const saveAt = (
+    store: TaskStore,
+    id: string,
+    second: number,
+    status: TaskStatus = "completed",
+    name = id,
+  ) => {
+    const createdAt = new Date(Date.UTC(2025, 0, 1, 0, 0, second)).toISOString();
+    return store.save(
+      makeRecord(id, { status, name, createdAt, updatedAt: createdAt, pending: [] }),
+      [logEvent(id)],
+    );
+  };
+  const ids = (tasks: readonly TaskSummary[]) => tasks.map((task) => task.id);
+
+  /** Every page of `query`, following `nextCursor`. */
+  const pages = async (
+    store: TaskStore,
+    query: Parameters<TaskStore["list"]>[0],
+  ): Promise<string[][]> => {
+    const all: string[][] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await store.list({ ...query, cursor });
+      all.push(ids(page.tasks));
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor !== undefined && all.length < 100);
+    return all;
+  };
+
+  test("list pages through every task with a cursor, oldest or newest first", async (store) => {
+    for (const [i, id] of ["a", "b", "c", "d", "e", "f", "g"].entries()) {
+      await saveAt(store, id, 10 - i); // Created in the reverse order of their ids.
+    }
+    assertEquals(await pages(store, { limit: 3 }), [["g", "f", "e"], ["d", "c", "b"], ["a"]]);
+    assertEquals(await pages(store, { limit: 3, order: "newest" }), [
+      ["a", "b", "c"],
+      ["d", "e", "f"],
+      ["g"],
+    ]);
+    assertEquals(await pages(store, { limit: 7 }), [["g", "f", "e", "d", "c", "b", "a"]]);
+    const first = await store.list({ limit: 2 });
+    assertEquals(first.tasks[0], {
+      id: "g",
+      name: "g",
+      status: "completed",
+      pauseCount: 1,
+      createdAt: "2025-01-01T00:00:04.000Z",
+      updatedAt: "2025-01-01T00:00:04.000Z",
+    });
+    assertEquals(typeof first.nextCursor, "string");
+  });
+
+  test("tasks created in the same millisecond are listed by id", async (store) => {
+    for (const id of ["m", "z", "a", "q"]) await saveAt(store, id, 1);
+    await saveAt(store, "first", 0);
+    assertEquals(await pages(store, { limit: 2 }), [["first", "a"], ["m", "q"], ["z"]]);
+    assertEquals(await pages(store, { limit: 4, order: "newest" }), [
+      ["z", "q", "m", "a"],
+      ["first"],
+    ]);
+  });
+
+  test("list filters by status and by name; counts counts by status", async (store) => {
+    await saveAt(store, "p1", 1, "paused", "job");
+    await saveAt(store, "c1", 2, "completed", "job");
+    await saveAt(store, "e1", 3, "error", "other");
+    await saveAt(store, "c2", 4, "completed");
+    await saveAt(store, "job", 5, "completed"); // Named after its id, which is "job".
+    const list = async (query: Omit<Parameters<TaskStore["list"]>[0], "limit">) =>
+      ids((await store.list({ ...query, limit: 100 })).tasks);
+    assertEquals(await list({ status: ["completed"] }), ["c1", "c2", "job"]);
+    assertEquals(await list({ status: ["completed", "error"] }), ["c1", "e1", "c2", "job"]);
+    assertEquals(await list({ name: "job" }), ["p1", "c1", "job"]);
+    assertEquals(await list({ name: "job", status: ["completed"], order: "newest" }), [
+      "job",
+      "c1",
+    ]);
+    assertEquals(await list({ name: "nobody" }), []);
+    assertEquals(await list({ status: ["running"] }), []);
+    assertEquals(await pages(store, { status: ["completed"], limit: 1 }), [
+      ["c1"],
+      ["c2"],
+      ["job"],
+    ]);
+    assertEquals(store.counts(), { running: 0, paused: 1, completed: 3, error: 1, cancelled: 0 });
+  });
+
+  test("a listing saves a task's latest status, and a cursor survives its task's removal", async (store) => {
+    const a = await saveAt(store, "a", 1, "paused");
+    await saveAt(store, "b", 2, "paused");
+    await saveAt(store, "c", 3, "paused");
+    await store.save({ ...a, status: "completed" }, []);
+    const page = await store.list({ limit: 2 });
+    assertEquals(page.tasks.map((task) => [task.id, task.status]), [
+      ["a", "completed"],
+      ["b", "paused"],
+    ]);
+    await store.remove("b");
+    assertEquals(ids((await store.list({ limit: 2, cursor: page.nextCursor! })).tasks), ["c"]);
+    assertEquals(
+      ids((await store.list({ limit: 2, cursor: page.nextCursor!, order: "newest" })).tasks),
+      ["a"],
+    );
+    assertEquals(store.counts(), { running: 0, paused: 1, completed: 1, error: 0, cancelled: 0 });
+  });
+
+  test("list refuses a cursor no listing answered with BadRequestError", async (store) => {
+    for (const cursor of ["", "abc", "12", "12.", "x.a", "1.../x"]) {
+      await assertRejects(() => store.list({ cursor, limit: 1 }), BadRequestError, "cursor");
+    }
+  });
+
+  test("remove deletes the task's record, journal and listing; an unknown task is a no-op", async (store) => {
+    const record = await saveAt(store, "gone", 1);
+    await saveAt(store, "kept", 2);
+    await store.remove("gone");
+    assertEquals(await store.readRecord("gone"), null);
+    assertEquals(await store.readEvents({ id: "gone", eventsBytes: 0 }), []);
+    await assertRejects(() => store.readEvents(record), UnavailableError);
+    assertEquals(ids((await store.list({ limit: 10 })).tasks), ["kept"]);
+    await store.remove("gone");
+    await store.remove("never-was");
+    await assertRejects(() => store.remove("../x"), BadRequestError);
+    // The id can be used again, by a new task.
+    const again = await saveAt(store, "gone", 3, "paused");
+    assertEquals(await store.readEvents(again), [logEvent("gone")]);
+    assertEquals(ids((await store.list({ limit: 10 })).tasks), ["kept", "gone"]);
+  });
+
+  test("finishedBefore answers finished tasks updated before the cutoff, oldest first", async (store) => {
+    await saveAt(store, "old-done", 1, "completed");
+    await saveAt(store, "old-error", 2, "error");
+    await saveAt(store, "old-paused", 3, "paused");
+    await saveAt(store, "old-running", 4, "running");
+    await saveAt(store, "new-done", 30, "completed");
+    const cutoff = Date.UTC(2025, 0, 1, 0, 0, 10);
+    assertEquals(ids(await store.finishedBefore(cutoff, 10)), ["old-done", "old-error"]);
+    assertEquals(ids(await store.finishedBefore(cutoff, 1)), ["old-done"]);
+    assertEquals(ids(await store.finishedBefore(Date.UTC(2025, 0, 2), 10)), [
+      "old-done",
+      "old-error",
+      "new-done",
+    ]);
+  });
+
+  test(
+    "open answers the records of running and paused tasks, oldest first",
+    async (store, reopen) => {
+      await saveAt(store, "done", 1, "completed");
+      const paused = await saveAt(store, "paused", 3, "paused");
+      const running = await saveAt(store, "running", 2, "running");
+      const again = reopen();
+      const { active, skipped } = await again.open();
+      assertEquals(skipped, []);
+      assertEquals(active, [running, paused]);
+    },
+  );
+
+  test("a reopened store lists what was saved, finished and removed", async (store, reopen) => {
+    for (let i = 0; i < 30; i++) {
+      await saveAt(store, `t${i}`, i, i % 3 === 0 ? "paused" : "completed", `n${i % 4}`);
+    }
+    const t0 = (await store.readRecord("t0"))!;
+    await store.save({ ...t0, status: "error", updatedAt: "2025-01-02T00:00:00.000Z" }, []);
+    for (const id of ["t1", "t2", "t5"]) await store.remove(id);
+    const query = { limit: 4, status: ["completed", "error"] as TaskStatus[] };
+    const before = await pages(store, query);
+    const named = await pages(store, { limit: 3, name: "n1", order: "newest" });
+    const counts = store.counts();
+    const again = reopen();
+    await again.open();
+    assertEquals(await pages(again, query), before);
+    assertEquals(await pages(again, { limit: 3, name: "n1", order: "newest" }), named);
+    assertEquals(again.counts(), counts);
+    assertEquals(counts, { running: 0, paused: 9, completed: 17, error: 1, cancelled: 0 });
+    assertEquals(await again.readRecord("t5"), null);
+    assertEquals((await again.list({ limit: 1 })).tasks[0]?.status, "error");
   });
 }

@@ -9,6 +9,8 @@ import { type FetchAttempt, type FetchResponse, isBase64 } from "../engine/mod.t
 import { RETRY_CONDITIONS, type RetryPolicy } from "../outbound/mod.ts";
 import {
   type CreateTaskInput,
+  decodeCursor,
+  DEFAULT_LIST_LIMIT,
   isTaskStatus,
   type ListTasksQuery,
   type TaskLang,
@@ -206,12 +208,27 @@ export function taskRoutes(deps: AppDeps): Routes {
               example: "0",
             },
             status: {
-              description: "Without id: only tasks in this status.",
+              description: "Without id: only tasks in this status (or these, comma-separated).",
               schema: { type: "string" },
               example: "completed",
             },
+            name: {
+              description: "Without id: only tasks with this exact name.",
+              schema: { type: "string" },
+              example: "job",
+            },
+            order: {
+              description: "Without id: `oldest` (default) or `newest` first, by creation time.",
+              schema: { enum: ["oldest", "newest"] },
+              example: "newest",
+            },
+            cursor: {
+              description: "Without id: the `nextCursor` of the previous page.",
+              schema: { type: "string" },
+              example: "1764669600000.hello",
+            },
             limit: {
-              description: "Without id: at most this many.",
+              description: `Without id: at most this many (default ${DEFAULT_LIST_LIMIT}).`,
               schema: { type: "integer", minimum: 1, maximum: MAX_LIST_LIMIT },
               example: "10",
             },
@@ -223,7 +240,15 @@ export function taskRoutes(deps: AppDeps): Routes {
                 oneOf: [
                   success("task", ref("TaskDetail")),
                   success("fetch", ref("FetchLog")),
-                  success("tasks", { type: "array", items: ref("TaskView") }),
+                  {
+                    type: "object",
+                    required: ["success", "tasks", "nextCursor"],
+                    properties: {
+                      success: { const: true },
+                      tasks: { type: "array", items: ref("TaskView") },
+                      nextCursor: { type: ["string", "null"] },
+                    },
+                  },
                 ],
               },
             },
@@ -248,7 +273,8 @@ export function taskRoutes(deps: AppDeps): Routes {
             const task = await untilFinished(service.events, wait, req.signal, get, get);
             return json(200, { success: true, task });
           }
-          return json(200, { success: true, tasks: service.list(parseListQuery(url)) });
+          const { tasks, nextCursor } = await service.list(parseListQuery(url));
+          return json(200, { success: true, tasks, nextCursor });
         },
       },
     },
@@ -577,25 +603,46 @@ function parseAttempts(
 /** Validates the query of `GET /status` (without `id`). */
 export function parseListQuery(url: URL): ListTasksQuery {
   const query: ListTasksQuery = {};
+  const fail = (message: string) => new BadRequestError(`Cannot list tasks: ${message}`);
   const status = url.searchParams.get("status");
   if (status !== null) {
-    if (!isTaskStatus(status)) {
-      throw new BadRequestError(
-        `Cannot list tasks: "status" must be one of ${Object.values(TaskStatus).join(", ")}, got ${
-          quote(status)
-        }`,
+    const statuses = status.split(",");
+    const wrong = statuses.find((value) => !isTaskStatus(value));
+    if (wrong !== undefined) {
+      throw fail(
+        `"status" must be one of ${Object.values(TaskStatus).join(", ")} (or several, ` +
+          `comma-separated), got ${quote(wrong)}`,
       );
     }
-    query.status = status;
+    query.status = statuses as TaskStatus[];
+  }
+  const name = url.searchParams.get("name");
+  if (name !== null) {
+    if (name.length === 0 || name.length > MAX_TASK_NAME_LENGTH) {
+      throw fail(`"name" must be 1 to ${MAX_TASK_NAME_LENGTH} characters, got ${quote(name)}`);
+    }
+    query.name = name;
+  }
+  const order = url.searchParams.get("order");
+  if (order !== null) {
+    if (order !== "oldest" && order !== "newest") {
+      throw fail(`"order" must be oldest or newest, got ${quote(order)}`);
+    }
+    query.order = order;
+  }
+  const cursor = url.searchParams.get("cursor");
+  if (cursor !== null) {
+    try {
+      decodeCursor(cursor);
+    } catch {
+      throw fail(`"cursor" must be the nextCursor of a listing, got ${quote(cursor)}`);
+    }
+    query.cursor = cursor;
   }
   const limit = url.searchParams.get("limit");
   if (limit !== null) {
     if (!/^[1-9][0-9]{0,5}$/.test(limit) || Number(limit) > MAX_LIST_LIMIT) {
-      throw new BadRequestError(
-        `Cannot list tasks: "limit" must be an integer from 1 to ${MAX_LIST_LIMIT}, got ${
-          quote(limit)
-        }`,
-      );
+      throw fail(`"limit" must be an integer from 1 to ${MAX_LIST_LIMIT}, got ${quote(limit)}`);
     }
     query.limit = Number(limit);
   }

@@ -47,6 +47,7 @@ import {
   type ListTasksQuery,
   type TaskDetailView,
   type TaskEvent,
+  type TaskListView,
   type TaskRecord,
   type TaskService,
   TaskStatus,
@@ -95,6 +96,11 @@ export interface TaskServiceDeps {
   guestLogRate?: number;
   /** What became of a finished task's webhook, shown by `get`. */
   webhookState?: (taskId: string, finishedAt: string) => WebhookState | undefined;
+  /**
+   * How long finished tasks are kept, ms, counted from their last update; a background
+   * sweep removes older ones. Kept forever when omitted.
+   */
+  retainFinishedMs?: number;
 }
 
 /** Default of {@link TaskServiceDeps.guestLogRate}. */
@@ -112,13 +118,28 @@ const MAX_RECOVERY_RETRY_MS = 30_000;
  */
 export const LIVE_SLEEP_MS = 5_000;
 
+/** Tasks read at once by {@link FlowTaskService.finishedTasks}. */
+const FINISHED_PAGE = 200;
+/** Tasks listed when a query names no limit. */
+export const DEFAULT_LIST_LIMIT = 100;
+/** Bounds of the time between two retention sweeps, ms (a tenth of the retention). */
+const MIN_SWEEP_MS = 200;
+const MAX_SWEEP_MS = 60_000;
+/** Longest wait for the first sweep after a start, ms. */
+const FIRST_SWEEP_MS = 1_000;
+/** Tasks a sweep removes before it lets other work run. */
+const SWEEP_BATCH = 100;
+
 /** The {@link TaskService} of the server. */
 export class FlowTaskService implements TaskService {
   readonly #deps: TaskServiceDeps;
   /** Every transition this service commits, in order. */
   readonly events: TaskEventHub;
-  /** Every task's latest saved record, in creation order. */
-  readonly #tasks = new Map<string, TaskRecord>();
+  /**
+   * The latest saved record of every task running or paused (and of a task being
+   * created); finished tasks are read from the store when asked for.
+   */
+  readonly #active = new Map<string, TaskRecord>();
   /** Tasks whose segment is running (status shown as `running`). */
   readonly #running = new Set<string>();
   /** Tail of each task's chain of serialized operations. */
@@ -129,6 +150,7 @@ export class FlowTaskService implements TaskService {
   readonly #guestLog: GuestLogCopier;
   /** Next wake-up of every paused task with an armed timer. */
   readonly #wakes = new WakeSchedule((id) => this.#wake(id));
+  #sweeping: Promise<void> | undefined;
   #closing = false;
 
   constructor(deps: TaskServiceDeps) {
@@ -141,17 +163,17 @@ export class FlowTaskService implements TaskService {
   }
 
   /**
-   * Loads every task from the store; re-runs tasks caught `running` and hands paused
-   * tasks with automatic fetch to `onPending` again. Resolves once loaded (re-runs go on
-   * in the background).
+   * Opens the store (which holds the records of running and paused tasks only); re-runs
+   * tasks caught `running`, arms paused tasks' timers and hands their requests to
+   * `onPending` again; starts the retention sweep. Resolves once the store is open (re-runs
+   * go on in the background). `loaded` counts every task the store has.
    */
   async start(): Promise<{ loaded: number; skipped: number }> {
-    const { tasks, skipped } = await this.#deps.store.loadAll();
+    const { active: tasks, skipped } = await this.#deps.store.open();
     for (const file of skipped) {
       this.#deps.logger.warn("state file skipped", { file: file.file, reason: file.reason });
     }
-    tasks.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
-    for (const record of tasks) this.#tasks.set(record.id, record);
+    for (const record of tasks) this.#active.set(record.id, record);
     for (const record of tasks) {
       const active = record.status === TaskStatus.Running || record.status === TaskStatus.Paused;
       if (active && record.overrunAt !== undefined) {
@@ -164,7 +186,9 @@ export class FlowTaskService implements TaskService {
         if (requests.length > 0) this.#deps.onPending(record.id, requests, record.retry);
       }
     }
-    return { loaded: tasks.length, skipped: skipped.length };
+    this.#scheduleSweep();
+    const loaded = Object.values(this.#deps.store.counts()).reduce((sum, n) => sum + n, 0);
+    return { loaded, skipped: skipped.length };
   }
 
   /**
@@ -173,6 +197,7 @@ export class FlowTaskService implements TaskService {
    * {@link drained} resolves once they have).
    */
   async close(graceMs = Number.POSITIVE_INFINITY): Promise<void> {
+    await this.#sweeping;
     this.#closing = true;
     this.#wakes.close();
     for (const timer of this.#timers) clearTimeout(timer);
@@ -200,7 +225,7 @@ export class FlowTaskService implements TaskService {
    * run again. The segment's commit clears the mark.
    */
   noteOverrun(taskId: string): void {
-    const record = this.#tasks.get(taskId);
+    const record = this.#active.get(taskId);
     if (!record || this.#marks.has(taskId)) return;
     const marked: TaskRecord = { ...record, overrunAt: new Date().toISOString() };
     this.#deps.logger.warn("segment past its time limit", { taskId });
@@ -208,7 +233,7 @@ export class FlowTaskService implements TaskService {
       taskId,
       this.#deps.store.save(marked, []).then(
         (saved) => {
-          this.#tasks.set(taskId, saved);
+          if (this.#active.has(taskId)) this.#active.set(taskId, saved);
           return saved;
         },
         (error) => {
@@ -220,6 +245,46 @@ export class FlowTaskService implements TaskService {
         },
       ),
     );
+  }
+
+  /**
+   * Removes the finished tasks last updated more than `retainFinishedMs` ago, in batches,
+   * each under its task's lock (so never during another operation on it). Resolves with
+   * how many it removed.
+   */
+  async sweep(now = Date.now()): Promise<number> {
+    const retain = this.#deps.retainFinishedMs;
+    if (retain === undefined) return 0;
+    const { store, logger } = this.#deps;
+    const cutoff = now - retain;
+    let removed = 0;
+    while (!this.#closing) {
+      const due = await store.finishedBefore(cutoff, SWEEP_BATCH);
+      if (due.length === 0) break;
+      const outcomes = await Promise.allSettled(
+        due.map(({ id }) =>
+          this.#serialize(id, async () => {
+            const record = await store.readRecord(id);
+            if (
+              !record || !isFinishedStatus(record.status) || Date.parse(record.updatedAt) >= cutoff
+            ) {
+              return false;
+            }
+            if (!await store.remove(id)) return false;
+            this.#active.delete(id);
+            this.events.publish("deleted", toView(record));
+            return true;
+          })
+        ),
+      );
+      for (const outcome of outcomes) {
+        if (outcome.status === "fulfilled") removed += outcome.value ? 1 : 0;
+        else logger.error("retention sweep failed", { error: String(outcome.reason) });
+      }
+      if (outcomes.some((outcome) => outcome.status === "rejected" || !outcome.value)) break;
+    }
+    if (removed > 0) logger.info("finished tasks removed", { removed, olderThanMs: retain });
+    return removed;
   }
 
   async create(input: CreateTaskInput): Promise<TaskView> {
@@ -253,13 +318,14 @@ export class FlowTaskService implements TaskService {
     } else if (input.input !== undefined) {
       record.input = input.input;
     }
-    this.#tasks.set(id, record);
+    this.#active.set(id, record);
     return await this.#serialize(id, async () => {
       let saved: TaskRecord;
       try {
+        await this.#assertNotStored(id, "create task");
         saved = await this.#save(undefined, record, []);
       } catch (error) {
-        this.#tasks.delete(id);
+        this.#active.delete(id);
         throw error;
       }
       this.#deps.logger.info("task created", { taskId: id, name: saved.name });
@@ -273,9 +339,9 @@ export class FlowTaskService implements TaskService {
 
   async deliver(taskId: string, response: FetchResponse): Promise<TaskView> {
     this.#assertOpen();
-    if (!this.#tasks.has(taskId)) throw new NotFoundError(`Task "${taskId}" not found`);
+    if (!this.#active.has(taskId)) await this.#record(taskId);
     return await this.#serialize(taskId, async () => {
-      const record = this.#record(taskId);
+      const record = await this.#record(taskId);
       this.#assertPending(record, response.id);
       const request = record.pending.find((pending) => pending.id === response.id);
       this.#deps.metrics?.fetchDelivered(response, request?.timestamp);
@@ -289,9 +355,9 @@ export class FlowTaskService implements TaskService {
 
   async cancel(taskId: string, reason?: string): Promise<TaskView> {
     this.#assertOpen();
-    this.#record(taskId);
+    await this.#record(taskId);
     return await this.#serialize(taskId, async () => {
-      const record = this.#record(taskId);
+      const record = await this.#record(taskId);
       if (isFinishedStatus(record.status)) {
         throw new ConflictError(`Cannot cancel task "${taskId}": it is ${record.status}`);
       }
@@ -312,9 +378,9 @@ export class FlowTaskService implements TaskService {
 
   async retry(taskId: string): Promise<TaskView> {
     this.#assertOpen();
-    this.#record(taskId);
+    await this.#record(taskId);
     return await this.#serialize(taskId, async () => {
-      const record = this.#record(taskId);
+      const record = await this.#record(taskId);
       if (record.status !== TaskStatus.Error && record.status !== TaskStatus.Cancelled) {
         throw new ConflictError(
           `Cannot retry task "${taskId}": it is ${record.status} (only error and cancelled tasks are retried)`,
@@ -343,7 +409,7 @@ export class FlowTaskService implements TaskService {
 
   async fork(input: ForkTaskInput): Promise<TaskView> {
     this.#assertOpen();
-    const original = this.#record(input.taskId);
+    const original = await this.#record(input.taskId);
     const id = input.id ?? newTaskId();
     this.#assertNew(id, "fork task");
     const journal = await this.#forkJournal(original, input);
@@ -373,13 +439,14 @@ export class FlowTaskService implements TaskService {
       record.journalLength = 0;
     }
     this.#assertNew(id, "fork task");
-    this.#tasks.set(id, record);
+    this.#active.set(id, record);
     return await this.#serialize(id, async () => {
       let saved: TaskRecord;
       try {
+        await this.#assertNotStored(id, "fork task");
         saved = await this.#save(undefined, record, journal.entries, "forked");
       } catch (error) {
-        this.#tasks.delete(id);
+        this.#active.delete(id);
         throw error;
       }
       this.#deps.logger.info("task forked", {
@@ -394,9 +461,9 @@ export class FlowTaskService implements TaskService {
 
   async remove(taskId: string): Promise<TaskView> {
     this.#assertOpen();
-    this.#record(taskId);
+    await this.#record(taskId);
     return await this.#serialize(taskId, async () => {
-      const record = this.#record(taskId);
+      const record = await this.#record(taskId);
       if (!isFinishedStatus(record.status)) {
         throw new ConflictError(
           `Cannot delete task "${taskId}": it is ${record.status}; cancel it first`,
@@ -409,7 +476,7 @@ export class FlowTaskService implements TaskService {
           ? error
           : new UnavailableError(`Cannot delete task "${taskId}"`, { cause: error });
       }
-      this.#tasks.delete(taskId);
+      this.#active.delete(taskId);
       this.#deps.pool.drop(taskId);
       const view = toView(record);
       this.events.publish("deleted", view);
@@ -425,9 +492,9 @@ export class FlowTaskService implements TaskService {
    */
   async signal(taskId: string, signal: Signal): Promise<TaskView> {
     this.#assertOpen();
-    if (!this.#tasks.has(taskId)) throw new NotFoundError(`Task "${taskId}" not found`);
+    if (!this.#active.has(taskId)) await this.#record(taskId);
     return await this.#serialize(taskId, async () => {
-      const record = this.#tasks.get(taskId)!;
+      const record = await this.#record(taskId);
       if (record.status === TaskStatus.Running) {
         throw new UnavailableError(
           `Cannot signal task "${taskId}": it is recovering from a restart; try again`,
@@ -444,7 +511,7 @@ export class FlowTaskService implements TaskService {
   }
 
   async get(id: string): Promise<TaskDetailView> {
-    const record = this.#record(id);
+    const record = await this.#record(id);
     const events = await this.#deps.store.readEvents(record);
     const logs: LogEntry[] = [];
     for (const event of events) {
@@ -466,7 +533,7 @@ export class FlowTaskService implements TaskService {
   }
 
   async fetch(taskId: string, fetch: number | string): Promise<FetchDetailView> {
-    const record = this.#record(taskId);
+    const record = await this.#record(taskId);
     const details = fetchDetails(await this.#deps.store.readEvents(record));
     const found = details.find((detail) =>
       typeof fetch === "number" ? detail.index === fetch : detail.id === fetch
@@ -483,32 +550,54 @@ export class FlowTaskService implements TaskService {
     return listDefinitions(this.#deps.tasksDir);
   }
 
-  list(query: ListTasksQuery): TaskView[] {
-    const views: TaskView[] = [];
-    for (const record of this.#tasks.values()) {
-      const view = toView(this.#view(record));
-      if (query.status && view.status !== query.status) continue;
-      views.push(view);
-      if (query.limit !== undefined && views.length >= query.limit) break;
-    }
-    return views;
+  async list(query: ListTasksQuery): Promise<TaskListView> {
+    const page = await this.#deps.store.list({
+      status: query.status,
+      name: query.name,
+      order: query.order,
+      cursor: query.cursor,
+      limit: query.limit ?? DEFAULT_LIST_LIMIT,
+    });
+    const records = await Promise.all(page.tasks.map(async ({ id }) => {
+      const active = this.#active.get(id);
+      if (active) return active;
+      try {
+        return await this.#deps.store.readRecord(id);
+      } catch {
+        return null; // Unreadable: left out, as at a start.
+      }
+    }));
+    const tasks: TaskView[] = [];
+    for (const record of records) if (record) tasks.push(toView(this.#view(record)));
+    return { tasks, nextCursor: page.nextCursor };
+  }
+
+  /** Every finished task, oldest first, read from the store a page at a time. */
+  async *finishedTasks(): AsyncGenerator<TaskView> {
+    const status = Object.values(TaskStatus).filter(isFinishedStatus);
+    let cursor: string | undefined;
+    do {
+      const page = await this.list({ status, cursor, limit: FINISHED_PAGE });
+      yield* page.tasks;
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor !== undefined && !this.#closing);
   }
 
   health(): HealthView {
-    const tasks: Record<TaskStatus, number> = {
-      running: 0,
-      paused: 0,
-      completed: 0,
-      error: 0,
-      cancelled: 0,
-    };
-    for (const record of this.#tasks.values()) tasks[this.#view(record).status]++;
+    const tasks = this.#deps.store.counts();
+    for (const id of this.#running) {
+      const record = this.#active.get(id);
+      if (record && record.status !== TaskStatus.Running) {
+        tasks[record.status]--;
+        tasks.running++;
+      }
+    }
     return { status: this.#closing ? "shutting_down" : "ok", version: this.#deps.version, tasks };
   }
 
   /** Whether `taskId` is paused waiting for `requestId`. */
   isPending(taskId: string, requestId: string): boolean {
-    const record = this.#tasks.get(taskId);
+    const record = this.#active.get(taskId);
     return record?.status === TaskStatus.Paused &&
       record.pending.some((request) => request.id === requestId);
   }
@@ -530,7 +619,7 @@ export class FlowTaskService implements TaskService {
   /** A task's wake-up time came: fire its due timers in a segment. */
   #wake(id: string): void {
     void this.#serialize(id, async () => {
-      const record = this.#tasks.get(id);
+      const record = this.#active.get(id);
       if (!record || record.status !== TaskStatus.Paused || this.#closing) return;
       const at = wakeAt(record);
       if (at === undefined) return;
@@ -542,17 +631,40 @@ export class FlowTaskService implements TaskService {
         await this.#commit(record, await this.#resume(record, { type: "timers" }));
       } catch (error) {
         this.#deps.logger.error("task wake-up failed", { taskId: id, error: String(error) });
-        if (!this.#closing && this.#tasks.get(id) === record) {
+        if (!this.#closing && this.#active.get(id) === record) {
           this.#wakes.set(id, Date.now() + RECOVERY_RETRY_MS);
         }
       }
     });
   }
 
-  #record(id: string): TaskRecord {
-    const record = this.#tasks.get(id);
+  /** The task's latest record: held when it is active, else read from the store. */
+  async #record(id: string): Promise<TaskRecord> {
+    const record = this.#active.get(id) ?? await this.#deps.store.readRecord(id);
     if (!record) throw new NotFoundError(`Task "${id}" not found`);
     return record;
+  }
+
+  /**
+   * Runs {@link sweep} every tenth of the retention, between 200 ms and a minute; the first
+   * time within a second of the start.
+   */
+  #scheduleSweep(first = true): void {
+    const retain = this.#deps.retainFinishedMs;
+    if (retain === undefined || this.#closing) return;
+    const period = Math.min(Math.max(retain / 10, MIN_SWEEP_MS), MAX_SWEEP_MS);
+    const every = first ? Math.min(period, FIRST_SWEEP_MS) : period;
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      this.#sweeping = this.sweep().then(() => {}, (error) => {
+        this.#deps.logger.error("retention sweep failed", { error: String(error) });
+      }).finally(() => {
+        this.#sweeping = undefined;
+        this.#scheduleSweep(false);
+      });
+    }, every);
+    Deno.unrefTimer(timer);
+    this.#timers.add(timer);
   }
 
   /** The record as the API shows it: `running` while a segment runs. */
@@ -575,7 +687,8 @@ export class FlowTaskService implements TaskService {
     const started = performance.now();
     const saved = await this.#deps.store.save(next, events);
     this.#deps.metrics?.saveSeconds.observe((performance.now() - started) / 1000);
-    this.#tasks.set(saved.id, saved);
+    if (isFinishedStatus(saved.status)) this.#active.delete(saved.id);
+    else this.#active.set(saved.id, saved);
     this.#wakes.set(saved.id, saved.status === TaskStatus.Paused ? wakeAt(saved) : undefined);
     const transition = type ??
       (previous === undefined
@@ -589,7 +702,7 @@ export class FlowTaskService implements TaskService {
 
   /** Runs a segment of `id`, shown as `running` meanwhile; publishes `resumed` when it was not. */
   async #withRunning(id: string, run: () => Promise<SegmentOutcome>): Promise<SegmentOutcome> {
-    const record = this.#tasks.get(id);
+    const record = this.#active.get(id);
     this.#running.add(id);
     if (record && record.status !== TaskStatus.Running) {
       this.events.publish("resumed", toView(this.#view(record)));
@@ -739,7 +852,7 @@ export class FlowTaskService implements TaskService {
 
   /** Fails a task whose server stopped during a segment that ran past its time limit. */
   async #failOverrun(id: string): Promise<void> {
-    const record = this.#tasks.get(id);
+    const record = this.#active.get(id);
     if (!record?.overrunAt) return;
     const limit = this.#deps.engine.timeLimitMs;
     this.#deps.logger.warn("task failed: its segment overran when the server stopped", {
@@ -765,7 +878,7 @@ export class FlowTaskService implements TaskService {
 
   /** Re-runs a task caught `running` from its saved state. */
   async #recover(id: string): Promise<void> {
-    const record = this.#tasks.get(id);
+    const record = this.#active.get(id);
     if (!record || record.status !== TaskStatus.Running || this.#closing) return;
     this.#deps.logger.info("task recovering", { taskId: id });
     try {
@@ -782,9 +895,9 @@ export class FlowTaskService implements TaskService {
     const timer = setTimeout(() => {
       this.#timers.delete(timer);
       void this.#serialize(id, async () => {
-        const before = this.#tasks.get(id);
+        const before = this.#active.get(id);
         await this.#recover(id);
-        const after = this.#tasks.get(id);
+        const after = this.#active.get(id);
         if (after === before && after?.status === TaskStatus.Running) {
           this.#recoverLater(id, Math.min(delay * 2, MAX_RECOVERY_RETRY_MS));
         }
@@ -881,8 +994,18 @@ export class FlowTaskService implements TaskService {
     }
   }
 
+  /** Throws a `ConflictError` when an active task has the id (see {@link #assertNotStored}). */
   #assertNew(id: string, action: string): void {
-    if (this.#tasks.has(id)) throw new ConflictError(`Cannot ${action} "${id}": it already exists`);
+    if (this.#active.has(id)) {
+      throw new ConflictError(`Cannot ${action} "${id}": it already exists`);
+    }
+  }
+
+  /** Throws a `ConflictError` when the store has a task with the id (a finished one). */
+  async #assertNotStored(id: string, action: string): Promise<void> {
+    if (await this.#deps.store.readRecord(id)) {
+      throw new ConflictError(`Cannot ${action} "${id}": it already exists`);
+    }
   }
 
   #assertOpen(): void {

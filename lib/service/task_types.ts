@@ -6,7 +6,7 @@
  */
 import type { FetchAttempt, FetchResponse, LogEntry, Signal } from "../engine/mod.ts";
 import type { RetryPolicy } from "../outbound/mod.ts";
-import type { TaskErrorView, TaskStatus } from "../store/mod.ts";
+import type { ListOrder, TaskErrorView, TaskStatus } from "../store/mod.ts";
 import type { TaskEventHub } from "./task_events.ts";
 import type { DefinitionView } from "./definitions.ts";
 import type { TaskLang } from "./typescript.ts";
@@ -14,8 +14,16 @@ import type { TaskLang } from "./typescript.ts";
 export type { DefinitionView } from "./definitions.ts";
 export type { TaskLang } from "./typescript.ts";
 
-export { isTaskStatus, TaskStatus } from "../store/mod.ts";
-export type { SkippedFile, TaskErrorView, TaskEvent, TaskRecord, TaskStore } from "../store/mod.ts";
+export { decodeCursor, isTaskStatus, TaskStatus } from "../store/mod.ts";
+export type {
+  ListOrder,
+  SkippedFile,
+  TaskErrorView,
+  TaskEvent,
+  TaskRecord,
+  TaskStore,
+  TaskSummary,
+} from "../store/mod.ts";
 
 /**
  * A pending request as the API shows it; one an outside worker performs (`external`) is
@@ -150,10 +158,25 @@ export interface ForkTaskInput {
   responses?: Record<number, Omit<FetchResponse, "id">>;
 }
 
-/** Filters of `GET /status`. */
+/** Filters and position of `GET /status`. */
 export interface ListTasksQuery {
-  status?: TaskStatus;
+  /** Only tasks in one of these statuses. */
+  status?: TaskStatus[];
+  /** Only tasks with this exact name. */
+  name?: string;
+  /** By creation time: `oldest` (default) or `newest` first. */
+  order?: ListOrder;
+  /** The `nextCursor` of the previous page. */
+  cursor?: string;
+  /** Most tasks in the page (default {@link DEFAULT_LIST_LIMIT} in the service). */
   limit?: number;
+}
+
+/** A page of `GET /status`. */
+export interface TaskListView {
+  tasks: TaskView[];
+  /** Pass as `cursor` for the next page; `null` on the last page. */
+  nextCursor: string | null;
 }
 
 /** What `GET /health` reports. */
@@ -187,8 +210,8 @@ export interface TaskService {
   fetch(taskId: string, fetch: number | string): Promise<FetchDetailView>;
   /** The named definitions of the tasks directory. */
   definitions(): Promise<DefinitionView[]>;
-  /** Tasks oldest first. */
-  list(query: ListTasksQuery): TaskView[];
+  /** A page of tasks, oldest (or newest) first. 400 for an invalid cursor. */
+  list(query: ListTasksQuery): Promise<TaskListView>;
   /** Version and counts by status. */
   health(): HealthView;
 }

@@ -35,8 +35,8 @@ export interface WebhookSenderDeps {
   perform(request: FetchRequest, signal: AbortSignal): Promise<FetchResponse>;
   marks: WebhookMarks;
   events: TaskEventHub;
-  /** Every task, to find finished ones whose webhook is still owed at start. */
-  tasks(): TaskView[];
+  /** The finished tasks, to find those whose webhook is still owed at start. */
+  finishedTasks(): AsyncIterable<TaskView>;
   logger: Logger;
 }
 
@@ -50,6 +50,7 @@ export class WebhookSender {
   readonly #attempts = new Map<string, number>();
   #marks = new Map<string, WebhookMark>();
   #unsubscribe: (() => void) | undefined;
+  #resuming: Promise<void> | undefined;
 
   constructor(deps: WebhookSenderDeps) {
     this.#deps = deps;
@@ -76,11 +77,19 @@ export class WebhookSender {
     });
   }
 
-  /** Starts every delivery still owed by a finished task. */
+  /**
+   * Starts every delivery still owed by a finished task, in the background: the finished
+   * tasks are read from the store a page at a time.
+   */
   resume(): void {
-    for (const task of this.#deps.tasks()) {
-      if (isFinishedStatus(task.status) && task.callbackUrl) this.#enqueue(task);
-    }
+    this.#resuming = (async () => {
+      for await (const task of this.#deps.finishedTasks()) {
+        if (this.#abort.signal.aborted) return;
+        if (isFinishedStatus(task.status) && task.callbackUrl) this.#enqueue(task);
+      }
+    })().catch((error) => {
+      this.#deps.logger.error("owed webhooks not resumed", { error: String(error) });
+    });
   }
 
   /**
@@ -103,6 +112,7 @@ export class WebhookSender {
   async close(): Promise<void> {
     this.#unsubscribe?.();
     this.#abort.abort();
+    await this.#resuming;
     await Promise.allSettled([...this.#inflight.values()]);
   }
 

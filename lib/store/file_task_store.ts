@@ -60,8 +60,25 @@ import {
   type SkippedFile,
   type TaskEvent,
   type TaskRecord,
+  TaskStatus,
   type TaskStore,
 } from "../service/mod.ts";
+import {
+  isFinished,
+  type ListQuery,
+  TaskIndex,
+  type TaskPage,
+  type TaskSummary,
+  timeMs,
+} from "./task_index.ts";
+import {
+  entryLine,
+  INDEX_FILE_NAME,
+  IndexFile,
+  parseIndex,
+  type Removal,
+  removalLine,
+} from "./index_file.ts";
 
 /** What a task id must look like; checked before any path is built from it. */
 export const TASK_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -153,8 +170,14 @@ export class FileTaskStore implements TaskStore {
   readonly #cipher: JournalCipher | undefined;
   /** MAC chain value at the end of the committed journal, per id, when known. */
   readonly #chains = new Map<string, { bytes: number; mac: string }>();
+  #index = new TaskIndex();
+  readonly #indexFile: IndexFile;
+  /** Tasks whose removal started and whose files may not be gone yet: id, creation time. */
+  readonly #removing = new Map<string, number>();
+  readonly #background = new Set<Promise<unknown>>();
+  #rewriting = false;
 
-  /** A store in `dir`, which `loadAll()` creates if missing. */
+  /** A store in `dir`, which `open()` (or `loadAll()`) creates if missing. */
   constructor(dir: string, options: FileTaskStoreOptions = {}) {
     this.#dir = dir;
     this.#fsync = options.fsync ?? true;
@@ -164,6 +187,117 @@ export class FileTaskStore implements TaskStore {
     this.#cipher = options.encryptionKey === undefined
       ? undefined
       : new JournalCipher(options.encryptionKey);
+    this.#indexFile = new IndexFile(join(dir, INDEX_FILE_NAME), { fsync: this.#fsync });
+  }
+
+  /**
+   * Reads the index file (`_index.tsv`) and the records of the tasks it lists as running or
+   * paused, which correct it: a task whose record is gone is dropped, one found finished
+   * is marked so. Removals the index file records are completed first. When
+   * the index file is missing or unreadable, it is rebuilt from the records
+   * ({@link loadAll}).
+   */
+  async open(): Promise<{ active: TaskRecord[]; skipped: SkippedFile[] }> {
+    let bytes: Uint8Array | null;
+    try {
+      await ensureDir(this.#dir);
+      bytes = await this.#indexFile.read();
+    } catch (error) {
+      throw unavailable(`Cannot read the index of "${this.#dir}"`, error);
+    }
+    const loaded = bytes === null ? null : parseIndex(bytes);
+    if (loaded === null || typeof loaded === "string") {
+      const { tasks, skipped } = await this.loadAll();
+      if (typeof loaded === "string") {
+        skipped.unshift({ file: INDEX_FILE_NAME, reason: `${loaded}; rebuilt from the records` });
+      }
+      return { active: tasks.filter((task) => !isFinished(task.status)), skipped };
+    }
+    try {
+      await this.#indexFile.adopt(loaded);
+    } catch (error) {
+      throw unavailable(`Cannot open the index of "${this.#dir}"`, error);
+    }
+    this.#index = loaded.index;
+    await this.#completeRemovals(loaded.removals);
+    const entries = this.#index.having([TaskStatus.Running, TaskStatus.Paused]);
+    const outcomes = await mapWithLimit(entries, LOAD_CONCURRENCY, async (entry) => {
+      try {
+        return { entry, record: await this.readRecord(entry.id) };
+      } catch (error) {
+        return { entry, error: ensureError(error).message };
+      }
+    });
+    const active: TaskRecord[] = [];
+    const skipped: SkippedFile[] = [];
+    let corrections = "";
+    for (const { entry, record, error } of outcomes) {
+      this.#index.delete(entry.id, entry.createdAt);
+      if (error !== undefined) {
+        skipped.push({ file: entry.id + RECORD_SUFFIX, reason: error });
+      } else if (record === null) {
+        corrections += removalLine(entry.id, timeMs(entry.createdAt));
+      } else {
+        this.#index.set(summaryOf(record));
+        if (isFinished(record.status)) corrections += entryLine(entryOf(record));
+        else active.push(record);
+      }
+    }
+    if (corrections !== "") await this.#note(corrections);
+    this.#maybeRewrite();
+    return { active, skipped };
+  }
+
+  /** A page of tasks from the index. */
+  list(query: ListQuery): Promise<TaskPage> {
+    return Promise.try(() => this.#index.list(query));
+  }
+
+  /** Tasks by status, from the index. */
+  counts(): Record<TaskStatus, number> {
+    return this.#index.counts();
+  }
+
+  /** Finished tasks last updated before `cutoffMs`, from the index. */
+  finishedBefore(cutoffMs: number, limit: number): Promise<TaskSummary[]> {
+    return Promise.resolve(this.#index.finishedBefore(cutoffMs, limit));
+  }
+
+  /**
+   * Records the removal in the index file (flushed when `fsync` is on), then removes the
+   * record file (from then on the task is gone) and the journal. When the process dies
+   * after the index line, the next `open()` completes the removal.
+   */
+  async remove(id: string): Promise<boolean> {
+    assertTaskId(id);
+    if (this.#removing.has(id)) return false;
+    const record = await this.readRecord(id);
+    if (record === null || this.#removing.has(id)) return false;
+    const createdMs = timeMs(record.createdAt);
+    this.#index.delete(id, record.createdAt);
+    this.#removing.set(id, createdMs);
+    try {
+      await this.#indexFile.append(removalLine(id, createdMs), true);
+    } catch (error) {
+      this.#removing.delete(id);
+      this.#index.set(summaryOf(record));
+      throw unavailable(`Cannot remove task "${id}"`, error);
+    }
+    try {
+      await this.#removeFiles(id);
+    } catch (error) {
+      // Invisible from now on; the next open() removes the files again.
+      throw unavailable(`Cannot remove the files of task "${id}"`, error);
+    }
+    this.#removing.delete(id);
+    this.#maybeRewrite();
+    return true;
+  }
+
+  /** Waits for index writes and removals under way, then closes the index file. */
+  async close(): Promise<void> {
+    while (this.#background.size > 0) await Promise.allSettled([...this.#background]);
+    await this.#indexFile.close();
   }
 
   /**
@@ -218,6 +352,15 @@ export class FileTaskStore implements TaskStore {
       if (outcome.record) tasks.push(outcome.record);
       else skipped.push(outcome.skipped);
     }
+    const index = new TaskIndex();
+    for (const record of tasks) index.set(summaryOf(record));
+    this.#index = index;
+    this.#removing.clear();
+    try {
+      await this.#indexFile.rewrite(() => ({ index: index.clone(), removals: [] }));
+    } catch (error) {
+      throw unavailable(`Cannot write the index of "${this.#dir}"`, error);
+    }
     return { tasks, skipped };
   }
 
@@ -259,6 +402,21 @@ export class FileTaskStore implements TaskStore {
       chain = signed.last;
     }
     const lines = this.#encoder.encode(texts.join("\n") + "\n");
+    const before = this.#index.get(id, plain.createdAt);
+    const summary = summaryOf(plain);
+    // A task that becomes active is in the index file, durably, before its commit: the
+    // next open() reads the records of the tasks the index lists as active.
+    const becomesActive = !isFinished(plain.status) &&
+      (before === undefined || isFinished(before.status));
+    if (becomesActive) {
+      this.#index.set(summary);
+      try {
+        await this.#indexFile.append(entryLine(entryOf(plain)), true);
+      } catch (error) {
+        this.#restoreIndex(id, plain.createdAt, before);
+        throw unavailable(`Cannot save task "${id}" in the index`, error);
+      }
+    }
     const eventsBytes = committed + lines.length;
     const text = JSON.stringify({ ...record, eventsBytes }, null, RECORD_INDENT) + "\n";
     const recordPath = this.#recordPath(id);
@@ -273,6 +431,7 @@ export class FileTaskStore implements TaskStore {
     } catch (error) {
       this.#chains.delete(id);
       await staged.then((tempPath) => Deno.remove(tempPath)).catch(() => {});
+      if (becomesActive) this.#restoreIndex(id, plain.createdAt, before);
       throw error;
     }
     if (chain !== undefined) this.#chains.set(id, { bytes: eventsBytes, mac: chain });
@@ -280,8 +439,13 @@ export class FileTaskStore implements TaskStore {
       await renameIntoPlace(await staged, recordPath, { fsync: durable });
     } catch (error) {
       await this.#takeBack(id, committed);
+      if (becomesActive) this.#restoreIndex(id, plain.createdAt, before);
       throw unavailable(`Cannot save task "${id}"`, error);
     }
+    this.#index.set(summary);
+    // A finished task's line need not be durable: until it is, the next open() reads the
+    // record of the task, which the index file still lists as active.
+    if (isFinished(plain.status)) await this.#note(entryLine(entryOf(plain)));
     return this.#cipher ? JSON.parse(JSON.stringify({ ...plain, eventsBytes })) : JSON.parse(text);
   }
 
@@ -291,6 +455,7 @@ export class FileTaskStore implements TaskStore {
    */
   async readRecord(id: string): Promise<TaskRecord | null> {
     assertTaskId(id);
+    if (this.#removing.has(id)) return null;
     const path = this.#recordPath(id);
     let text: string | null;
     let journalBytes: number;
@@ -562,21 +727,61 @@ export class FileTaskStore implements TaskStore {
     }
   }
 
+  /** Puts back what the index knew of a task before a save that failed. */
+  #restoreIndex(id: string, createdAt: string, before: TaskSummary | undefined): void {
+    if (before) this.#index.set(before);
+    else this.#index.delete(id, createdAt);
+  }
+
   /**
-   * Removes the task's record file (durably when `fsync` is on: the commit of the
-   * removal), then its journal; `false` when there was no record file.
+   * Appends a line to the index file that need not be durable; a failure is ignored (the
+   * next open() reads the records of the tasks the file lists as active).
    */
-  async remove(id: string): Promise<boolean> {
-    assertTaskId(id);
+  async #note(line: string): Promise<void> {
+    await this.#indexFile.append(line, false).catch(() => {});
+    this.#maybeRewrite();
+  }
+
+  /** Rewrites the index file in the background when it holds too many stale lines. */
+  #maybeRewrite(): void {
+    if (this.#rewriting || !this.#indexFile.wantsRewrite(this.#index.size)) return;
+    this.#rewriting = true;
+    const snapshot = () => ({
+      index: this.#index.clone(),
+      removals: [...this.#removing].map(([id, createdMs]): Removal => ({ id, createdMs })),
+    });
+    this.#track(
+      this.#indexFile.rewrite(snapshot).catch(() => {}).finally(() => this.#rewriting = false),
+    );
+  }
+
+  #track(work: Promise<unknown>): void {
+    const tracked = work.finally(() => this.#background.delete(tracked));
+    this.#background.add(tracked);
+  }
+
+  /**
+   * Removes the files of the removals an index file recorded (those the process died
+   * during); one that fails stays recorded, and its task invisible, until the next open().
+   */
+  async #completeRemovals(removals: readonly Removal[]): Promise<void> {
+    await mapWithLimit(removals, LOAD_CONCURRENCY, async ({ id, createdMs }) => {
+      try {
+        await this.#removeFiles(id);
+      } catch {
+        this.#removing.set(id, createdMs);
+      }
+    });
+  }
+
+  /**
+   * Removes the record file (the task is gone from then on), then the journal, without a
+   * flush: the removal's line in the index file is what makes it durable.
+   */
+  async #removeFiles(id: string): Promise<void> {
     this.#journalSizes.delete(id);
-    let existed: boolean;
-    try {
-      existed = await removeFile(this.#recordPath(id), { fsync: this.#fsync });
-      await removeFile(this.#journalPath(id), { fsync: false });
-    } catch (error) {
-      throw unavailable(`Cannot remove task "${id}"`, error);
-    }
-    return existed;
+    await removeFile(this.#recordPath(id), { fsync: false });
+    await removeFile(this.#journalPath(id), { fsync: false });
   }
 
   async #removeLeftover(file: string): Promise<SkippedFile | undefined> {
@@ -596,6 +801,24 @@ export class FileTaskStore implements TaskStore {
   #journalPath(id: string): string {
     return join(this.#dir, id + JOURNAL_SUFFIX);
   }
+}
+
+/** What the index knows of `record`. */
+export function summaryOf(record: TaskRecord): TaskSummary {
+  const { id, name, status, pauseCount, createdAt, updatedAt } = record;
+  return { id, name, status, pauseCount, createdAt, updatedAt };
+}
+
+/** The index file entry of `record`. */
+function entryOf(record: TaskRecord) {
+  return {
+    id: record.id,
+    status: record.status,
+    createdMs: timeMs(record.createdAt),
+    updatedMs: timeMs(record.updatedAt),
+    pauseCount: record.pauseCount,
+    name: record.name === record.id ? null : record.name,
+  };
 }
 
 type Check = (value: unknown) => boolean;

@@ -7,9 +7,10 @@
  *
  * @module
  */
-import { assertTaskId, commitLine, isCommitLine } from "./file_task_store.ts";
+import { assertTaskId, commitLine, isCommitLine, summaryOf } from "./file_task_store.ts";
+import { type ListQuery, TaskIndex, type TaskPage, type TaskSummary } from "./task_index.ts";
 import { UnavailableError } from "../errors.ts";
-import type { SkippedFile, TaskEvent, TaskRecord, TaskStore } from "../service/mod.ts";
+import type { SkippedFile, TaskEvent, TaskRecord, TaskStatus, TaskStore } from "../service/mod.ts";
 
 interface StoredTask {
   /** The record as JSON text, so that nothing a caller holds aliases it. */
@@ -23,12 +24,55 @@ interface StoredTask {
 /** A {@link TaskStore} that keeps JSON copies of records and events in memory. */
 export class MemoryTaskStore implements TaskStore {
   readonly #tasks = new Map<string, StoredTask>();
+  readonly #index = new TaskIndex();
   readonly #encoder = new TextEncoder();
+
+  /** The records of the tasks running or paused, oldest first; nothing skipped. */
+  open(): Promise<{ active: TaskRecord[]; skipped: SkippedFile[] }> {
+    return Promise.try(() => {
+      const active = this.#index.having(["running", "paused"]).map((summary): TaskRecord =>
+        JSON.parse(this.#tasks.get(summary.id)!.record)
+      );
+      return { active, skipped: [] };
+    });
+  }
 
   /** Every saved record, nothing skipped. */
   loadAll(): Promise<{ tasks: TaskRecord[]; skipped: SkippedFile[] }> {
     const tasks = [...this.#tasks.values()].map((stored): TaskRecord => JSON.parse(stored.record));
     return Promise.resolve({ tasks, skipped: [] });
+  }
+
+  /** A page of tasks from the index. */
+  list(query: ListQuery): Promise<TaskPage> {
+    return Promise.try(() => this.#index.list(query));
+  }
+
+  /** Tasks by status. */
+  counts(): Record<TaskStatus, number> {
+    return this.#index.counts();
+  }
+
+  /** Finished tasks last updated before `cutoffMs`. */
+  finishedBefore(cutoffMs: number, limit: number): Promise<TaskSummary[]> {
+    return Promise.resolve(this.#index.finishedBefore(cutoffMs, limit));
+  }
+
+  /** Forgets the task, its record and its journal; `false` when there was none. */
+  remove(id: string): Promise<boolean> {
+    return Promise.try(() => {
+      assertTaskId(id);
+      const stored = this.#tasks.get(id);
+      if (!stored) return false;
+      const record: TaskRecord = JSON.parse(stored.record);
+      this.#index.delete(id, record.createdAt);
+      return this.#tasks.delete(id);
+    });
+  }
+
+  /** Nothing to release. */
+  close(): Promise<void> {
+    return Promise.resolve();
   }
 
   /**
@@ -58,6 +102,7 @@ export class MemoryTaskStore implements TaskStore {
       }
       stored.record = text;
       this.#tasks.set(id, stored);
+      this.#index.set(summaryOf(record));
       return JSON.parse(text);
     });
   }
@@ -68,14 +113,6 @@ export class MemoryTaskStore implements TaskStore {
       assertTaskId(id);
       const stored = this.#tasks.get(id);
       return stored ? JSON.parse(stored.record) : null;
-    });
-  }
-
-  /** Forgets the task; `false` when there was none. */
-  remove(id: string): Promise<boolean> {
-    return Promise.try(() => {
-      assertTaskId(id);
-      return this.#tasks.delete(id);
     });
   }
 

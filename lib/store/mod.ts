@@ -9,3 +9,4 @@ export * from "./file_task_store.ts";
 export { MemoryTaskStore } from "./memory_task_store.ts";
 export * from "./webhook_marks.ts";
 export { type DirectoryLock, DirectoryLockedError, lockDirectory } from "./dir_lock.ts";
+export { decodeCursor, encodeCursor, isFinished } from "./task_index.ts";

@@ -6,6 +6,9 @@
  */
 import type { FetchRequest, JournalEntry, LogEntry, VMState } from "../engine/types.ts";
 import type { RetryPolicy } from "../outbound/retry_policy.ts";
+import type { ListQuery, TaskPage, TaskSummary } from "./task_index.ts";
+
+export type { ListOrder, ListQuery, TaskPage, TaskSummary } from "./task_index.ts";
 
 /** Task statuses, as an `as const` object with the derived union type. */
 export const TaskStatus = {
@@ -120,10 +123,30 @@ export interface SkippedFile {
  */
 export interface TaskStore {
   /**
-   * Every readable record, as of its journal's last commit; unreadable or foreign files,
-   * and records whose journal is shorter than their `eventsBytes`, are reported and skipped.
+   * Opens the store: loads its index of tasks (rebuilt from the records with
+   * {@link loadAll} when it has none) and answers the records of the tasks running or
+   * paused, oldest first. Runs before anything else. Its cost grows with the number of
+   * tasks running or paused, not with the finished ones.
+   */
+  open(): Promise<{ active: TaskRecord[]; skipped: SkippedFile[] }>;
+  /**
+   * Every readable record, as of its journal's last commit, read from the records
+   * themselves (the index is rebuilt from them); unreadable or foreign files, and records
+   * whose journal is shorter than their `eventsBytes`, are reported and skipped. Costs a
+   * read of every task: for tools and tests, and for a store without an index.
    */
   loadAll(): Promise<{ tasks: TaskRecord[]; skipped: SkippedFile[] }>;
+  /**
+   * A page of the tasks matching `query`, ordered by `createdAt` then id, from the index
+   * (no record is read). Rejects with a `BadRequestError` for a cursor no page answered.
+   */
+  list(query: ListQuery): Promise<TaskPage>;
+  /** Tasks by status, as saved. */
+  counts(): Record<TaskStatus, number>;
+  /** Up to `limit` finished tasks last updated before `cutoffMs`, oldest first. */
+  finishedBefore(cutoffMs: number, limit: number): Promise<TaskSummary[]>;
+  /** Waits for background work (index writes, removals) and releases the store's files. */
+  close(): Promise<void>;
   /**
    * Cuts the task's journal back to `record.eventsBytes` (discarding uncommitted lines),
    * appends `events` and a commit line of `record`, then writes `record` with `eventsBytes`
@@ -146,7 +169,9 @@ export interface TaskStore {
   /**
    * Removes the task: its record and its journal. Atomic: a crash at any moment leaves the
    * task either gone or as of its last commit, never half removed; once this resolves the
-   * removal is durable (when the store flushes). Resolves `false` when there was no task.
+   * removal is durable (when the store flushes): a removal the process died during is
+   * either not begun or completed at the next `open()`. Resolves `false` when there was no
+   * task.
    * A later save with `eventsBytes: 0` creates the id anew. One call per task at a time,
    * never during a save of the same task.
    */
