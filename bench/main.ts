@@ -1,7 +1,7 @@
 /**
- * `deno task bench [-- --quick] [-- --only=1,4]`: runs the benchmark scenarios, prints a
- * Markdown report to stdout (progress goes to stderr) and writes the raw figures to
- * `bench/results/latest.json`.
+ * `deno task bench [-- --quick] [-- --only=1,4]`: runs the benchmark scenarios (all but the
+ * soak, which `deno task bench -- soak [--minutes=10]` runs), prints a Markdown report to
+ * stdout (progress goes to stderr) and writes the raw figures to `bench/results/latest.json`.
  *
  * @module
  */
@@ -24,6 +24,8 @@ import {
 } from "./report.ts";
 import { recovery } from "./recovery.ts";
 import { responsiveness } from "./responsiveness.ts";
+import { scale } from "./scale.ts";
+import { soak, soakMinutes } from "./soak.ts";
 import { spawnUpstream } from "../testing/upstream.ts";
 import { machineBusyMs, ownTreeCpuMs } from "./proc.ts";
 
@@ -31,6 +33,8 @@ const SCENARIOS: readonly {
   id: number;
   name: string;
   run: (ctx: BenchContext) => Promise<ScenarioResult>;
+  /** Runs only when asked for by number (or by name): too long for every run. */
+  optIn?: boolean;
 }[] = [
   { id: 1, name: "engine hot resume", run: engineHot },
   { id: 2, name: "cold resume", run: coldResume },
@@ -39,6 +43,13 @@ const SCENARIOS: readonly {
   { id: 5, name: "persistence", run: persistence },
   { id: 6, name: "responsiveness", run: responsiveness },
   { id: 7, name: "recovery", run: recovery },
+  { id: 8, name: "scale", run: scale },
+  {
+    id: 9,
+    name: "soak",
+    run: (ctx) => soak(ctx, soakMinutes(Deno.args, ctx.quick)),
+    optIn: true,
+  },
 ];
 
 const GIB = 1024 ** 3;
@@ -54,6 +65,8 @@ function parseArgs(args: readonly string[]): Options {
   for (const arg of args) {
     if (arg === "--") continue;
     if (arg === "--quick") options.quick = true;
+    else if (arg === "soak") options.only = new Set([9]);
+    else if (arg.startsWith("--minutes=")) continue; // Read by the soak.
     else if (arg.startsWith("--only=")) {
       const ids = arg.slice("--only=".length).split(",").map((s) => Number(s.trim()));
       if (ids.some((id) => !SCENARIOS.some((s) => s.id === id))) {
@@ -62,7 +75,7 @@ function parseArgs(args: readonly string[]): Options {
       options.only = new Set(ids);
     } else if (arg === "--help" || arg === "-h") {
       console.log(
-        "deno task bench [-- --quick] [--only=1,2,...]\n" +
+        "deno task bench [-- --quick] [--only=1,2,...] | deno task bench -- soak [--minutes=10]\n" +
           SCENARIOS.map((s) => `  ${s.id}: ${s.name}`).join("\n"),
       );
       Deno.exit(0);
@@ -188,6 +201,32 @@ function goals(results: Map<string, ScenarioResult>, quick: boolean): GoalResult
     measured: `${formatMs(restart)} with ${Number.isFinite(count) ? count : "–"} tasks` +
       (quick ? " (quick run: size too small to judge)" : ""),
     pass: has("recovery") && !quick ? count >= 10_000 && restart < 3000 : null,
+  });
+
+  const sized = (what: string) =>
+    has("scale")
+      ? `${what} with ${m("scale", "finished").toLocaleString("en")} finished + ` +
+        `${m("scale", "paused").toLocaleString("en")} paused tasks` +
+        (quick ? " (quick run: size too small to judge)" : "")
+      : "–";
+  const big = !quick && m("scale", "finished") >= 1_000_000 && m("scale", "paused") >= 10_000;
+  out.push({
+    goal: "RSS with 1,000,000 finished tasks on disk",
+    target: "< 300 MiB",
+    measured: sized(`${m("scale", "rssAfterListingMiB").toFixed(1)} MiB`),
+    pass: has("scale") && !quick ? big && m("scale", "rssAfterListingMiB") < 300 : null,
+  });
+  out.push({
+    goal: "Restart to serving, 1,000,000 finished + 10,000 paused tasks (p50)",
+    target: "< 3 s",
+    measured: sized(formatMs(m("scale", "readyMedianMs"))),
+    pass: has("scale") && !quick ? big && m("scale", "readyMedianMs") < 3000 : null,
+  });
+  out.push({
+    goal: "GET /status page with filters or cursor, 1,000,000 tasks (p99)",
+    target: "< 50 ms",
+    measured: sized(formatMs(m("scale", "listingP99Ms"))),
+    pass: has("scale") && !quick ? big && m("scale", "listingP99Ms") < 50 : null,
   });
   return out;
 }
@@ -317,7 +356,7 @@ async function main(): Promise<void> {
   const failures: { id: number; error: string }[] = [];
   try {
     for (const scenario of SCENARIOS) {
-      if (options.only && !options.only.has(scenario.id)) continue;
+      if (options.only ? !options.only.has(scenario.id) : scenario.optIn) continue;
       progress(`scenario ${scenario.id}: ${scenario.name}`);
       const start = performance.now();
       try {

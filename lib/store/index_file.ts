@@ -20,7 +20,8 @@ import { type IndexEntry, STATUS_LIST, TaskIndex } from "./task_index.ts";
 /** Name of the index file in the states directory (never a task's file name). */
 export const INDEX_FILE_NAME = "_index.tsv";
 /** First line of the index file; another first line means the file must be rebuilt. */
-const HEADER = "flowstate-index\t1\n";
+export const INDEX_HEADER = "flowstate-index\t1\n";
+const HEADER = INDEX_HEADER;
 const REMOVED = "removed";
 const TAB = 0x09;
 const NEWLINE = 0x0a;
