@@ -207,11 +207,11 @@ export class FileTaskStore implements TaskStore {
     }
     const loaded = bytes === null ? null : parseIndex(bytes);
     if (loaded === null || typeof loaded === "string") {
-      const { tasks, skipped } = await this.loadAll();
+      const { tasks, skipped } = await this.#scan((record) => !isFinished(record.status));
       if (typeof loaded === "string") {
         skipped.unshift({ file: INDEX_FILE_NAME, reason: `${loaded}; rebuilt from the records` });
       }
-      return { active: tasks.filter((task) => !isFinished(task.status)), skipped };
+      return { active: tasks, skipped };
     }
     try {
       await this.#indexFile.adopt(loaded);
@@ -312,7 +312,17 @@ export class FileTaskStore implements TaskStore {
    * Reads a journal only when it is longer than its record accounts for (or the record is
    * unreadable); otherwise one `stat` per task.
    */
-  async loadAll(): Promise<{ tasks: TaskRecord[]; skipped: SkippedFile[] }> {
+  loadAll(): Promise<{ tasks: TaskRecord[]; skipped: SkippedFile[] }> {
+    return this.#scan(() => true);
+  }
+
+  /**
+   * {@link loadAll}, keeping in memory only the records `keep` takes (every record goes
+   * into the index): what `open()` uses to rebuild a missing index of any size.
+   */
+  async #scan(
+    keep: (record: TaskRecord) => boolean,
+  ): Promise<{ tasks: TaskRecord[]; skipped: SkippedFile[] }> {
     const recordFiles: string[] = [];
     const leftovers: string[] = [];
     const journalFiles: string[] = [];
@@ -346,14 +356,19 @@ export class FileTaskStore implements TaskStore {
       const problem = await this.#removeLeftover(file);
       if (problem) skipped.push(problem);
     }
-    const tasks: TaskRecord[] = [];
     recordFiles.sort();
-    for (const outcome of await mapWithLimit(recordFiles, LOAD_CONCURRENCY, (f) => this.#load(f))) {
-      if (outcome.record) tasks.push(outcome.record);
-      else skipped.push(outcome.skipped);
-    }
     const index = new TaskIndex();
-    for (const record of tasks) index.set(summaryOf(record));
+    const kept = await mapWithLimit(recordFiles, LOAD_CONCURRENCY, async (file) => {
+      const outcome = await this.#load(file);
+      if (!outcome.record) return outcome;
+      index.set(summaryOf(outcome.record));
+      return keep(outcome.record) ? outcome : null;
+    });
+    const tasks: TaskRecord[] = [];
+    for (const outcome of kept) {
+      if (outcome?.record) tasks.push(outcome.record);
+      else if (outcome) skipped.push(outcome.skipped);
+    }
     this.#index = index;
     this.#removing.clear();
     try {
