@@ -113,7 +113,10 @@ async function makeFixture(
   }
   const doneTemplate = await readTemplate(dir, doneId);
   const pausedTemplate = await readTemplate(dir, pausedId);
+  // In the order of creation, as a server writes them: the paused template came first.
   const lines = [
+    ...await writeCopies(dir, pausedTemplate, "p", paused - 1, () => {}),
+    pausedTemplate.line,
     ...await writeCopies(
       dir,
       doneTemplate,
@@ -122,8 +125,6 @@ async function makeFixture(
       (n) => ctx.progress(`scale: ${n}/${finished} finished tasks written`),
     ),
     doneTemplate.line,
-    ...await writeCopies(dir, pausedTemplate, "p", paused - 1, () => {}),
-    pausedTemplate.line,
   ];
   await Deno.writeTextFile(join(dir, INDEX_FILE_NAME), INDEX_HEADER + lines.join(""));
   return performance.now() - started;
@@ -162,7 +163,11 @@ export async function scale(ctx: BenchContext): Promise<ScenarioResult> {
   for (let round = 0; round < rounds; round++) {
     for (const which of round % 2 === 0 ? ["empty", "full"] : ["full", "empty"]) {
       ctx.progress(`scale: round ${round + 1}/${rounds}, ${which} states dir`);
-      const server = await startServer({ statesDir: which === "full" ? dir : emptyDir, env });
+      const server = await startServer({
+        statesDir: which === "full" ? dir : emptyDir,
+        env,
+        startTimeoutMs: 120_000,
+      });
       try {
         const health = await getJson<Health>(`${server.origin}/health`);
         if (which === "empty") {

@@ -77,47 +77,56 @@ export function parseIndex(bytes: Uint8Array): LoadedIndex | string {
   // Removals of ids no later line brings back (a later line is of a task created anew,
   // after the removal had completed).
   const removed = new Map<string, number>();
-  const fields = new Int32Array(7);
+  // Field starts, then the end of the line plus one (as the start of a next field).
+  const at = new Int32Array(7);
+  // Names repeat from line to line: the last one's bytes and code.
+  let lastName: Uint8Array | undefined;
+  let lastCode = -1;
   let lines = 0;
   let from = header.length;
   for (let end = bytes.indexOf(NEWLINE, from); end !== -1; end = bytes.indexOf(NEWLINE, from)) {
-    // Field starts, and the end of the line as the start of a last, empty field.
     let count = 0;
-    fields[count++] = from;
-    for (let at = from; at < end && count < 6; at++) {
-      if (bytes[at] === TAB) fields[count++] = at + 1;
-    }
-    fields[count] = end + 1;
-    const field = (n: number) => bytes.subarray(fields[n]!, fields[n + 1]! - 1);
-    const lineNumber = lines + 2;
-    if (count < 3) return `Line ${lineNumber} is not an index line`;
-    const id = field(0).slice();
-    const word = field(1);
-    const createdMs = parseCount(field(2));
-    if (id.length === 0 || id.length > 128 || createdMs === -1) {
-      return `Line ${lineNumber} is not an index line`;
-    }
-    if (sameBytes(word, REMOVED_WORD)) {
-      if (count !== 3) return `Line ${lineNumber} is not an index line`;
+    at[count++] = from;
+    for (let k = from; k < end && count < 6; k++) if (bytes[k] === TAB) at[count++] = k + 1;
+    at[count] = end + 1;
+    const bad = () => `Line ${lines + 2} is not an index line`;
+    if (count < 3) return bad();
+    const idLength = at[1]! - 1 - from;
+    const createdMs = parseCount(bytes, at[2]!, at[3]! - 1);
+    if (idLength <= 0 || idLength > 128 || createdMs === -1) return bad();
+    const id = bytes.subarray(from, from + idLength);
+    const wordStart = at[1]!;
+    const wordEnd = at[2]! - 1;
+    if (sameBytes(bytes, wordStart, wordEnd, REMOVED_WORD)) {
+      if (count !== 3) return bad();
       if (index.deleteEntry(id, createdMs)) removed.set(decoder.decode(id), createdMs);
     } else {
-      const status = STATUS_WORDS.findIndex((candidate) => sameBytes(word, candidate));
-      const updatedMs = count === 6 ? parseCount(field(3)) : -1;
-      const pauseCount = count === 6 ? parseCount(field(4)) : -1;
-      if (status === -1 || updatedMs === -1 || pauseCount === -1) {
-        return `Line ${lineNumber} is not an index line`;
+      let status = -1;
+      for (let code = 0; code < STATUS_WORDS.length && status === -1; code++) {
+        if (sameBytes(bytes, wordStart, wordEnd, STATUS_WORDS[code]!)) status = code;
       }
-      const nameBytes = field(5);
+      if (status === -1 || count !== 6) return bad();
+      const updatedMs = parseCount(bytes, at[3]!, at[4]! - 1);
+      const pauseCount = parseCount(bytes, at[4]!, at[5]! - 1);
+      if (updatedMs === -1 || pauseCount === -1) return bad();
+      const nameStart = at[5]!;
+      const nameEnd = end;
       let name = -1;
-      if (nameBytes.length > 0) {
-        let value: unknown;
-        try {
-          value = JSON.parse(decoder.decode(nameBytes));
-        } catch {
-          return `Line ${lineNumber} has an invalid name`;
+      if (nameEnd > nameStart) {
+        if (lastName && sameBytes(bytes, nameStart, nameEnd, lastName)) {
+          name = lastCode;
+        } else {
+          let value: unknown;
+          try {
+            value = JSON.parse(decoder.decode(bytes.subarray(nameStart, nameEnd)));
+          } catch {
+            return `Line ${lines + 2} has an invalid name`;
+          }
+          if (typeof value !== "string") return `Line ${lines + 2} has an invalid name`;
+          name = index.nameCode(value);
+          lastName = bytes.slice(nameStart, nameEnd);
+          lastCode = name;
         }
-        if (typeof value !== "string") return `Line ${lineNumber} has an invalid name`;
-        name = index.nameCode(value);
       }
       index.setEntry(id, createdMs, updatedMs, status, pauseCount, name);
       if (removed.size > 0) removed.delete(decoder.decode(id));
@@ -290,20 +299,22 @@ function countLines(text: string): number {
   return lines;
 }
 
-/** The whole number `bytes` spell in decimal digits, or -1. */
-function parseCount(bytes: Uint8Array): number {
-  if (bytes.length === 0 || bytes.length > 16) return -1;
+/** The whole number `bytes[start, end)` spell in decimal digits, or -1. */
+function parseCount(bytes: Uint8Array, start: number, end: number): number {
+  if (end <= start || end - start > 16) return -1;
   let value = 0;
-  for (const byte of bytes) {
+  for (let k = start; k < end; k++) {
+    const byte = bytes[k]!;
     if (byte < 0x30 || byte > 0x39) return -1;
     value = value * 10 + byte - 0x30;
   }
   return value;
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+/** Whether `bytes[start, end)` are the bytes of `word`. */
+function sameBytes(bytes: Uint8Array, start: number, end: number, word: Uint8Array): boolean {
+  if (end - start !== word.length) return false;
+  for (let k = 0; k < word.length; k++) if (bytes[start + k] !== word[k]) return false;
   return true;
 }
 

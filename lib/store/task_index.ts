@@ -6,7 +6,9 @@
  * to `list`, `counts` and `finishedBefore`.
  *
  * Slots are ordered by (createdAt, id); a removed task's slot is marked dead and reclaimed
- * by a later compaction, so binary search stays valid.
+ * by a later compaction, so binary search stays valid. A task is inserted where it sorts:
+ * cheap when tasks come roughly in creation order, as they do from a server and from its
+ * index file; each one that sorts earlier moves the slots after it.
  *
  * @module
  */
