@@ -174,6 +174,8 @@ export class FileTaskStore implements TaskStore {
   readonly #indexFile: IndexFile;
   /** Tasks whose removal started and whose files may not be gone yet: id, creation time. */
   readonly #removing = new Map<string, number>();
+  /** Tasks `open()` skipped as unreadable: not tasks for this process, as at a rebuild. */
+  readonly #skipped = new Set<string>();
   readonly #background = new Set<Promise<unknown>>();
   #rewriting = false;
 
@@ -234,6 +236,7 @@ export class FileTaskStore implements TaskStore {
     for (const { entry, record, error } of outcomes) {
       this.#index.delete(entry.id, entry.createdAt);
       if (error !== undefined) {
+        this.#skipped.add(entry.id);
         skipped.push({ file: entry.id + RECORD_SUFFIX, reason: error });
       } else if (record === null) {
         corrections += removalLine(entry.id, timeMs(entry.createdAt));
@@ -417,6 +420,7 @@ export class FileTaskStore implements TaskStore {
       chain = signed.last;
     }
     const lines = this.#encoder.encode(texts.join("\n") + "\n");
+    this.#skipped.delete(id);
     const before = this.#index.get(id, plain.createdAt);
     const summary = summaryOf(plain);
     // A task that becomes active is in the index file, durably, before its commit: the
@@ -470,7 +474,7 @@ export class FileTaskStore implements TaskStore {
    */
   async readRecord(id: string): Promise<TaskRecord | null> {
     assertTaskId(id);
-    if (this.#removing.has(id)) return null;
+    if (this.#removing.has(id) || this.#skipped.has(id)) return null;
     const path = this.#recordPath(id);
     let text: string | null;
     let journalBytes: number;
