@@ -799,6 +799,7 @@ export class FileTaskStore implements TaskStore {
    */
   async #removeFiles(id: string): Promise<void> {
     this.#journalSizes.delete(id);
+    this.#chains.delete(id);
     await removeFile(this.#recordPath(id), { fsync: false });
     await removeFile(this.#journalPath(id), { fsync: false });
   }
