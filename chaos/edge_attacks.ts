@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { INDEX_FILE_NAME } from "../lib/store/index_file.ts";
 import { join } from "@std/path";
 import {
   type ScenarioOptions,
@@ -164,6 +165,9 @@ r.status`;
       const mkfifo = await new Deno.Command("mkfifo", { args: [join(srv.statesDir, "x.json")] })
         .output().catch(() => undefined);
       if (mkfifo?.code === 0) {
+        // Without its index file the start lists the directory and meets the FIFO (with the
+        // index it reads only the records of the tasks the index lists).
+        await Deno.remove(join(srv.statesDir, INDEX_FILE_NAME));
         await srv.restart();
         const health = await srv.request("/health");
         const skipped = srv.logs().filter((l) =>
