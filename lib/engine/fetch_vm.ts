@@ -25,7 +25,8 @@ import { Timers } from "./timers.ts";
 import { MAX_VARIABLES_CHARS, VARIABLES_TIME_MS, VariablesView } from "./variables_view.ts";
 import { assertInput, assertState, deliveryMessage, staleError } from "./vm_state.ts";
 import { unarmedTimer } from "./replay.ts";
-import { randomSeed } from "./vm_state.ts";
+import { entropyKey, randomEntropy, randomSeed } from "./vm_state.ts";
+import { HostCalls } from "./host_calls.ts";
 import { Requests } from "./requests.ts";
 
 export { ENGINE_DEFAULTS, type ResolvedEngineOptions, resolveEngineOptions } from "./limits.ts";
@@ -35,6 +36,11 @@ export const VM_BASE_BYTES = 1024 * 1024;
 
 /** File name guest stack traces show for the task's code. */
 const GUEST_FILE = "task.js";
+/** Added to a time-limit error when the guest kept reading its clock. */
+const CLOCK_STANDS_STILL = ". It read Date.now() or new Date() over and over: the guest clock " +
+  "stands still within a run segment (it moves only when a fetch is answered), so a loop " +
+  "waiting for it to pass a time never ends. To wait, await a fetch (or setTimeout where timers " +
+  "exist) instead of spinning on the clock";
 /** `JS_EVAL_FLAG_ASYNC`: top-level await; the value is a promise of `{ value }`. */
 const EVAL_FLAG_ASYNC = 128;
 
@@ -54,6 +60,9 @@ export class FetchVM {
   #id: string;
   #variant: Variant;
   #seed: number = randomSeed();
+  #entropy: string = randomEntropy();
+  /** The pure host calls of the live VM (a new set, like a new VM, for every replay). */
+  #calls: HostCalls | null = null;
   #code = "";
   #step = -1;
   #journal: Journal;
@@ -118,6 +127,7 @@ export class FetchVM {
   /** Creates the QuickJS VM. Called by `execute()` when needed. */
   async initialize(): Promise<void> {
     if (this.#live) return;
+    this.#calls = new HostCalls(entropyKey(this.#entropy));
     this.#live = await createLiveVM({
       variant: this.#variant,
       memoryLimitBytes: this.#options.memoryLimitBytes,
@@ -133,6 +143,7 @@ export class FetchVM {
         clearTimer: (id) => this.#timers.disarm(id),
         taskId: this.#id,
         seed: this.#seed,
+        calls: this.#calls,
       },
     });
     this.#failure.memory = this.#live.memory;
@@ -231,6 +242,8 @@ export class FetchVM {
     this.#id = state.id;
     this.#variant = state.variant;
     this.#seed = state.seed;
+    // States written before the entropy key existed derive one from their seed.
+    this.#entropy = state.entropy ?? `seed:${state.seed}`;
     this.#globals = state.globals;
     this.#code = state.code;
     this.#step = -1;
@@ -306,6 +319,7 @@ export class FetchVM {
       return Promise.reject(new ExecutionError("internal", "Error", "The VM is not initialized"));
     }
     this.#abort = null;
+    this.#calls!.clockStuck = false;
     this.#logs.startSegment();
     this.#deadline = performance.now() + this.#options.timeLimitMs;
     try {
@@ -497,6 +511,7 @@ export class FetchVM {
       version: 1,
       variant: this.#variant,
       seed: this.#seed,
+      entropy: this.#entropy,
       globals: this.#globals,
       journal: this.#journal.entries(),
       pending: [...this.#requests.pending.keys()],
@@ -578,7 +593,8 @@ export class FetchVM {
       this.#abort = new ExecutionError(
         "timeout",
         "InternalError",
-        `The script ran longer than its time limit of ${this.#options.timeLimitMs} ms in one run segment`,
+        `The script ran longer than its time limit of ${this.#options.timeLimitMs} ms in one run segment` +
+          (this.#calls?.clockStuck ? CLOCK_STANDS_STILL : ""),
       );
     }
     return true;

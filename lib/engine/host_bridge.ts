@@ -9,6 +9,7 @@
 // deno-lint-ignore no-import-prefix -- the engine is imported by path from other projects
 import type { QuickJSContext, QuickJSHandle } from "npm:quickjs-emscripten@0.32.0";
 import { GUEST_PRELUDE, guestModuleSource, HOST_BRIDGE_GLOBAL } from "./guest/prelude.ts";
+import type { HostCalls } from "./host_calls.ts";
 
 /** Handles of the guest controller's functions (see `guest/controller.ts`). */
 export interface Controller {
@@ -38,6 +39,8 @@ export interface HostFunctions {
   taskId: string;
   /** Seed of the guest `Math.random`. */
   seed: number;
+  /** The pure host calls (URL, encoding, base64, digests, entropy) of this VM. */
+  calls: HostCalls;
 }
 
 /** The error message a guest error value yields: name, message and stack. */
@@ -82,6 +85,20 @@ export function installPrelude(context: QuickJSContext, host: HostFunctions): Co
     });
     context.setProp(bridge, "load", load);
     load.dispose();
+    const call = context.newFunction("call", (op, arg, bytes) => {
+      let input: Uint8Array | undefined;
+      if (bytes !== undefined && context.typeof(bytes) === "object") {
+        using buffer = context.getArrayBuffer(bytes);
+        input = buffer.value.slice();
+      }
+      const result = host.calls.call(context.getString(op), context.getString(arg), input);
+      if (typeof result === "string") return context.newString(result);
+      const copy = new Uint8Array(result.length);
+      copy.set(result);
+      return context.newArrayBuffer(copy.buffer);
+    });
+    context.setProp(bridge, "call", call);
+    call.dispose();
     const seed = context.newNumber(host.seed);
     context.setProp(bridge, "seed", seed);
     seed.dispose();

@@ -168,6 +168,12 @@ export interface VMState {
   variant: Variant;
   /** Seed of the guest `Math.random()`. */
   seed: number;
+  /**
+   * Secret key (hex) of the guest's `crypto.getRandomValues` and `randomUUID`: a replay gives
+   * the same bytes, and nobody without the state can predict them. Keep states private.
+   * Absent in states written before it existed (their key is derived from `seed`).
+   */
+  entropy?: string;
   /** Extra globals defined before the code ran (e.g. `input`). */
   globals: Record<string, unknown>;
   /** Requests and responses in the order they happened. */

@@ -9,6 +9,7 @@ import { ExecutionError } from "./execution_error.ts";
 import type { FetchResponse, ResumeInput, VMState } from "./types.ts";
 import { decodeBody } from "./body_bytes.ts";
 import { jsonNestingExceeds, MAX_GUEST_PARSE_DEPTH } from "../json_depth.ts";
+import { createHash } from "node:crypto";
 
 /** Throws a `TypeError` unless `state` looks like a {@link VMState} of version 1. */
 export function assertState(state: VMState): void {
@@ -78,6 +79,23 @@ export function newFetchId(index: number): string {
   const random = crypto.getRandomValues(new Uint8Array(4));
   const hex = Array.from(random, (byte) => byte.toString(16).padStart(2, "0")).join("");
   return `fetch_${Date.now()}_${index}_${hex}`;
+}
+
+/** A new entropy secret for the guest `crypto`: 32 random bytes as hex. */
+export function randomEntropy(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * The key of the guest's entropy stream for a state's `entropy`: the 32 bytes of its hex,
+ * or (for a state that has none) the SHA-256 of its text.
+ */
+export function entropyKey(entropy: string): Uint8Array {
+  if (/^[0-9a-f]{64}$/.test(entropy)) {
+    return Uint8Array.from({ length: 32 }, (_, i) => parseInt(entropy.slice(2 * i, 2 * i + 2), 16));
+  }
+  return createHash("sha256").update(entropy).digest();
 }
 
 /** A new seed for the guest `Math.random`. */

@@ -293,6 +293,10 @@ export const TASK_VIEW_SCHEMA: JsonSchema = {
         name: { type: "string" },
         message: { type: "string" },
         kind: { type: "string" },
+        stack: {
+          type: "string",
+          description: "The guest stack, one frame a line, with line and column in task.js",
+        },
       },
     },
     callbackUrl: { type: "string" },

@@ -768,6 +768,7 @@ export class FlowTaskService implements TaskService {
         message: outcome.error.message,
         kind: outcome.error.kind,
       };
+      if (outcome.error.stack) next.error.stack = outcome.error.stack;
     }
     this.#keepLogs(record, next, outcome.logs, events);
     let saved: TaskRecord;

@@ -32,6 +32,8 @@ export interface TaskErrorView {
   name: string;
   message: string;
   kind: string;
+  /** The guest stack (`at f (task.js:3:7)` a line), when the error has one. */
+  stack?: string;
 }
 
 /**

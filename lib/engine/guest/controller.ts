@@ -59,20 +59,29 @@ export function guestController(
 
   let outcome: string | undefined;
   let currentStep = -1;
+  let started = false;
+  const setClock = (ms: number) => {
+    core.clock = ms;
+    core.clockReads = 0;
+    if (!started) {
+      started = true;
+      core.origin = ms;
+    }
+  };
 
   return {
     deliver(id, json, dataText, clockMs) {
-      core.clock = clockMs;
+      setClock(clockMs);
       if (!core.loaded("fetch")) return false;
       return (core.use("fetch") as unknown as FetchExports).deliver(id, json, dataText);
     },
     fire(id, clockMs) {
-      core.clock = clockMs;
+      setClock(clockMs);
       if (!core.loaded("timers")) return "unarmed";
       return (core.use("timers") as unknown as SchedulerExports).fire(id) ? "fired" : "unarmed";
     },
     signal(name, dataText, clockMs) {
-      core.clock = clockMs;
+      setClock(clockMs);
       (core.use("flowstate") as unknown as FlowStateExports)
         .deliver(name, dataText === "" ? undefined : JSONparse(dataText));
     },
@@ -83,9 +92,7 @@ export function guestController(
       for (let i = 0; i < names.length; i++) out += (i ? "," : "") + quote(names[i]);
       return "[" + out + "]";
     },
-    setClock(ms) {
-      core.clock = ms;
-    },
+    setClock,
     defineGlobals(json) {
       const values = JSONparse(json);
       core.taskGlobals = values;

@@ -1,7 +1,9 @@
 /**
  * Guest source: what makes a replay see the same values. `Math.random` is seeded
  * (mulberry32, one seed per task), and `Date` reads the guest clock, which the host sets at
- * the start of every run segment from the journal: time stands still within a segment.
+ * the start of every run segment from the journal: time stands still within a segment. A
+ * segment that reads the clock very often tells the host, so that running out of time can
+ * say why a loop waiting for the clock never ends.
  *
  * @module
  */
@@ -11,6 +13,13 @@ import type { GuestCore } from "./guest_types.ts";
 export function installDeterminism(core: GuestCore): void {
   const { hide, mathImul, OrigDate } = core;
   let seed = core.host.seed >>> 0;
+  const hostCall = core.host.call;
+  /** Reads of the clock in one segment after which the host is told the script may be waiting on it. */
+  const STUCK_READS = 10_000;
+  const read = () => {
+    if (++core.clockReads === STUCK_READS) hostCall("clock.stuck", "null");
+    return core.clock;
+  };
 
   hide(Math, "random", function random() {
     seed = (seed + 0x6D2B79F5) | 0;
@@ -20,14 +29,14 @@ export function installDeterminism(core: GuestCore): void {
   });
 
   function FlowDate(this: unknown, ...args: unknown[]) {
-    if (!new.target) return new OrigDate(core.clock).toString();
+    if (!new.target) return new OrigDate(read()).toString();
     return args.length === 0
-      ? new OrigDate(core.clock)
+      ? new OrigDate(read())
       : new OrigDate(...(args as ConstructorParameters<DateConstructor>));
   }
   FlowDate.prototype = OrigDate.prototype;
   hide(FlowDate, "now", function now() {
-    return core.clock;
+    return read();
   });
   hide(FlowDate, "parse", OrigDate.parse);
   hide(FlowDate, "UTC", OrigDate.UTC);

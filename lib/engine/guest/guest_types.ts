@@ -22,6 +22,11 @@ export interface GuestHost {
   taskId: string;
   /** The factory of a lazy guest module, evaluated on first use. */
   load(name: string): GuestFactory;
+  /**
+   * A pure host call (see `host_calls.ts`): `arg` is JSON, the result JSON text or, for byte
+   * results, an `ArrayBuffer`. Throws the host's `TypeError`, `RangeError` or error name.
+   */
+  call(op: string, arg: string, bytes?: ArrayBuffer): string | ArrayBuffer;
   /** Seed of the deterministic `Math.random`. */
   seed: number;
 }
@@ -56,6 +61,10 @@ export interface GuestCore {
   isProxy(value: unknown): boolean;
   /** The guest clock (ms since the epoch): stands still within a run segment. */
   clock: number;
+  /** The guest clock when the task started (`performance.timeOrigin`). */
+  origin: number;
+  /** Reads of the clock (`Date.now()`, `new Date()`) in this run segment. */
+  clockReads: number;
   /** Loads a guest module and returns its exports. */
   use: GuestUse;
   /** Whether module `name` has been loaded. */
@@ -97,6 +106,12 @@ export interface GuestCore {
   toLowerCase: typeof String.prototype.toLowerCase;
   toUpperCase: typeof String.prototype.toUpperCase;
   indirectEval: typeof eval;
+  /**
+   * A pure host call: `arg` crosses as JSON, a JSON result is parsed, bytes come back as an
+   * `ArrayBuffer`; a host `TypeError`, `RangeError` or `SyntaxError` is thrown as the guest's
+   * own class, any other error as an `Error` with the host error's name.
+   */
+  ask(op: string, arg: unknown, bytes?: ArrayBuffer): unknown;
   /** A JSON string literal of `String(text)` (never runs guest code). */
   quote(text: unknown): string;
   /** `obj[key]` when it is an own property, else `undefined`. */

@@ -15,17 +15,29 @@
  *
  * @module
  */
+import { abortModule } from "./abort.ts";
+import { base64Module } from "./base64.ts";
 import { consoleModule } from "./console.ts";
+import { cryptoModule } from "./crypto.ts";
 import { guestController } from "./controller.ts";
 import { guestCore } from "./core.ts";
 import { installDeterminism } from "./determinism.ts";
+import { domExceptionModule } from "./dom_exception.ts";
+import { encodingModule } from "./encoding.ts";
+import { eventsModule } from "./events.ts";
 import { fetchModule } from "./fetch.ts";
 import type { GuestModule } from "./guest_types.ts";
 import { headersModule } from "./headers.ts";
 import { installLoader } from "./loader.ts";
+import { microtaskModule } from "./microtask.ts";
+import { navigatorModule } from "./navigator.ts";
+import { performanceModule } from "./performance.ts";
 import { responseModule } from "./response.ts";
 import { timersModule } from "./timers.ts";
 import { flowStateModule } from "./flowstate.ts";
+import { selfModule } from "./self.ts";
+import { structuredCloneModule } from "./structured_clone.ts";
+import { urlModule } from "./url.ts";
 import { variablesView } from "./variables.ts";
 
 /** Global name under which the host passes its functions to the prelude (deleted at once). */
@@ -39,6 +51,18 @@ export const GUEST_MODULES: readonly GuestModule[] = [
   fetchModule,
   timersModule,
   flowStateModule,
+  domExceptionModule,
+  urlModule,
+  encodingModule,
+  base64Module,
+  eventsModule,
+  abortModule,
+  microtaskModule,
+  structuredCloneModule,
+  cryptoModule,
+  performanceModule,
+  navigatorModule,
+  selfModule,
 ];
 
 const LAZY_TABLE = GUEST_MODULES.map((module) => [module.name, module.globals] as const);
