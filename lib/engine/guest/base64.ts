@@ -3,11 +3,12 @@
  *
  * @module
  */
-import type { GuestCore, GuestExports, GuestModule } from "./guest_types.ts";
+import type { GuestAsk, GuestCore, GuestExports, GuestModule, GuestUse } from "./guest_types.ts";
 
-function base64Factory(core: GuestCore): GuestExports {
+function base64Factory(core: GuestCore, use: GuestUse): GuestExports {
   const { StringCtor, TypeErrorCtor } = core;
-  const DOMException = core.use("domexception").DOMException as typeof globalThis.DOMException;
+  const ask = use("hostcall").ask as GuestAsk;
+  const DOMException = use("domexception").DOMException as typeof globalThis.DOMException;
   const run = (op: string, name: string, args: IArguments): string => {
     if (args.length < 1) {
       throw new TypeErrorCtor(
@@ -15,7 +16,7 @@ function base64Factory(core: GuestCore): GuestExports {
       );
     }
     try {
-      return core.ask(op, StringCtor(args[0])) as string;
+      return ask(op, StringCtor(args[0])) as string;
     } catch (error) {
       throw new DOMException((error as Error).message, "InvalidCharacterError");
     }

@@ -9,7 +9,6 @@ import type { GuestCore } from "./guest_types.ts";
 import type { FetchExports } from "./fetch.ts";
 import type { FlowStateExports } from "./flowstate.ts";
 import type { SchedulerExports } from "./timers.ts";
-import type { variablesView } from "./variables.ts";
 
 /** The controller's functions, as the host calls them. */
 export interface GuestController {
@@ -28,13 +27,10 @@ export interface GuestController {
 }
 
 /**
- * Builds the controller. `variables` is the {@link variablesView} factory, passed in because
- * a guest source cannot reach the bindings of its module.
+ * Builds the controller. It notes the globals that exist before user code runs, which the
+ * `variables` view (a guest module loaded on the first request) leaves out.
  */
-export function guestController(
-  core: GuestCore,
-  variables: typeof variablesView,
-): GuestController {
+export function guestController(core: GuestCore): GuestController {
   const { JSONstringify, JSONparse, promiseThen, objectKeys, hide, quote, describe } = core;
   const { ErrorCtor, StringCtor } = core;
 
@@ -60,6 +56,7 @@ export function guestController(
   let outcome: string | undefined;
   let currentStep = -1;
   let started = false;
+  core.baselineGlobals = core.getOwnPropertyNames(globalThis);
   const setClock = (ms: number) => {
     core.clock = ms;
     core.clockReads = 0;
@@ -121,6 +118,9 @@ export function guestController(
     outcome() {
       return outcome;
     },
-    variables: variables(core),
+    variables(namesJson, maxChars) {
+      const view = core.use("variables").view as (names: string, max: number) => string;
+      return view(namesJson, maxChars);
+    },
   };
 }

@@ -72,28 +72,10 @@ export function guestCore(host: GuestHost): GuestCore {
     (typeof value === "object" || typeof value === "function") && value !== null &&
     weakHas.call(proxies, value);
   const JSONparse = JSON.parse;
-  const errorTypes: Record<string, ErrorConstructor> = {
-    TypeError,
-    RangeError,
-    SyntaxError,
-  } as Record<string, ErrorConstructor>;
-  const ask = (op: string, arg: unknown, bytes?: ArrayBuffer): unknown => {
-    let result;
-    try {
-      result = host.call(op, JSONstringify(arg), bytes);
-    } catch (error) {
-      // The bridge gives host errors as plain errors; rebuild the standard class by name.
-      const { name, message } = error as Error;
-      const Ctor = hasOwn.call(errorTypes, name) ? errorTypes[name]! : ErrorCtor;
-      const rebuilt = new Ctor(message);
-      if (Ctor === ErrorCtor) rebuilt.name = name;
-      throw rebuilt;
-    }
-    return typeof result === "string" ? JSONparse(result) : result;
-  };
   return {
     isProxy,
     host,
+    baselineGlobals: [],
     clock: 0,
     origin: 0,
     clockReads: 0,
@@ -137,7 +119,6 @@ export function guestCore(host: GuestHost): GuestCore {
     toLowerCase: String.prototype.toLowerCase,
     toUpperCase: String.prototype.toUpperCase,
     indirectEval: eval,
-    ask,
     quote,
     own,
     hide,

@@ -7,10 +7,11 @@
  *
  * @module
  */
-import type { GuestCore, GuestExports, GuestModule, GuestUse } from "./guest_types.ts";
+import type { GuestAsk, GuestCore, GuestExports, GuestModule, GuestUse } from "./guest_types.ts";
 
 function cryptoFactory(core: GuestCore, use: GuestUse): GuestExports {
-  const { ask, StringCtor, TypeErrorCtor, toUpperCase, OrigPromise, arrayIncludes } = core;
+  const ask = use("hostcall").ask as GuestAsk;
+  const { StringCtor, TypeErrorCtor, toUpperCase, OrigPromise, arrayIncludes } = core;
   const DOMException = use("domexception").DOMException as typeof globalThis.DOMException;
   const Uint8ArrayCtor = Uint8Array;
   const ArrayBufferCtor = ArrayBuffer;

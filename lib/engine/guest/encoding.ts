@@ -5,9 +5,9 @@
  *
  * @module
  */
-import type { GuestCore, GuestExports, GuestModule } from "./guest_types.ts";
+import type { GuestAsk, GuestCore, GuestExports, GuestModule, GuestUse } from "./guest_types.ts";
 
-function encodingFactory(core: GuestCore): GuestExports {
+function encodingFactory(core: GuestCore, use: GuestUse): GuestExports {
   const { JSONstringify, StringCtor, TypeErrorCtor } = core;
   const Uint8ArrayCtor = Uint8Array;
   const ArrayBufferCtor = ArrayBuffer;
@@ -16,7 +16,7 @@ function encodingFactory(core: GuestCore): GuestExports {
   const toWellFormed = String.prototype.toWellFormed;
   const toLowerCase = core.toLowerCase;
   const typedArraySet = Uint8Array.prototype.set;
-  const ask = core.ask;
+  const ask = use("hostcall").ask as GuestAsk;
   let nextStream = 0;
 
   /** A copy of the bytes of a BufferSource, as an ArrayBuffer. */

@@ -40,7 +40,10 @@ export type GuestUse = (name: string) => GuestExports;
 /** The function a guest module's source evaluates to. */
 export type GuestFactory = (core: GuestCore, use: GuestUse) => GuestExports;
 
-/** A guest API loaded on first use: the getters of its globals evaluate it. */
+/**
+ * A guest API loaded on first use: the getters of its globals evaluate it. A module without
+ * globals is internal: another module (or the controller) loads it with `use(name)`.
+ */
 export interface GuestModule {
   /** Module name, as `use(name)` asks for it. */
   name: string;
@@ -65,6 +68,8 @@ export interface GuestCore {
   origin: number;
   /** Reads of the clock (`Date.now()`, `new Date()`) in this run segment. */
   clockReads: number;
+  /** Own globals before user code ran (set by the controller). */
+  baselineGlobals: string[];
   /** Loads a guest module and returns its exports. */
   use: GuestUse;
   /** Whether module `name` has been loaded. */
@@ -106,12 +111,6 @@ export interface GuestCore {
   toLowerCase: typeof String.prototype.toLowerCase;
   toUpperCase: typeof String.prototype.toUpperCase;
   indirectEval: typeof eval;
-  /**
-   * A pure host call: `arg` crosses as JSON, a JSON result is parsed, bytes come back as an
-   * `ArrayBuffer`; a host `TypeError`, `RangeError` or `SyntaxError` is thrown as the guest's
-   * own class, any other error as an `Error` with the host error's name.
-   */
-  ask(op: string, arg: unknown, bytes?: ArrayBuffer): unknown;
   /** A JSON string literal of `String(text)` (never runs guest code). */
   quote(text: unknown): string;
   /** `obj[key]` when it is an own property, else `undefined`. */
@@ -121,3 +120,11 @@ export interface GuestCore {
   /** One console argument as text. */
   describe(value: unknown): string;
 }
+
+/**
+ * A pure host call: `arg` crosses as JSON, a JSON result is parsed, bytes come back as an
+ * `ArrayBuffer`; a host `TypeError`, `RangeError` or `SyntaxError` is thrown as the guest's
+ * own class, any other error as an `Error` with the host error's name. The `ask` export of
+ * the `hostcall` module.
+ */
+export type GuestAsk = (op: string, arg: unknown, bytes?: ArrayBuffer) => unknown;

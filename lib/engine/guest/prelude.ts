@@ -28,6 +28,7 @@ import { eventsModule } from "./events.ts";
 import { fetchModule } from "./fetch.ts";
 import type { GuestModule } from "./guest_types.ts";
 import { headersModule } from "./headers.ts";
+import { hostCallModule } from "./host_call.ts";
 import { installLoader } from "./loader.ts";
 import { microtaskModule } from "./microtask.ts";
 import { navigatorModule } from "./navigator.ts";
@@ -38,13 +39,15 @@ import { flowStateModule } from "./flowstate.ts";
 import { selfModule } from "./self.ts";
 import { structuredCloneModule } from "./structured_clone.ts";
 import { urlModule } from "./url.ts";
-import { variablesView } from "./variables.ts";
+import { variablesModule } from "./variables.ts";
 
 /** Global name under which the host passes its functions to the prelude (deleted at once). */
 export const HOST_BRIDGE_GLOBAL = "__flowstateHost";
 
 /** Every guest API loaded on first use, in no particular order. */
 export const GUEST_MODULES: readonly GuestModule[] = [
+  variablesModule,
+  hostCallModule,
   consoleModule,
   headersModule,
   responseModule,
@@ -65,7 +68,8 @@ export const GUEST_MODULES: readonly GuestModule[] = [
   selfModule,
 ];
 
-const LAZY_TABLE = GUEST_MODULES.map((module) => [module.name, module.globals] as const);
+const LAZY_TABLE = GUEST_MODULES.filter((module) => module.globals.length > 0)
+  .map((module) => [module.name, module.globals] as const);
 
 /**
  * Source of the prelude. Evaluated as a script; its value is the controller:
@@ -80,7 +84,7 @@ delete globalThis.${HOST_BRIDGE_GLOBAL};
 const core = (${guestCore})(host);
 (${installLoader})(core, ${JSON.stringify(LAZY_TABLE)});
 (${installDeterminism})(core);
-return (${guestController})(core, ${variablesView});
+return (${guestController})(core);
 })()`);
 
 const moduleSources = new Map<string, string>();

@@ -5,9 +5,9 @@
  *
  * @module
  */
-import type { GuestCore, GuestExports, GuestModule } from "./guest_types.ts";
+import type { GuestAsk, GuestCore, GuestExports, GuestModule, GuestUse } from "./guest_types.ts";
 
-function urlFactory(core: GuestCore): GuestExports {
+function urlFactory(core: GuestCore, use: GuestUse): GuestExports {
   const { JSONstringify, StringCtor, TypeErrorCtor, getOwnPropertyDescriptor } = core;
   const ownKeys = Reflect.ownKeys;
   const toWellFormed = String.prototype.toWellFormed;
@@ -15,7 +15,7 @@ function urlFactory(core: GuestCore): GuestExports {
   const arraySplice = Array.prototype.splice;
   const arraySort = Array.prototype.sort;
   const iteratorSymbol = Symbol.iterator;
-  const ask = core.ask;
+  const ask = use("hostcall").ask as GuestAsk;
   /** A USVString: lone surrogates become U+FFFD (throws a TypeError for a symbol). */
   const usv = (value: unknown): string => toWellFormed.call(StringCtor(value));
   const need = (count: number, wanted: number, what: string) => {

@@ -7,14 +7,14 @@
  *
  * @module
  */
-import type { GuestCore } from "./guest_types.ts";
+import type { GuestCore, GuestExports, GuestModule } from "./guest_types.ts";
 
 /** Returns `variables(namesJson, maxChars)`: JSON of the named and the new globals. */
 export function variablesView(core: GuestCore): (namesJson: string, maxChars: number) => string {
   const { JSONparse, getOwnPropertyNames, setHas, arrayIncludes, arrayPush, quote } = core;
   const { stringSlice, StringCtor, isArray, getOwnPropertyDescriptor, hasOwn, objectKeys } = core;
   const { indirectEval, isProxy } = core;
-  const baselineGlobals = new Set(getOwnPropertyNames(globalThis));
+  const baselineGlobals = new Set(core.baselineGlobals);
 
   return (namesJson, maxChars) => {
     const names = JSONparse(namesJson) as string[];
@@ -102,3 +102,13 @@ export function variablesView(core: GuestCore): (namesJson: string, maxChars: nu
     return "{" + out + "}";
   };
 }
+
+/**
+ * The view as a guest module without globals, loaded the first time the host asks for the
+ * view: VM creation and replays do not parse it.
+ */
+export const variablesModule: GuestModule = {
+  name: "variables",
+  globals: [],
+  factory: (core: GuestCore): GuestExports => ({ view: variablesView(core) }),
+};
