@@ -229,7 +229,12 @@ if (body.value === 1) throw new RangeError("value was " + body.value);
         assertEquals(first.status, "paused");
         const done = await server.waitForTask(first.id);
         assertEquals(done.status, "error");
-        assertEquals(done.error, { name: "RangeError", message: "value was 1", kind: "exception" });
+        assertEquals(done.error, {
+          name: "RangeError",
+          message: "value was 1",
+          kind: "exception",
+          stack: "    at <eval> (task.js:2:43)",
+        });
         assertEquals(done.result, undefined);
       },
     );
@@ -240,7 +245,12 @@ if (body.value === 1) throw new RangeError("value was " + body.value);
         const task = await server.createTask({ code: `throw new TypeError("early")` });
         assertEquals(task.status, "error");
         assertEquals(task.pauseCount, 0);
-        assertEquals(task.error, { name: "TypeError", message: "early", kind: "exception" });
+        assertEquals(task.error, {
+          name: "TypeError",
+          message: "early",
+          kind: "exception",
+          stack: "    at <eval> (task.js:1:20)",
+        });
       },
     );
 
