@@ -72,7 +72,8 @@ export class HostCalls {
         return urlParts(url);
       }
       case "form.parse":
-        return JSON.stringify([...new URLSearchParams(args)]);
+        // A leading "&" is an empty pair, dropped; it stops URLSearchParams from dropping a "?".
+        return JSON.stringify([...new URLSearchParams("&" + args)]);
       case "form.serialize":
         return JSON.stringify(new URLSearchParams(args).toString());
       case "text.encode":
