@@ -9,14 +9,14 @@
  */
 import type { GuestCore, GuestExports, GuestModule } from "./guest_types.ts";
 
-/** Returns `variables(namesJson, maxChars)`: JSON of the named and the new globals. */
-export function variablesView(core: GuestCore): (namesJson: string, maxChars: number) => string {
+/** Exports `view(namesJson, maxChars)`: JSON of the named and the new globals. */
+function variablesFactory(core: GuestCore): GuestExports {
   const { JSONparse, getOwnPropertyNames, setHas, arrayIncludes, arrayPush, quote } = core;
   const { stringSlice, StringCtor, isArray, getOwnPropertyDescriptor, hasOwn, objectKeys } = core;
   const { indirectEval, isProxy } = core;
   const baselineGlobals = new Set(core.baselineGlobals);
 
-  return (namesJson, maxChars) => {
+  const view = (namesJson: string, maxChars: number): string => {
     const names = JSONparse(namesJson) as string[];
     for (const name of getOwnPropertyNames(globalThis)) {
       if (!setHas.call(baselineGlobals, name) && !arrayIncludes.call(names, name)) {
@@ -101,6 +101,7 @@ export function variablesView(core: GuestCore): (namesJson: string, maxChars: nu
     }
     return "{" + out + "}";
   };
+  return { view };
 }
 
 /**
@@ -110,5 +111,5 @@ export function variablesView(core: GuestCore): (namesJson: string, maxChars: nu
 export const variablesModule: GuestModule = {
   name: "variables",
   globals: [],
-  factory: (core: GuestCore): GuestExports => ({ view: variablesView(core) }),
+  factory: variablesFactory,
 };
