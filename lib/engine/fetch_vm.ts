@@ -143,7 +143,12 @@ export class FetchVM {
         clearTimer: (id) => this.#timers.disarm(id),
         taskId: this.#id,
         seed: this.#seed,
-        calls: this.#calls,
+        calls: {
+          call: (op, arg, bytes) => {
+            this.#refuseWhileInspecting();
+            return this.#calls!.call(op, arg, bytes);
+          },
+        },
       },
     });
     this.#failure.memory = this.#live.memory;

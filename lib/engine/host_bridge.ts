@@ -40,7 +40,7 @@ export interface HostFunctions {
   /** Seed of the guest `Math.random`. */
   seed: number;
   /** The pure host calls (URL, encoding, base64, digests, entropy) of this VM. */
-  calls: HostCalls;
+  calls: Pick<HostCalls, "call">;
 }
 
 /** The error message a guest error value yields: name, message and stack. */
