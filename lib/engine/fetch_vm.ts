@@ -38,9 +38,9 @@ export const VM_BASE_BYTES = 1024 * 1024;
 const GUEST_FILE = "task.js";
 /** Added to a time-limit error when the guest kept reading its clock. */
 const CLOCK_STANDS_STILL = ". It read Date.now() or new Date() over and over: the guest clock " +
-  "stands still within a run segment (it moves only when a fetch is answered), so a loop " +
-  "waiting for it to pass a time never ends. To wait, await a fetch (or setTimeout where timers " +
-  "exist) instead of spinning on the clock";
+  "stands still within a run segment (it moves only when a fetch, timer or signal is answered), " +
+  "so a loop waiting for it to pass a time never ends. To wait, await FlowState.sleep(ms) or " +
+  "new Promise((resolve) => setTimeout(resolve, ms)) instead of spinning on the clock";
 /** `JS_EVAL_FLAG_ASYNC`: top-level await; the value is a promise of `{ value }`. */
 const EVAL_FLAG_ASYNC = 128;
 
