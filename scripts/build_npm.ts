@@ -21,6 +21,11 @@ const stage = await Deno.makeTempDir({ dir: ROOT, prefix: ".npm_stage_" });
 const SHIM = `declare module "node:fs/promises" {
   export function readFile(path: string | URL): Promise<Uint8Array>;
 }
+declare module "node:crypto" {
+  interface Hash { update(data: Uint8Array | string): Hash; digest(): Uint8Array }
+  export function createHash(algorithm: string): Hash;
+  export function createHmac(algorithm: string, key: Uint8Array): Hash;
+}
 interface ImportMeta { resolve(specifier: string): string }
 `;
 
@@ -66,7 +71,7 @@ try {
     target: ts.ScriptTarget.ES2022,
     module: ts.ModuleKind.ESNext,
     moduleResolution: ts.ModuleResolutionKind.Bundler,
-    lib: ["lib.es2023.d.ts", "lib.esnext.disposable.d.ts", "lib.dom.d.ts"],
+    lib: ["lib.es2023.d.ts", "lib.esnext.disposable.d.ts", "lib.dom.d.ts", "lib.dom.iterable.d.ts"],
     strict: true,
     noUncheckedIndexedAccess: true,
     useUnknownInCatchVariables: true,

@@ -126,14 +126,15 @@ const done = AbortSignal.any([new AbortController().signal, AbortSignal.abort("e
 
 Deno.test("AbortSignal.timeout aborts with a TimeoutError when its durable timer fires", async () => {
   using vm = new FetchVM();
-  const paused = await vm.execute(`const s = AbortSignal.timeout(30);
+  const paused = await vm.execute(`const s = AbortSignal.timeout(300);
 const name = await new Promise((resolve) => { s.onabort = () => resolve(s.reason.name); });
 [name, s.aborted, s.reason instanceof DOMException]`);
-  assert.equal(paused.type, "paused");
-  assert.equal(paused.timers?.length, 1);
-  const wait = paused.timers![0]!.dueAt - Date.now();
-  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait + 2));
-  const done = await vm.apply({ type: "timers" });
+  let done = paused;
+  for (let i = 0; done.type === "paused" && i < 10; i++) {
+    const wait = done.timers![0]!.dueAt - Date.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait + 2));
+    done = await vm.apply({ type: "timers" });
+  }
   assert.equal(done.type, "completed");
   assert.deepEqual(done.result, ["TimeoutError", true, true]);
 });

@@ -13,7 +13,9 @@ function encodingFactory(core: GuestCore, use: GuestUse): GuestExports {
   const ArrayBufferCtor = ArrayBuffer;
   const isView = ArrayBuffer.isView;
   const bufferSlice = ArrayBuffer.prototype.slice;
-  const toWellFormed = String.prototype.toWellFormed;
+  // ES2024: typed by hand so the engine also compiles against ES2023 libraries.
+  const toWellFormed = (String.prototype as unknown as { toWellFormed(this: string): string })
+    .toWellFormed;
   const toLowerCase = core.toLowerCase;
   const typedArraySet = Uint8Array.prototype.set;
   const ask = use("hostcall").ask as GuestAsk;

@@ -10,7 +10,9 @@ import type { GuestAsk, GuestCore, GuestExports, GuestModule, GuestUse } from ".
 function urlFactory(core: GuestCore, use: GuestUse): GuestExports {
   const { JSONstringify, StringCtor, TypeErrorCtor, getOwnPropertyDescriptor } = core;
   const ownKeys = Reflect.ownKeys;
-  const toWellFormed = String.prototype.toWellFormed;
+  // ES2024: typed by hand so the engine also compiles against ES2023 libraries.
+  const toWellFormed = (String.prototype as unknown as { toWellFormed(this: string): string })
+    .toWellFormed;
   const arrayPush = core.arrayPush;
   const arraySplice = Array.prototype.splice;
   const arraySort = Array.prototype.sort;
