@@ -20,7 +20,7 @@ import type {
 } from "./segment_protocol.ts";
 
 /** Module of the thread that ends this process once the server is gone. */
-export const ORPHAN_WATCH_URL = new URL("./engine_orphan_watch.ts", import.meta.url);
+const ORPHAN_WATCH_URL = new URL("./engine_orphan_watch.ts", import.meta.url);
 
 const live = new Map<string, FetchVM>();
 /** Freed VM memory after which the process collects garbage (see {@link release}). */
