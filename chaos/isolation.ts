@@ -1,11 +1,11 @@
 /**
- * Isolation under attack, CPU and memory. With `TIME_LIMIT_MS=500` and
- * `TIME_LIMIT_GRACE_MS=500`:
+ * Isolation under attack, CPU and memory, each on a server of its own:
  *
- * - CPU: built-ins QuickJS's interrupt handler does not stop (an `indexOf` over a huge
- *   array-like runs for a minute unstopped) must each end at the limit plus the grace as a
- *   task `error` of kind `timeout`, while a task paused on the same engines is unharmed
- *   and completes afterwards with the right result.
+ * - CPU, with `TIME_LIMIT_MS=500` and `TIME_LIMIT_GRACE_MS=500`: built-ins QuickJS's
+ *   interrupt handler does not stop (an `indexOf` over a huge array-like runs for a minute
+ *   unstopped) must each end at the limit plus the grace as a task `error` of kind
+ *   `timeout`, while a task paused on the same engines is unharmed and completes
+ *   afterwards with the right result.
  * - Memory: tasks that grow their VM's memory by ~40 MiB each and pause must stay within
  *   `LIVE_VM_MB` of live VMs (the least recently used are dropped, and replay when resumed
  *   to the right result).
@@ -15,13 +15,8 @@
  *
  * @module
  */
-import {
-  type ScenarioOptions,
-  type ScenarioResult,
-  type ServerProcess,
-  startChaosServer,
-} from "./support.ts";
-import { startUpstream } from "../testing/upstream.ts";
+import { type ScenarioOptions, type ScenarioResult, startChaosServer } from "./support.ts";
+import { startUpstream, type Upstream } from "../testing/upstream.ts";
 
 const TIME_LIMIT_MS = 500;
 const GRACE_MS = 500;
@@ -69,35 +64,39 @@ function mib(bytes: number): string {
 /** Runs the scenario. */
 export async function runIsolation(options: ScenarioOptions): Promise<ScenarioResult> {
   const started = performance.now();
-  const log = options.log ?? (() => {});
   const problems: string[] = [];
   const figures: Record<string, string | number> = {};
   const upstream = startUpstream();
-  let server: ServerProcess | null = null;
-  let peakRss = 0;
-  let sampling = true;
   try {
-    server = await startChaosServer({
-      label: "isolation",
-      env: {
-        TIME_LIMIT_MS: String(TIME_LIMIT_MS),
-        TIME_LIMIT_GRACE_MS: String(GRACE_MS),
-        LIVE_VM_MB: String(LIVE_VM_MB),
-        WORKERS: "2",
-      },
-    });
-    const srv = server;
-    const pid = srv.pid!;
-    const idleRss = await treeRss(pid);
-    figures["RSS idle (server and engines)"] = mib(idleRss);
-    const sampler = (async () => {
-      while (sampling) {
-        peakRss = Math.max(peakRss, await treeRss(pid));
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    })();
+    await attackCpu(options, upstream, problems, figures);
+    await fillMemory(options, upstream, problems, figures);
+  } catch (error) {
+    problems.push(`the scenario failed: ${error instanceof Error ? error.stack : String(error)}`);
+  } finally {
+    await upstream.close();
+  }
+  return {
+    name: "isolation (CPU and memory)",
+    durationMs: performance.now() - started,
+    figures,
+    problems,
+    skipped: [],
+  };
+}
 
-    // CPU: a calm task waits on a held fetch while the attacks run.
+/** The built-in attacks against a 500 ms limit, beside a calm paused task. */
+async function attackCpu(
+  options: ScenarioOptions,
+  upstream: Upstream,
+  problems: string[],
+  figures: Record<string, string | number>,
+): Promise<void> {
+  const log = options.log ?? (() => {});
+  const srv = await startChaosServer({
+    label: "isolation-cpu",
+    env: { TIME_LIMIT_MS: String(TIME_LIMIT_MS), TIME_LIMIT_GRACE_MS: String(GRACE_MS) },
+  });
+  try {
     const calm = await srv.createTask({
       code: `const r = await fetch(${JSON.stringify(upstream.url("/hold/calm"))});
 (await r.json()).value + 1`,
@@ -123,7 +122,7 @@ export async function runIsolation(options: ScenarioOptions): Promise<ScenarioRe
     }
     figures["attacks"] = attacks.length;
     figures["outcomes"] = outcomes.join("; ");
-    figures["worst segment vs limit + grace"] = `${Math.round(worst)} ms vs ${
+    figures["slowest attack answer (POST /task) vs limit + grace"] = `${Math.round(worst)} ms vs ${
       TIME_LIMIT_MS + GRACE_MS
     } ms`;
     upstream.release("calm", 41);
@@ -131,8 +130,35 @@ export async function runIsolation(options: ScenarioOptions): Promise<ScenarioRe
     if (calmDone.status !== "completed" || calmDone.result !== 42) {
       problems.push(`the calm task ended ${JSON.stringify(calmDone)}`);
     }
+  } finally {
+    await srv.close();
+  }
+}
 
-    // Memory: more live VMs than the budget holds.
+/** More paused VMs of ~40 MiB each than `LIVE_VM_MB` holds; all complete afterwards. */
+async function fillMemory(
+  options: ScenarioOptions,
+  upstream: Upstream,
+  problems: string[],
+  figures: Record<string, string | number>,
+): Promise<void> {
+  const srv = await startChaosServer({
+    label: "isolation-memory",
+    env: { LIVE_VM_MB: String(LIVE_VM_MB), WORKERS: "2" },
+  });
+  let peakRss = 0;
+  let sampling = true;
+  let sampler: Promise<void> = Promise.resolve();
+  try {
+    const pid = srv.pid!;
+    const idleRss = await treeRss(pid);
+    figures["RSS idle (server and engines)"] = mib(idleRss);
+    sampler = (async () => {
+      while (sampling) {
+        peakRss = Math.max(peakRss, await treeRss(pid));
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    })();
     const count = options.short ? 6 : 12;
     const ids: string[] = [];
     for (let i = 0; i < count; i++) {
@@ -147,6 +173,7 @@ const r = await fetch(${JSON.stringify(upstream.url(`/hold/big-${i}`))});
     }
     const metrics = (await srv.request("/metrics")).text;
     const liveBytes = Number(/^flowstate_live_vm_bytes (\d+)/m.exec(metrics)?.[1] ?? NaN);
+    figures["paused VMs, ~40 MiB each"] = count;
     figures["live VM bytes vs LIVE_VM_MB"] = `${mib(liveBytes)} vs ${LIVE_VM_MB} MiB`;
     if (!(liveBytes <= LIVE_VM_MB * 1024 * 1024)) {
       problems.push(`live VMs hold ${liveBytes} bytes, over LIVE_VM_MB=${LIVE_VM_MB}`);
@@ -163,18 +190,9 @@ const r = await fetch(${JSON.stringify(upstream.url(`/hold/big-${i}`))});
     figures["peak RSS (server and engines) vs idle + LIVE_VM_MB"] = `${mib(peakRss)} vs ${
       mib(idleRss + LIVE_VM_MB * 1024 * 1024)
     }`;
-  } catch (error) {
-    problems.push(`the scenario failed: ${error instanceof Error ? error.stack : String(error)}`);
   } finally {
     sampling = false;
-    await server?.close();
-    await upstream.close();
+    await sampler;
+    await srv.close();
   }
-  return {
-    name: "isolation (CPU and memory)",
-    durationMs: performance.now() - started,
-    figures,
-    problems,
-    skipped: [],
-  };
 }
