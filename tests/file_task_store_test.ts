@@ -882,6 +882,34 @@ Deno.test("with an encryption key, request and response secrets are sealed on di
   });
 });
 
+Deno.test("with an encryption key, the variables view (globals a response filled) is sealed in the record and commit lines", async () => {
+  await withStoreDir(async (dir) => {
+    const store = new FileTaskStore(dir, { encryptionKey: SEALING_KEY });
+    await store.loadAll();
+    const vm = {
+      id: "vm-1",
+      code: "const t = await (await fetch('https://auth.example.com')).json(); t",
+      variables: { t: { token: "sk-live-variable" } },
+      timestamp: 1,
+      version: 1 as const,
+      variant: "sync" as const,
+      seed: 1,
+      globals: {},
+      pending: [],
+      droppedLogs: 0,
+    };
+    const first = await store.save(makeRecord("t1"), []);
+    const saved = await store.save({ ...first, vm }, []);
+    for (const name of ["t1.json", "t1.journal.jsonl"]) {
+      const text = await Deno.readTextFile(join(dir, name));
+      assert(!text.includes("sk-live-variable"), `${name} holds the token`);
+    }
+    assertEquals(saved.vm?.variables, vm.variables);
+    const reloaded = await new FileTaskStore(dir, { encryptionKey: SEALING_KEY }).loadAll();
+    assertEquals(reloaded.tasks, [saved]);
+  });
+});
+
 Deno.test("with an encryption key, a paused task's pending request is sealed in the record and opened at load", async () => {
   await withStoreDir(async (dir) => {
     const store = new FileTaskStore(dir, { encryptionKey: SEALING_KEY });

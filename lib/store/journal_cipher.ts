@@ -2,8 +2,9 @@
  * Secrets at rest: with `JOURNAL_ENCRYPTION_KEY`, the parts of a task's state that carry
  * what its requests send and receive (a request's options: headers and body; a response's
  * headers, body and data) are sealed with AES-256-GCM (WebCrypto) before they are written,
- * in journal events and in the record's `pending` alike, and opened when read. What the
- * server needs to find its way (ids, URLs, methods, statuses, times) stays readable.
+ * in journal events and in the record's `pending` and `variables` view alike, and opened
+ * when read. What the server needs to find its way (ids, URLs, methods, statuses, times)
+ * stays readable.
  *
  * A sealed part is `{ "$sealed": "v1:<base64 of 12-byte IV and ciphertext>" }` in place of
  * the fields it holds. The key is the SHA-256 of the secret, so the secret must be random
@@ -72,29 +73,46 @@ export class JournalCipher {
     return event;
   }
 
-  /** `record` with the options of its pending requests sealed. */
+  /**
+   * `record` with the options of its pending requests sealed, and its `variables` view
+   * (the script's globals, which hold what responses brought: tokens, say).
+   */
   async sealRecord(record: TaskRecord): Promise<TaskRecord> {
-    if (record.pending.length === 0) return record;
-    const pending = await Promise.all(
-      record.pending.map(async (request) => ({
-        ...request,
-        options: await this.#seal(request.options) as never,
-      })),
-    );
-    return { ...record, pending };
+    let sealed = record;
+    if (record.pending.length > 0) {
+      const pending = await Promise.all(
+        record.pending.map(async (request) => ({
+          ...request,
+          options: await this.#seal(request.options) as never,
+        })),
+      );
+      sealed = { ...sealed, pending };
+    }
+    const variables = record.vm?.variables;
+    if (record.vm && variables && !isSealed(variables) && Object.keys(variables).length > 0) {
+      sealed = { ...sealed, vm: { ...record.vm, variables: await this.#seal(variables) as never } };
+    }
+    return sealed;
   }
 
-  /** `record` with its pending requests opened. */
+  /** `record` with its pending requests and its `variables` view opened. */
   async openRecord(record: TaskRecord): Promise<TaskRecord> {
-    if (!record.pending.some((request) => isSealed(request.options))) return record;
-    const pending = await Promise.all(
-      record.pending.map(async (request) =>
-        isSealed(request.options)
-          ? { ...request, options: await this.#open(request.options) as never }
-          : request
-      ),
-    );
-    return { ...record, pending };
+    let opened = record;
+    if (record.pending.some((request) => isSealed(request.options))) {
+      const pending = await Promise.all(
+        record.pending.map(async (request) =>
+          isSealed(request.options)
+            ? { ...request, options: await this.#open(request.options) as never }
+            : request
+        ),
+      );
+      opened = { ...opened, pending };
+    }
+    const variables: unknown = record.vm?.variables;
+    if (record.vm && isSealed(variables)) {
+      opened = { ...opened, vm: { ...record.vm, variables: await this.#open(variables) as never } };
+    }
+    return opened;
   }
 
   async #seal(value: unknown): Promise<Sealed> {
