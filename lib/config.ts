@@ -83,6 +83,10 @@ export interface Config {
   maxLogBytes: number;
   /** `GUEST_LOG_RATE`: guest console lines copied to the server log per second. */
   guestLogRate: number;
+  /** `FETCH_INFLIGHT_MB`: response bytes read and not yet delivered, server-wide, MiB. */
+  fetchInflightMb: number;
+  /** `FETCH_TASK_INFLIGHT_MB`: the same per task, MiB. */
+  fetchTaskInflightMb: number;
   /** `MEMORY_LIMIT_MB`: VM memory limit, in MiB. */
   memoryLimitMb: number;
   /** `STACK_BYTES`: guest stack size. */
@@ -230,6 +234,18 @@ export const CONFIG_DOC: readonly ConfigDocEntry[] = [
     name: "FETCH_MAX_BYTES",
     default: "10485760",
     description: "Largest accepted outbound response body.",
+  },
+  {
+    name: "FETCH_INFLIGHT_MB",
+    default: "256",
+    description:
+      "Response bytes read and not yet delivered to their tasks, server-wide, in MiB; reading " +
+      "waits beyond it (the oldest response always proceeds).",
+  },
+  {
+    name: "FETCH_TASK_INFLIGHT_MB",
+    default: "64",
+    description: "The same per task, in MiB.",
   },
   {
     name: "FETCH_ALLOW",
@@ -431,6 +447,8 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     taskCpuBudgetMs: int(env, "TASK_CPU_BUDGET_MS", 60_000, 1),
     maxLogBytes: int(env, "MAX_LOG_BYTES", MIB, 0),
     guestLogRate: int(env, "GUEST_LOG_RATE", 100, 0),
+    fetchInflightMb: int(env, "FETCH_INFLIGHT_MB", 256, 1),
+    fetchTaskInflightMb: int(env, "FETCH_TASK_INFLIGHT_MB", 64, 1),
     memoryLimitMb: int(env, "MEMORY_LIMIT_MB", 64, 1, MAX_WASM_MEMORY_MB),
     stackBytes: int(env, "STACK_BYTES", 256 * KIB, 1 * KIB, 1024 * MIB),
     maxCodeBytes: int(env, "MAX_CODE_BYTES", MIB, 1),

@@ -9,6 +9,7 @@ import { type App, createApp } from "./http/mod.ts";
 import { type Config, engineOptions } from "./config.ts";
 import {
   attemptFetch,
+  ByteBudget,
   createEgressPolicy,
   type DeliveryOutcome,
   FetchDispatcher,
@@ -26,6 +27,7 @@ export const VERSION: string = manifest.version;
 
 /** Most outbound requests in flight at once. */
 const OUTBOUND_CONCURRENCY = 256;
+const MIB = 1024 * 1024;
 /** Most bytes of a webhook receiver's answer read (the answer's body is not used). */
 const WEBHOOK_ANSWER_MAX_BYTES = 64 * 1024;
 /** Time allowed to one self-POST, ms (a segment may run up to its time limit first). */
@@ -82,12 +84,13 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
     ],
   });
   const dispatcher: FetchDispatcher = new FetchDispatcher({
-    perform: (request, signal, retry) => {
+    perform: (request, signal, retry, hold) => {
       const options = {
         timeoutMs: config.fetchTimeoutMs,
         maxBytes: config.fetchMaxBytes,
         policy,
         selfMark,
+        hold,
       };
       return retry
         ? fetchWithRetry(
@@ -97,6 +100,7 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
         )
         : performFetch(request, { ...options, signal });
     },
+    bytes: new ByteBudget(config.fetchInflightMb * MIB, config.fetchTaskInflightMb * MIB),
     post: (taskId, response) => selfPost(taskId, response),
     deliverDirect: (taskId, response) => deliverDirect(taskId, response),
     isPending: (taskId, requestId) => service.isPending(taskId, requestId),

@@ -193,3 +193,28 @@ Deno.test("console output is capped per task by MAX_LOG_BYTES and its copy to th
     await upstream.close();
   }
 });
+
+Deno.test("a task fetching many large bodies at once completes within a small FETCH_INFLIGHT_MB", async () => {
+  const body = "y".repeat(1024 * 1024);
+  const big = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => new Response(body, { headers: { "content-type": "text/plain" } }),
+  );
+  try {
+    await using server = await startServer({
+      env: { FETCH_INFLIGHT_MB: "3", FETCH_TASK_INFLIGHT_MB: "2" },
+    });
+    const url = `http://127.0.0.1:${big.addr.port}/big`;
+    // 12 × 1 MiB wanted at once: at most two are read and held at a time.
+    const code = `const rs = await Promise.all(Array.from({ length: 12 }, (_, i) =>
+  fetch(${JSON.stringify(url)} + "?i=" + i)));
+let total = 0;
+for (const r of rs) total += (await r.text()).length;
+total`;
+    const task = await server.createTask({ code });
+    const done = await server.waitForTask(task.id, ["completed", "error"], 120_000);
+    assertEquals([done.status, done.result], ["completed", 12 * body.length], JSON.stringify(done));
+  } finally {
+    await big.shutdown();
+  }
+});

@@ -14,6 +14,7 @@
 import type { Logger } from "../log.ts";
 import type { FetchRequest, FetchResponse } from "../engine/mod.ts";
 import type { RetryPolicy } from "./retry_policy.ts";
+import type { ByteBudget, ByteHold } from "./byte_budget.ts";
 
 /** What became of one delivery attempt. */
 export type DeliveryOutcome = "delivered" | "gone" | "retry";
@@ -21,10 +22,16 @@ export type DeliveryOutcome = "delivered" | "gone" | "retry";
 /** What the dispatcher needs. */
 export interface FetchDispatcherDeps {
   /**
-   * Performs a request, retrying it as `retry` says when the task has a policy; never throws
-   * (failures are `success: false` responses).
+   * Performs a request, retrying it as `retry` says when the task has a policy, and
+   * reserving its body's bytes in `hold` as they arrive; never throws (failures are
+   * `success: false` responses).
    */
-  perform(request: FetchRequest, signal: AbortSignal, retry?: RetryPolicy): Promise<FetchResponse>;
+  perform(
+    request: FetchRequest,
+    signal: AbortSignal,
+    retry?: RetryPolicy,
+    hold?: ByteHold,
+  ): Promise<FetchResponse>;
   /** The self-POST to `/call`. */
   post(taskId: string, response: FetchResponse): Promise<DeliveryOutcome>;
   /** In-process delivery, used once the self-POST keeps failing. */
@@ -34,6 +41,11 @@ export interface FetchDispatcherDeps {
   logger: Logger;
   /** Self-POST attempts before in-process delivery takes over. */
   postAttempts: number;
+  /**
+   * Response bytes in flight (read, not yet delivered), server-wide and per task; a
+   * response's bytes are released once its delivery ends. No limit when omitted.
+   */
+  bytes?: ByteBudget;
   /**
    * Most outbound requests in flight at once, shared fairly between tasks (see
    * {@link FetchDispatcher}).
@@ -118,12 +130,27 @@ export class FetchDispatcher {
     signal: AbortSignal,
     retry: RetryPolicy | undefined,
   ): Promise<void> {
+    const hold = this.#deps.bytes?.open(taskId);
+    try {
+      await this.#performAndDeliver(taskId, request, signal, retry, hold);
+    } finally {
+      hold?.release();
+    }
+  }
+
+  async #performAndDeliver(
+    taskId: string,
+    request: FetchRequest,
+    signal: AbortSignal,
+    retry: RetryPolicy | undefined,
+    hold: ByteHold | undefined,
+  ): Promise<void> {
     const { logger } = this.#deps;
     let response: FetchResponse;
     if (!await this.#acquire(taskId, signal)) return;
     try {
       if (signal.aborted) return;
-      response = await this.#deps.perform(request, signal, retry);
+      response = await this.#deps.perform(request, signal, retry, hold);
     } finally {
       this.#release(taskId);
     }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+export * from "./byte_budget.ts";
 export * from "./egress_policy.ts";
 export * from "./fetch_dispatcher.ts";
 export * from "./outbound_fetch.ts";

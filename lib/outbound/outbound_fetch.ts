@@ -10,6 +10,7 @@
  *
  * @module
  */
+import type { ByteHold } from "./byte_budget.ts";
 import { EgressDeniedError, type EgressPolicy } from "./egress_policy.ts";
 import { pinnedClient } from "./pinned_client.ts";
 import { jsonNestingExceeds, MAX_JSON_DEPTH } from "../json_depth.ts";
@@ -51,6 +52,8 @@ export interface PerformFetchOptions {
   policy: EgressPolicy;
   /** Aborts the exchange (e.g. on shutdown). */
   signal?: AbortSignal;
+  /** Where the body's bytes are reserved as they arrive (reading waits while over budget). */
+  hold?: ByteHold;
   /**
    * A header set on every request (replacing the guest's), by which this server's edge
    * recognises its own tasks calling it.
@@ -152,7 +155,7 @@ async function exchange(
       });
       location = response.headers.get("location");
       if (!REDIRECT_STATUSES.has(response.status) || location === null || mode === "manual") {
-        return await readResponse(request, url, response, signal, options.maxBytes);
+        return await readResponse(request, url, response, signal, options.maxBytes, options.hold);
       }
       await response.body?.cancel().catch(() => {});
     } finally {
@@ -202,6 +205,7 @@ async function readResponse(
   response: Response,
   signal: AbortSignal,
   maxBytes: number,
+  hold: ByteHold | undefined,
 ): Promise<FetchResponse> {
   const tooLarge = () =>
     new FetchFailure(`Response body from ${url.href} exceeds ${maxBytes} bytes`);
@@ -210,7 +214,7 @@ async function readResponse(
     await response.body?.cancel().catch(() => {});
     throw tooLarge();
   }
-  const bytes = await readBounded(response, signal, maxBytes, tooLarge);
+  const bytes = await readBounded(response, signal, maxBytes, tooLarge, hold);
   const headers: Record<string, string> = {};
   for (const [name, value] of response.headers) {
     headers[name] = Object.hasOwn(headers, name) ? `${headers[name]}, ${value}` : value;
@@ -264,6 +268,7 @@ async function readBounded(
   signal: AbortSignal,
   maxBytes: number,
   tooLarge: () => Error,
+  hold: ByteHold | undefined,
 ): Promise<Uint8Array> {
   if (!response.body) return new Uint8Array();
   const reader = response.body.getReader();
@@ -275,6 +280,7 @@ async function readBounded(
       if (done) break;
       size += value.byteLength;
       if (size > maxBytes) throw tooLarge();
+      if (hold && !await hold.reserve(value.byteLength, signal)) throw signal.reason;
       chunks.push(value);
     }
   } catch (error) {
