@@ -18,6 +18,7 @@ import type {
   TaskDetailView,
   TaskListView,
   TaskService,
+  TaskSourceView,
   TaskView,
 } from "../lib/service/task_types.ts";
 import { TaskEventHub } from "../lib/service/task_events.ts";
@@ -49,6 +50,7 @@ type Call =
   | { method: "deliver"; taskId: string; response: FetchResponse }
   | { method: "signal"; taskId: string; signal: Signal }
   | { method: "get"; id: string }
+  | { method: "source"; id: string }
   | { method: "fetch"; taskId: string; fetch: number | string }
   | { method: "list"; query: ListTasksQuery }
   | { method: "cancel"; taskId: string; reason?: string }
@@ -128,6 +130,11 @@ class RecordingService implements TaskService {
 
   definitions(): Promise<DefinitionView[]> {
     return this.#answer([]);
+  }
+
+  source(id: string): Promise<TaskSourceView> {
+    this.calls.push({ method: "source", id });
+    return Promise.resolve({ id, code: "1", autoFetch: true, variables: {} });
   }
 
   list(query: ListTasksQuery): Promise<TaskListView> {
@@ -653,7 +660,8 @@ Deno.test("unknown paths and near misses are 404", async () => {
   const { app } = setup();
   for (
     const path of [
-      "/",
+      "/ui/",
+      "/ui/nope.js",
       "/task/",
       "/TASK",
       "//task",

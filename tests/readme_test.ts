@@ -25,6 +25,7 @@ const TODOS: Record<string, unknown> = {
   "/todos/2": { userId: 1, id: 2, title: "quis ut nam facilis et officia qui", completed: false },
 };
 const VOLATILE_KEYS = new Set([
+  "cpuMs",
   "createdAt",
   "updatedAt",
   "requestedAt",

@@ -23,6 +23,7 @@ import { definitionRoutes } from "./definition_routes.ts";
 import { metricsRoutes } from "./metrics_routes.ts";
 import { signalRoutes } from "./signal_routes.ts";
 import { openApiRoutes } from "./openapi.ts";
+import { dashboardRoutes } from "./dashboard_routes.ts";
 
 export type { AppDeps } from "./route.ts";
 export { isTaskId, parseTaskId, TASK_ID_PATTERN } from "./task_routes.ts";
@@ -51,6 +52,7 @@ export function createApp(deps: AppDeps): App {
     eventRoutes(deps),
     definitionRoutes(deps),
     metricsRoutes(deps),
+    dashboardRoutes(),
     openApiRoutes(() => routes, deps.service.health().version),
   );
 

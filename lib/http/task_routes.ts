@@ -278,6 +278,43 @@ export function taskRoutes(deps: AppDeps): Routes {
         },
       },
     },
+    "/source": {
+      auth: true,
+      docs: {
+        GET: {
+          summary: "A task's code, input, options and the variables view of its last pause",
+          query: {
+            id: { description: "Task id.", schema: TASK_ID_SCHEMA, example: "walk" },
+          },
+          responses: {
+            "200": {
+              description: "The source",
+              schema: success("source", {
+                type: "object",
+                properties: {
+                  id: { type: "string" },
+                  code: { type: "string" },
+                  task: { type: "string" },
+                  input: {},
+                  autoFetch: { type: "boolean" },
+                  variables: { type: "object" },
+                  cpuMs: { type: "number" },
+                  errorStack: { type: "string" },
+                },
+              }),
+            },
+            "400": errorAnswer("Invalid id"),
+            "404": errorAnswer("Unknown task"),
+          },
+        },
+      },
+      methods: {
+        GET: async (_req, url) => {
+          const taskId = parseTaskId(url.searchParams.get("id") ?? undefined, "get source of task");
+          return json(200, { success: true, source: await service.source(taskId) });
+        },
+      },
+    },
     "/health": {
       auth: false,
       docs: {

@@ -50,6 +50,7 @@ import {
   type TaskListView,
   type TaskRecord,
   type TaskService,
+  type TaskSourceView,
   TaskStatus,
   type TaskStore,
   type TaskView,
@@ -530,6 +531,20 @@ export class FlowTaskService implements TaskService {
       : undefined;
     if (webhook) detail.webhook = webhook;
     return detail;
+  }
+
+  async source(id: string): Promise<TaskSourceView> {
+    const record = await this.#record(id);
+    return {
+      id: record.id,
+      code: record.code,
+      ...(record.task === undefined ? {} : { task: record.task }),
+      ...(record.input === undefined ? {} : { input: record.input }),
+      autoFetch: record.autoFetch,
+      variables: record.vm?.variables ?? {},
+      ...(record.cpuMs === undefined ? {} : { cpuMs: record.cpuMs }),
+      ...(record.error?.stack === undefined ? {} : { errorStack: record.error.stack }),
+    };
   }
 
   async fetch(taskId: string, fetch: number | string): Promise<FetchDetailView> {

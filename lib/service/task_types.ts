@@ -126,6 +126,23 @@ export interface TaskDetailView extends TaskView {
   webhook?: WebhookState;
 }
 
+/** `GET /source?id=`: what a task runs and what its globals held when it last paused. */
+export interface TaskSourceView {
+  id: string;
+  /** The code as the engine runs it (a TypeScript task's with its types stripped). */
+  code: string;
+  /** The definition of `tasks/` the code came from, when it came from one. */
+  task?: string;
+  input?: unknown;
+  autoFetch: boolean;
+  /** Best-effort JSON of the guest's global variables at its last pause (for humans). */
+  variables: Record<string, unknown>;
+  /** CPU time the task's segments used so far, ms. */
+  cpuMs?: number;
+  /** The guest stack of the exception the task ended with (`at f (task.js:3)`), if any. */
+  errorStack?: string;
+}
+
 /** Body of `POST /task` once validated. */
 export interface CreateTaskInput {
   id?: string;
@@ -206,6 +223,8 @@ export interface TaskService {
   signal(taskId: string, signal: Signal): Promise<TaskView>;
   /** One task in detail. 404 unknown. */
   get(id: string): Promise<TaskDetailView>;
+  /** A task's code, input, options and variables. 404 unknown. */
+  source(id: string): Promise<TaskSourceView>;
   /** One fetch of a task in full, by index or fetch id. 404 unknown task or fetch. */
   fetch(taskId: string, fetch: number | string): Promise<FetchDetailView>;
   /** The named definitions of the tasks directory. */
