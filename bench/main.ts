@@ -26,6 +26,7 @@ import { recovery } from "./recovery.ts";
 import { responsiveness } from "./responsiveness.ts";
 import { scale } from "./scale.ts";
 import { soak, soakMinutes } from "./soak.ts";
+import { timers } from "./timers.ts";
 import { spawnUpstream } from "../testing/upstream.ts";
 import { machineBusyMs, ownTreeCpuMs } from "./proc.ts";
 
@@ -50,6 +51,7 @@ const SCENARIOS: readonly {
     run: (ctx) => soak(ctx, soakMinutes(Deno.args, ctx.quick)),
     optIn: true,
   },
+  { id: 10, name: "timers", run: timers },
 ];
 
 const GIB = 1024 ** 3;
@@ -227,6 +229,24 @@ function goals(results: Map<string, ScenarioResult>, quick: boolean): GoalResult
     target: "< 50 ms",
     measured: sized(formatMs(m("scale", "listingP99Ms"))),
     pass: has("scale") && !quick ? big && m("scale", "listingP99Ms") < 50 : null,
+  });
+  const zeroTask = m("timers", "zeroDelay.serverTaskMs");
+  out.push({
+    goal: "A task of 1,000 setTimeout(fn, 0) in a loop, POST /task to completed (fsync on)",
+    target: "< 1 s",
+    measured: formatMs(zeroTask),
+    pass: has("timers") ? zeroTask < 1000 : null,
+  });
+  const sleepers = m("timers", "sleeping.count");
+  const sleepCpu = m("timers", "sleeping.idleCpuMsPerSecond");
+  const emptyCpu = m("timers", "sleeping.emptyCpuMsPerSecond");
+  out.push({
+    goal: `${sleepers} sleeping tasks: CPU of the server while they sleep, beyond an empty one`,
+    target: "< 10 ms per s",
+    measured: `${formatMs(sleepCpu)} per s (empty server ${formatMs(emptyCpu)}), ${
+      formatBytes(m("timers", "sleeping.perTaskBytes"))
+    } RSS per task`,
+    pass: has("timers") && !quick ? sleepers >= 10_000 && sleepCpu - emptyCpu < 10 : null,
   });
   return out;
 }

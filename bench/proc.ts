@@ -100,3 +100,69 @@ export function ownTreeCpuMs(): number {
   const ticks = [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0);
   return (ticks * 1000) / CLOCK_TICKS;
 }
+
+/** `pid` and every process below it (the server and its engine processes). */
+export function processTree(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    let stat: string;
+    try {
+      stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+    } catch {
+      continue; // The process ended meanwhile.
+    }
+    // Field 4 (ppid) is the second field after the name's closing parenthesis.
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    const list = children.get(ppid) ?? [];
+    list.push(Number(entry.name));
+    children.set(ppid, list);
+  }
+  const tree: number[] = [];
+  const visit = (p: number) => {
+    tree.push(p);
+    for (const child of children.get(p) ?? []) visit(child);
+  };
+  visit(pid);
+  return tree;
+}
+
+/** CPU time (user + system) so far of `pid` and of every process below it, ms by pid. */
+export function treeCpu(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const p of processTree(pid)) {
+    try {
+      // The process's own utime and stime (fields 14 and 15), which keep the time of its
+      // threads that ended, unlike a sum over its live threads.
+      const stat = Deno.readTextFileSync(`/proc/${p}/stat`);
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out.set(p, ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS);
+    } catch {
+      // Ended meanwhile.
+    }
+  }
+  return out;
+}
+
+/**
+ * CPU time spent between two {@link treeCpu} readings, ms: by the processes alive at the
+ * second one (a process that ended in between is not counted).
+ */
+export function treeCpuDelta(before: Map<number, number>, after: Map<number, number>): number {
+  let ms = 0;
+  for (const [pid, total] of after) ms += total - (before.get(pid) ?? 0);
+  return ms;
+}
+
+/** VmRSS of `pid` and every process below it, bytes. */
+export function treeRss(pid: number): number {
+  let bytes = 0;
+  for (const p of processTree(pid)) {
+    try {
+      bytes += rssOf(p);
+    } catch {
+      // Ended meanwhile.
+    }
+  }
+  return bytes;
+}

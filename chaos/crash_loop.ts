@@ -1,7 +1,9 @@
 /**
  * Crash loop: concurrent tasks of 3 to 10 fetches each (sequential, in loops, in
- * `Promise.all`) against an upstream with random delays, while the server is killed with
- * SIGKILL at random moments and restarted on the same port and states directory.
+ * `Promise.all`, sleeping between fetches, waiting for a signal first) against an upstream
+ * with random delays, while the server is killed with SIGKILL at random moments and
+ * restarted on the same port and states directory. The signal of each signal-waiting task
+ * is sent at a random moment, retried through the kills until the server takes it.
  *
  * Every task must end `completed` with the result an uninterrupted run gives (the upstream
  * answers a value derived from the URL only, so the result is computed here in advance),
@@ -23,7 +25,7 @@ import {
 import { startUpstream, valueFor } from "../testing/upstream.ts";
 
 /** Shapes of generated tasks. */
-type Kind = "seq" | "all" | "mixed";
+type Kind = "seq" | "all" | "mixed" | "sleep" | "signal";
 
 /** A generated task: its code, its input and the result an uninterrupted run gives. */
 export interface CrashTask {
@@ -63,6 +65,28 @@ while (values.length < input.n) {
   round++;
 }
 ({ kind: "mixed", values });`,
+  sleep: `
+const values = [];
+for (let i = 0; i < input.n - 1; i++) {
+  if (i > 0) await new Promise((resolve) => setTimeout(resolve, 50 + (i % 3) * 150));
+  values.push((await (await fetch(input.base + "/v/" + input.tag + "/sleep/" + i)).json()).value);
+}
+let timer;
+const raced = await Promise.race([
+  fetch(input.base + "/v/" + input.tag + "/sleep/race").then((r) => r.json()).then((b) => b.value),
+  new Promise((resolve) => { timer = setTimeout(() => resolve("timeout"), 60000); }),
+]);
+clearTimeout(timer);
+values.push(raced);
+({ kind: "sleep", values });`,
+  signal: `
+const go = await FlowState.waitForSignal("go");
+const values = [];
+for (let i = 0; i < input.n; i++) {
+  const response = await fetch(input.base + "/v/" + input.tag + "/signal/" + go + "/" + i);
+  values.push((await response.json()).value);
+}
+({ kind: "signal", go, values });`,
 };
 
 /** The result an uninterrupted run of `kind` gives. */
@@ -73,6 +97,14 @@ function expectedResult(kind: Kind, tag: string, n: number): unknown {
   }
   if (kind === "all") {
     return { kind, values: Array.from({ length: n }, (_, i) => valueFor(`/v/${tag}/all/${i}`)) };
+  }
+  if (kind === "sleep") {
+    const values = Array.from({ length: n - 1 }, (_, i) => valueFor(`/v/${tag}/sleep/${i}`));
+    return { kind, values: [...values, valueFor(`/v/${tag}/sleep/race`)] };
+  }
+  if (kind === "signal") {
+    const values = Array.from({ length: n }, (_, i) => valueFor(`/v/${tag}/signal/${tag}/${i}`));
+    return { kind, go: tag, values };
   }
   const values = [valueFor(`/v/${tag}/mixed/first`)];
   for (let round = 0; values.length < n; round++) {
@@ -87,7 +119,7 @@ function expectedResult(kind: Kind, tag: string, n: number): unknown {
 
 /** `count` tasks of 3 to 10 fetches, kinds in turn. */
 export function generateTasks(count: number, base: string, rng: Random): CrashTask[] {
-  const kinds: Kind[] = ["seq", "all", "mixed"];
+  const kinds: Kind[] = ["seq", "all", "mixed", "sleep", "signal"];
   const runTag = rng.int(0, 0xffffff).toString(16);
   return Array.from({ length: count }, (_, i) => {
     const kind = kinds[i % kinds.length]!;
@@ -150,6 +182,23 @@ export async function runCrashLoop(options: ScenarioOptions): Promise<ScenarioRe
     const deadline = Date.now() + (options.short ? 60_000 : 180_000);
     let createFailures = 0;
     let created = 0;
+    let signalsSent = 0;
+    /** Sends the task's signal at a random moment, retrying through kills (a retry of a
+     * signal already taken is kept unused or refused with 409: both are fine). */
+    const sendSignal = async (task: CrashTask) => {
+      await sleep(rng.int(0, 1500));
+      const reply = await srv.requestRetrying("/signal", {
+        method: "POST",
+        body: { taskId: task.id, name: "go", data: task.input.tag },
+        deadline,
+      }).catch((error) => ({ status: 0, body: String(error) }));
+      if (reply.status === 200 || reply.status === 409) signalsSent++;
+      else {
+        problems.push(
+          `POST /signal ${task.id} answered ${reply.status}: ${JSON.stringify(reply.body)}`,
+        );
+      }
+    };
     const creation = Promise.all(tasks.map(async (task) => {
       // Stagger the submissions a little, so some land right after a restart.
       await sleep(rng.int(0, 300));
@@ -161,6 +210,7 @@ export async function runCrashLoop(options: ScenarioOptions): Promise<ScenarioRe
         }).catch((error) => ({ status: 0, body: String(error) }));
         if (reply.status === 200 || reply.status === 409) {
           created++;
+          if (task.kind === "signal") await sendSignal(task);
           return;
         }
         createFailures++;
@@ -252,6 +302,7 @@ export async function runCrashLoop(options: ScenarioOptions): Promise<ScenarioRe
         "uncommitted journal bytes": states.uncommittedBytes,
         "POST /task given up": createFailures,
         "tasks created": created,
+        "signals delivered": signalsSent,
       },
       problems,
       skipped: [],
