@@ -13,7 +13,7 @@
  */
 import type { Logger } from "../log.ts";
 import type { FetchRequest, FetchResponse } from "../engine/mod.ts";
-import type { RetryPolicy } from "./retry_policy.ts";
+import { type RetryPolicy, sleep } from "./retry_policy.ts";
 import type { ByteBudget, ByteHold } from "./byte_budget.ts";
 
 /** What became of one delivery attempt. */
@@ -187,21 +187,9 @@ export class FetchDispatcher {
         outcome = "retry";
       }
       if (outcome !== "retry") return;
-      await this.#sleep(delay, signal);
+      await sleep(delay, signal);
       delay = Math.min(delay * 2, MAX_BACKOFF_MS);
     }
-  }
-
-  #sleep(ms: number, signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", done);
-        resolve();
-      }
-      signal.addEventListener("abort", done, { once: true });
-    });
   }
 
   /** Waits for the request's turn; `false` when it was aborted first. */
