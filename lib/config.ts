@@ -77,6 +77,11 @@ export interface Config {
   timeLimitMs: number;
   /** `TIME_LIMIT_GRACE_MS`: time past the limit before the server kills a segment. */
   timeLimitGraceMs: number;
+  /**
+   * On SIGTERM/SIGINT, how long outbound requests already sent may take to finish and be
+   * delivered before the server stops (those still running are sent again after the restart).
+   */
+  shutdownGraceMs: number;
   /** `TASK_CPU_BUDGET_MS`: CPU time a task's segments may use in all. */
   taskCpuBudgetMs: number;
   /** `MAX_LOG_BYTES`: console output a task keeps in all. */
@@ -301,6 +306,13 @@ export const CONFIG_DOC: readonly ConfigDocEntry[] = [
       "`timeout`.",
   },
   {
+    name: "SHUTDOWN_GRACE_MS",
+    default: "5000",
+    description: "On SIGTERM/SIGINT, how long outbound requests already sent may run to " +
+      "finish; their responses are delivered before the stop, so a routine restart sends none " +
+      "of them twice. Requests still running then are sent again after the restart.",
+  },
+  {
     name: "TASK_CPU_BUDGET_MS",
     default: "60000",
     description:
@@ -444,6 +456,7 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     logFormat: oneOf(env, "LOG_FORMAT", "json", LOG_FORMATS, isLogFormat),
     timeLimitMs: int(env, "TIME_LIMIT_MS", 5_000, 1, MAX_TIMER_MS),
     timeLimitGraceMs: int(env, "TIME_LIMIT_GRACE_MS", 1_000, 0, MAX_TIMER_MS),
+    shutdownGraceMs: int(env, "SHUTDOWN_GRACE_MS", 5_000, 0, MAX_TIMER_MS),
     taskCpuBudgetMs: int(env, "TASK_CPU_BUDGET_MS", 60_000, 1),
     maxLogBytes: int(env, "MAX_LOG_BYTES", MIB, 0),
     guestLogRate: int(env, "GUEST_LOG_RATE", 100, 0),

@@ -207,6 +207,9 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
     },
     async close() {
       shuttingDown = true;
+      // Requests already sent get the shutdown grace to finish and be delivered, so a
+      // routine restart does not send them twice.
+      await dispatcher.drain(config.shutdownGraceMs);
       // Running segments get the grace to finish and be saved; those still running then
       // (stuck, or simply long) are cut short and run again after the restart.
       await service.close(config.timeLimitGraceMs);

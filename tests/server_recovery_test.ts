@@ -336,14 +336,18 @@ body.value * 2`,
   }
 });
 
-Deno.test("graceful SIGTERM: the process exits 0, a paused task stays paused on disk and resumes after a restart", async () => {
+Deno.test("graceful SIGTERM: a request still running at SHUTDOWN_GRACE_MS stays pending on disk, the process exits 0, and it is sent again after a restart", async () => {
   const upstream = startUpstream();
   try {
     await withStatesDir(async (dir) => {
       const port = freePort();
       const code = `const body = await (await fetch(${lit(upstream.url("/hold/sigterm"))})).json();
 "resumed with " + body.value`;
-      const first = await startServer({ statesDir: dir, port });
+      const first = await startServer({
+        statesDir: dir,
+        port,
+        env: { SHUTDOWN_GRACE_MS: "200" },
+      });
       let taskId: string;
       try {
         const task = await first.createTask({ code });
@@ -384,6 +388,57 @@ Deno.test("graceful SIGTERM: the process exits 0, a paused task stays paused on 
       } finally {
         await second.close();
       }
+    });
+  } finally {
+    await upstream.close();
+  }
+});
+
+Deno.test("graceful SIGTERM: a request already sent finishes within the grace and is delivered, the next one waits for the restart, and none is sent twice", async () => {
+  const upstream = startUpstream();
+  try {
+    await withStatesDir(async (dir) => {
+      const port = freePort();
+      const code = `const slow = await (await fetch(${lit(upstream.url("/delay/700"))})).json();
+const next = await (await fetch(${lit(upstream.url("/echo?after=restart"))})).json();
+[slow.delayed, next.query.after]`;
+      const first = await startServer({
+        statesDir: dir,
+        port,
+        env: { SHUTDOWN_GRACE_MS: "10000" },
+      });
+      let taskId: string;
+      try {
+        taskId = (await first.createTask({ code })).id;
+        await upstream.waitForRequests("/delay/700", 1);
+        assertEquals((await first.stop()).code, 0);
+      } catch (error) {
+        console.error(first.tail());
+        throw error;
+      } finally {
+        await first.close();
+      }
+      const onDisk = JSON.parse(await Deno.readTextFile(join(dir, `${taskId}.json`))) as TaskRecord;
+      assertEquals(onDisk.status, "paused");
+      assertEquals(onDisk.pauseCount, 2, "the slow response was delivered before the stop");
+      assertEquals(onDisk.pending.map((request) => request.url), [
+        upstream.url("/echo?after=restart"),
+      ]);
+      assertEquals(upstream.requestsTo("/echo").length, 0);
+
+      const second = await startServer({ statesDir: dir, port });
+      try {
+        const done = await second.waitForTask(taskId);
+        assertEquals(done.status, "completed");
+        assertEquals(done.result, [700, "restart"]);
+      } catch (error) {
+        console.error(second.tail());
+        throw error;
+      } finally {
+        await second.close();
+      }
+      assertEquals(upstream.requestsTo("/delay/700").length, 1, "the slow request went once");
+      assertEquals(upstream.requestsTo("/echo").length, 1);
     });
   } finally {
     await upstream.close();

@@ -9,6 +9,10 @@
  * (the guest aborted it, or the task ended) is cancelled: its connection is closed and
  * nothing is delivered.
  *
+ * Graceful shutdown ({@link FetchDispatcher.drain}) lets the requests being performed
+ * finish, within a grace, and delivers their responses in-process, so a routine restart
+ * sends none of them twice; requests still waiting for their turn are left for the restart.
+ *
  * @module
  */
 import type { Logger } from "../log.ts";
@@ -75,8 +79,16 @@ const MAX_BACKOFF_MS = 5_000;
  */
 export class FetchDispatcher {
   readonly #deps: FetchDispatcherDeps;
-  /** Requests being performed or delivered, by id, with their task and their own abort. */
-  readonly #inflight = new Map<string, { taskId: string; abort: AbortController }>();
+  /**
+   * Requests being performed or delivered, by id, with their task, their own abort and
+   * whether their turn came (they were sent).
+   */
+  readonly #inflight = new Map<
+    string,
+    { taskId: string; abort: AbortController; started: boolean }
+  >();
+  /** Set by {@link drain}: no request starts any more, responses are delivered in-process. */
+  #draining = false;
   readonly #abort = new AbortController();
   readonly #running = new Set<Promise<void>>();
   /** Requests being performed, in all. */
@@ -104,17 +116,37 @@ export class FetchDispatcher {
     for (const [id, flight] of this.#inflight) {
       if (flight.taskId === taskId && !wanted.has(id)) flight.abort.abort();
     }
-    if (this.#abort.signal.aborted) return;
+    if (this.#abort.signal.aborted || this.#draining) return;
     for (const request of requests) {
       if (this.#inflight.has(request.id)) continue;
       const abort = new AbortController();
-      this.#inflight.set(request.id, { taskId, abort });
+      this.#inflight.set(request.id, { taskId, abort, started: false });
       const signal = AbortSignal.any([this.#abort.signal, abort.signal]);
       const run = this.#run(taskId, request, signal, retry).finally(() => {
         this.#inflight.delete(request.id);
         this.#running.delete(run);
       });
       this.#running.add(run);
+    }
+  }
+
+  /**
+   * Begins a graceful stop: requests not yet sent are dropped (their tasks still list them,
+   * so they are sent after the restart) and no new one starts; requests already sent finish
+   * and their responses are delivered in-process. Resolves when they all have, or after
+   * `graceMs`, whichever is first; {@link close} then aborts what is left.
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.#draining = true;
+    for (const flight of this.#inflight.values()) {
+      if (!flight.started) flight.abort.abort();
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const grace = new Promise<void>((resolve) => timer = setTimeout(resolve, graceMs));
+    try {
+      await Promise.race([Promise.allSettled([...this.#running]), grace]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -150,6 +182,8 @@ export class FetchDispatcher {
     if (!await this.#acquire(taskId, signal)) return;
     try {
       if (signal.aborted) return;
+      const flight = this.#inflight.get(request.id);
+      if (flight) flight.started = true;
       response = await this.#deps.perform(request, signal, retry, hold);
     } finally {
       this.#release(taskId);
@@ -171,7 +205,7 @@ export class FetchDispatcher {
     let delay = FIRST_BACKOFF_MS;
     for (let attempt = 1; !signal.aborted; attempt++) {
       if (!this.#deps.isPending(taskId, request.id)) return;
-      const direct = attempt > this.#deps.postAttempts;
+      const direct = this.#draining || attempt > this.#deps.postAttempts;
       let outcome: DeliveryOutcome;
       try {
         outcome = direct
