@@ -21,7 +21,9 @@ export interface ResponsePayload {
 
 function responseFactory(core: GuestCore, use: GuestUse): GuestExports {
   const { hide, JSONparse, promiseResolve, promiseReject, TypeErrorCtor, SyntaxErrorCtor } = core;
-  const Headers = use("headers").Headers as typeof globalThis.Headers;
+  const headers = use("headers");
+  const Headers = headers.Headers as new (init: unknown, guard: unknown) => Headers;
+  const IMMUTABLE = headers.IMMUTABLE;
 
   class Response {
     #data: unknown;
@@ -40,7 +42,7 @@ function responseFactory(core: GuestCore, use: GuestUse): GuestExports {
       hide(this, "statusText", payload.statusText === undefined ? "" : payload.statusText);
       hide(this, "ok", this.status >= 200 && this.status <= 299);
       hide(this, "url", payload.url === undefined ? url : payload.url);
-      hide(this, "headers", new Headers(payload.headers || {}));
+      hide(this, "headers", new Headers(payload.headers || {}, IMMUTABLE));
       hide(this, "redirected", payload.url !== undefined && payload.url !== url);
       hide(this, "type", "basic");
     }
