@@ -141,6 +141,20 @@ console.log("got", value);
         assertEquals(await page.locator("pre.result").textContent(), "42");
       });
 
+      await step("a signal the task waits for is sent from the page", async () => {
+        await server.createTask({
+          id: "signalled",
+          code: `const d = await FlowState.waitForSignal("approve");
+d.who`,
+        });
+        await page.goto(`${server.origin}/#/task/signalled`);
+        const form = page.locator("form.signal-form");
+        await form.locator('textarea[name="data"]').fill('{ "who": "ann" }');
+        await form.getByRole("button", { name: "Send signal" }).click();
+        await page.locator(".status-completed").waitFor();
+        assertEquals(await page.locator("pre.result").textContent(), '"ann"');
+      });
+
       await step("cancel, then retry, from the page", async () => {
         await server.createTask({
           id: "to-cancel",

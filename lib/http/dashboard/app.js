@@ -441,6 +441,30 @@ function AnswerForm({ task, request, onDone }) {
   </form>`;
 }
 
+/** Sends a signal a task waits for (`POST /signal`). */
+function SignalForm({ task, name, onDone }) {
+  const [data, setData] = useState("");
+  const [error, setError] = useState(null);
+  const submit = async (e) => {
+    e.preventDefault();
+    try {
+      const body = { taskId: task.id, name };
+      if (data.trim() !== "") body.data = JSON.parse(data);
+      await api("/signal", { method: "POST", body });
+      onDone();
+    } catch (err) {
+      setError(err instanceof SyntaxError ? `Data is not JSON: ${err.message}` : err.message);
+    }
+  };
+  return html`<form class="box signal-form" onSubmit=${submit} aria-label=${`Signal ${name}`}>
+    <p>Waiting for the signal <span class="mono">${name}</span></p>
+    <label>Data (JSON, optional) <textarea name="data" rows="3" onInput=${(e) =>
+    setData(e.target.value)}>${data}</textarea></label>
+    ${error ? html`<div class="banner bad" role="alert">${error}</div>` : null}
+    <div class="actions"><button class="primary" type="submit">Send signal</button></div>
+  </form>`;
+}
+
 /** The journal as one list in time order: fetches and console lines. */
 function Timeline({ task, onForked }) {
   const items = [
@@ -593,9 +617,12 @@ function TaskPage({ id }) {
     ${task.error
       ? html`<div class="banner bad" role="alert"><strong>${task.error.name}</strong> (${task.error.kind}): ${task.error.message}</div>`
       : null}
-    ${pending.length ? html`<h2>Waiting for</h2>` : null}
+    ${pending.length || task.signalsAwaited?.length ? html`<h2>Waiting for</h2>` : null}
     ${pending.map((r) =>
       html`<${AnswerForm} key=${r.id} task=${task} request=${r} onDone=${reload} />`
+    )}
+    ${[...new Set(task.signalsAwaited ?? [])].map((name) =>
+      html`<${SignalForm} key=${name} task=${task} name=${name} onDone=${reload} />`
     )}
     <h2>Timeline</h2>
     <${Timeline} task=${task} onForked=${onForked} />
