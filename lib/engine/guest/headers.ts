@@ -74,15 +74,12 @@ function headersFactory(core: GuestCore): GuestExports {
         } else {
           const record = init as Record<string, unknown>;
           for (const name of objectKeys(record)) {
-            // The host's answer may come from an outside worker: a header the standard
-            // refuses is dropped rather than failing the delivery.
-            if (guard !== IMMUTABLE) this.append(name, record[name]);
-            else {
-              try {
-                this.append(name, record[name]);
-              } catch {
-                // dropped
-              }
+            try {
+              this.append(name, record[name]);
+            } catch (error) {
+              // The host's answer may come from an outside worker: a header the standard
+              // refuses is dropped rather than failing the delivery.
+              if (guard !== IMMUTABLE) throw error;
             }
           }
         }
