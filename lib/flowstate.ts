@@ -101,6 +101,7 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
         : performFetch(request, { ...options, signal });
     },
     bytes: new ByteBudget(config.fetchInflightMb * MIB, config.fetchTaskInflightMb * MIB),
+    prepare: (taskId, request) => service.requestWithBody(taskId, request),
     post: (taskId, response) => selfPost(taskId, response),
     deliverDirect: (taskId, response) => deliverDirect(taskId, response),
     isPending: (taskId, requestId) => service.isPending(taskId, requestId),

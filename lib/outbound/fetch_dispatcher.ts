@@ -16,6 +16,7 @@
  * @module
  */
 import type { Logger } from "../log.ts";
+import { ensureError } from "../errors.ts";
 import type { FetchRequest, FetchResponse } from "../engine/mod.ts";
 import { type RetryPolicy, sleep } from "./retry_policy.ts";
 import type { ByteBudget, ByteHold } from "./byte_budget.ts";
@@ -36,6 +37,12 @@ export interface FetchDispatcherDeps {
     retry?: RetryPolicy,
     hold?: ByteHold,
   ): Promise<FetchResponse>;
+  /**
+   * The request as it is sent, read just before it is: its body comes back from the task's
+   * journal when the record keeps only a reference to it. The request as given when
+   * omitted; a rejection is the request's failure (`success: false`).
+   */
+  prepare?(taskId: string, request: FetchRequest): Promise<FetchRequest>;
   /** The self-POST to `/call`. */
   post(taskId: string, response: FetchResponse): Promise<DeliveryOutcome>;
   /** In-process delivery, used once the self-POST keeps failing. */
@@ -184,7 +191,7 @@ export class FetchDispatcher {
       if (signal.aborted) return;
       const flight = this.#inflight.get(request.id);
       if (flight) flight.started = true;
-      response = await this.#deps.perform(request, signal, retry, hold);
+      response = await this.#prepareAndPerform(taskId, request, signal, retry, hold);
     } finally {
       this.#release(taskId);
     }
@@ -224,6 +231,25 @@ export class FetchDispatcher {
       await sleep(delay, signal);
       delay = Math.min(delay * 2, MAX_BACKOFF_MS);
     }
+  }
+
+  /** {@link FetchDispatcherDeps.prepare}, then {@link FetchDispatcherDeps.perform}. */
+  async #prepareAndPerform(
+    taskId: string,
+    request: FetchRequest,
+    signal: AbortSignal,
+    retry: RetryPolicy | undefined,
+    hold: ByteHold | undefined,
+  ): Promise<FetchResponse> {
+    let sent = request;
+    if (this.#deps.prepare) {
+      try {
+        sent = await this.#deps.prepare(taskId, request);
+      } catch (error) {
+        return { id: request.id, success: false, error: ensureError(error).message };
+      }
+    }
+    return await this.#deps.perform(sent, signal, retry, hold);
   }
 
   /** Waits for the request's turn; `false` when it was aborted first. */

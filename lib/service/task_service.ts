@@ -45,6 +45,7 @@ import {
   type ForkTaskInput,
   type HealthView,
   type ListTasksQuery,
+  type PendingRequest,
   type TaskDetailView,
   type TaskEvent,
   type TaskListView,
@@ -334,7 +335,7 @@ export class FlowTaskService implements TaskService {
         id,
         () => this.#deps.pool.execute(id, code, this.#engineOptions(saved)),
       );
-      return toView(await this.#commit(saved, outcome));
+      return await this.#answer(await this.#commit(saved, outcome));
     });
   }
 
@@ -350,7 +351,7 @@ export class FlowTaskService implements TaskService {
       if (!outcome.ok && outcome.error.kind === "stale") {
         throw new ConflictError(outcome.error.message);
       }
-      return toView(await this.#commit(record, outcome));
+      return await this.#answer(await this.#commit(record, outcome));
     });
   }
 
@@ -404,7 +405,7 @@ export class FlowTaskService implements TaskService {
       const saved = await this.#save(record, next, events, "retried");
       this.#deps.logger.info("task retried", { taskId, retries: saved.retries, journal: cut });
       const outcome = await this.#withRunning(taskId, () => this.#runJournal(saved));
-      return toView(await this.#commit(saved, outcome));
+      return await this.#answer(await this.#commit(saved, outcome));
     });
   }
 
@@ -456,7 +457,7 @@ export class FlowTaskService implements TaskService {
         atFetch: journal.atFetch,
       });
       const outcome = await this.#withRunning(id, () => this.#runJournal(saved));
-      return toView(await this.#commit(saved, outcome));
+      return await this.#answer(await this.#commit(saved, outcome));
     });
   }
 
@@ -507,7 +508,7 @@ export class FlowTaskService implements TaskService {
         );
       }
       const outcome = await this.#resume(record, { type: "signal", signal });
-      return toView(await this.#commit(record, outcome));
+      return await this.#answer(await this.#commit(record, outcome));
     });
   }
 
@@ -522,7 +523,7 @@ export class FlowTaskService implements TaskService {
     }
     const keep = this.#deps.engine.maxLogEntries ?? logs.length;
     const detail: TaskDetailView = {
-      ...toView(this.#view(record)),
+      ...await this.#answer(this.#view(record)),
       logs: logs.slice(-keep),
       fetches: fetchDetails(events).map(fetchSummary),
     };
@@ -682,6 +683,43 @@ export class FlowTaskService implements TaskService {
     this.#timers.add(timer);
   }
 
+  /**
+   * The view of `record` with the bodies of its external requests in full, read back from
+   * the store when it left them in the journal (lists and events give their size only).
+   */
+  async #answer(record: TaskRecord): Promise<TaskView> {
+    const view = toView(record);
+    const shown = view.fetchRequests;
+    if (!shown || !record.pending.some((request) => request.bodyRef)) return view;
+    const requests = await Promise.all(
+      record.pending.map((request, index) =>
+        request.bodyRef && shown[index]?.external
+          ? this.#deps.store.requestWithBody(record.id, request)
+          : undefined
+      ),
+    );
+    for (const [index, request] of requests.entries()) {
+      if (!request) continue;
+      const { bodyBytes: _bytes, ...rest } = shown[index]!;
+      const { body, bodyBase64 } = request.options;
+      shown[index] = {
+        ...rest,
+        ...(body === undefined ? {} : { body }),
+        ...(bodyBase64 === undefined ? {} : { bodyBase64 }),
+      };
+    }
+    view.fetchRequest = shown[0];
+    return view;
+  }
+
+  /**
+   * Pending request `request` of task `taskId` as it is sent: with its body, read back from
+   * the store when the record left it in the journal.
+   */
+  requestWithBody(taskId: string, request: PendingRequest): Promise<FetchRequest> {
+    return this.#deps.store.requestWithBody(taskId, request);
+  }
+
   /** The record as the API shows it: `running` while a segment runs. */
   #view(record: TaskRecord): TaskRecord {
     return this.#running.has(record.id) ? { ...record, status: TaskStatus.Running } : record;
@@ -759,7 +797,7 @@ export class FlowTaskService implements TaskService {
       events.push(...outcome.newJournal);
       next.journalLength += outcome.newJournal.length;
       next.vm = outcome.vm;
-      next.pending = outcome.type === "paused" ? outcome.pending : [];
+      next.pending = outcome.type === "paused" ? withKnownBodies(outcome.pending, record) : [];
       if (outcome.type === "paused") {
         next.status = TaskStatus.Paused;
         next.pauseCount++;
@@ -1041,13 +1079,30 @@ export class FlowTaskService implements TaskService {
   }
 }
 
+/**
+ * The pending requests of a segment's outcome, each taken from `previous` when it was
+ * already pending there with its body left in the journal (so the body is not written
+ * again; the store references the bodies of new ones).
+ */
+function withKnownBodies(
+  requests: readonly FetchRequest[],
+  previous: TaskRecord,
+): PendingRequest[] {
+  const known = new Map<string, PendingRequest>();
+  for (const request of previous.pending) {
+    if (request.bodyRef !== undefined) known.set(request.id, request);
+  }
+  if (known.size === 0) return [...requests];
+  return requests.map((request) => known.get(request.id) ?? request);
+}
+
 /** Whether the server performs `request` of `record` (else an outside worker does). */
 function isExternal(record: TaskRecord, request: FetchRequest): boolean {
   return request.options.external ?? !record.autoFetch;
 }
 
 /** The pending requests of `record` the server performs. */
-function serverRequests(record: TaskRecord): FetchRequest[] {
+function serverRequests(record: TaskRecord): PendingRequest[] {
   return record.pending.filter((request) => !isExternal(record, request));
 }
 
@@ -1086,6 +1141,7 @@ function toView(record: TaskRecord): TaskView {
         shown.headers = headers ?? {};
         if (body !== undefined) shown.body = body;
         if (bodyBase64 !== undefined) shown.bodyBase64 = bodyBase64;
+        if (request.bodyRef) shown.bodyBytes = request.bodyRef.bytes;
         if (redirect !== undefined) shown.redirect = redirect;
       }
       return shown;

@@ -17,6 +17,7 @@ export type { TaskLang } from "./typescript.ts";
 export { decodeCursor, isTaskStatus, TaskStatus } from "../store/mod.ts";
 export type {
   ListOrder,
+  PendingRequest,
   SkippedFile,
   TaskErrorView,
   TaskEvent,
@@ -41,6 +42,12 @@ export interface FetchRequestView {
   body?: string;
   /** ...or as base64 when it is not. */
   bodyBase64?: string;
+  /**
+   * External requests whose body is over 16 KiB, in lists and events: the body's size in
+   * bytes, given instead of the body (`GET /status?id=` and the answers of the task's own
+   * operations show the body itself).
+   */
+  bodyBytes?: number;
   /** External requests: the redirect mode, when not `follow`. */
   redirect?: string;
 }
@@ -102,6 +109,12 @@ export interface FetchDetailView extends Omit<FetchLogView, "bodyPreview" | "bod
   body?: string;
   /** ...or as base64 when it is not. */
   bodyBase64?: string;
+  /**
+   * External requests whose body is over 16 KiB, in lists and events: the body's size in
+   * bytes, given instead of the body (`GET /status?id=` and the answers of the task's own
+   * operations show the body itself).
+   */
+  bodyBytes?: number;
 }
 
 /** What became of a finished task's webhook. */

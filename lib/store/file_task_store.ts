@@ -55,6 +55,9 @@ import {
 } from "../errors.ts";
 import { JournalIntegrityError, JournalMac } from "./journal_mac.ts";
 import { JournalCipher, SealedPartError } from "./journal_cipher.ts";
+import { bodyLineRange, splitBodyLine, withBodyRefs } from "./pending_bodies.ts";
+import type { FetchRequest } from "../engine/types.ts";
+import type { PendingRequest } from "./task_store.ts";
 import {
   isTaskStatus,
   type SkippedFile,
@@ -127,18 +130,31 @@ export function isCommitLine(line: string): boolean {
   return line.startsWith(COMMIT_PREFIX);
 }
 
-/** The journal lines of a save (without `\n`): one per event, then the commit line. */
-function journalLines(record: TaskRecord, events: readonly TaskEvent[]): string[] {
+/** The journal lines (without `\n`) of the events of a save of task `id`. */
+function eventLines(id: string, events: readonly TaskEvent[]): string[] {
   const lines: string[] = [];
   for (const event of events) {
     const line = JSON.stringify(event);
     if (isCommitLine(line)) {
-      throw new TypeError(`Event of type "commit" in a save of task "${record.id}"`);
+      throw new TypeError(`Event of type "commit" in a save of task "${id}"`);
     }
     lines.push(line);
   }
-  lines.push(commitLine(record));
   return lines;
+}
+
+/** `lines` joined, each followed by `\n`. */
+function joinLines(lines: readonly Uint8Array[]): Uint8Array {
+  let size = 0;
+  for (const line of lines) size += line.length + 1;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const line of lines) {
+    out.set(line, at);
+    at += line.length;
+    out[at++] = 0x0a;
+  }
+  return out;
 }
 
 /** Options of {@link FileTaskStore}. */
@@ -406,20 +422,30 @@ export class FileTaskStore implements TaskStore {
     }
     // Everything is serialized (sealed, signed) before the first write, so nothing throws in
     // between.
-    const plain = record;
-    if (this.#cipher) {
-      const cipher = this.#cipher;
-      events = await Promise.all(events.map((event) => cipher.sealEvent(event)));
-      record = await cipher.sealRecord(record);
-    }
-    let texts = journalLines(record, events);
-    let chain: string | undefined;
+    const cipher = this.#cipher;
+    const stored = cipher
+      ? await Promise.all(events.map((event) => cipher.sealEvent(event)))
+      : events;
+    let texts = eventLines(id, stored);
+    let chain = this.#mac ? await this.#chainAt(id, committed) : undefined;
     if (this.#mac) {
-      const signed = await this.#mac.sign(texts, await this.#chainAt(id, committed));
+      const signed = await this.#mac.sign(texts, chain!);
       texts = signed.lines;
       chain = signed.last;
     }
-    const lines = this.#encoder.encode(texts.join("\n") + "\n");
+    const encoded = texts.map((text) => this.#encoder.encode(text));
+    // Large pending bodies stay in their request lines, written just above: the record
+    // and its commit line reference them.
+    const plain = withBodyRefs(record, events, encoded, committed);
+    record = cipher ? await cipher.sealRecord(plain) : plain;
+    let commit = commitLine(record);
+    if (this.#mac) {
+      const signed = await this.#mac.sign([commit], chain!);
+      commit = signed.lines[0]!;
+      chain = signed.last;
+    }
+    encoded.push(this.#encoder.encode(commit));
+    const lines = joinLines(encoded);
     this.#skipped.delete(id);
     const before = this.#index.get(id, plain.createdAt);
     const summary = summaryOf(plain);
@@ -527,6 +553,51 @@ export class FileTaskStore implements TaskStore {
       if (!(error instanceof SealedPartError)) throw error;
       throw new ConflictError(`Cannot read the journal of task "${id}": ${error.message}`);
     }
+  }
+
+  /**
+   * The pending request with its body read back from its journal line when the record
+   * references it ({@link BodyRef}): one read of that line (and, with an integrity key, of
+   * the previous line's MAC, against which it is checked).
+   */
+  async requestWithBody(id: string, request: PendingRequest): Promise<FetchRequest> {
+    const { bodyRef, ...plain } = request;
+    if (!bodyRef) return plain;
+    assertTaskId(id);
+    const signed = this.#mac !== undefined;
+    const range = bodyLineRange(bodyRef, signed);
+    let bytes: Uint8Array | null;
+    try {
+      bytes = await readRange(this.#journalPath(id), range.from, range.length);
+    } catch (error) {
+      throw unavailable(`Cannot read the journal of task "${id}"`, error);
+    }
+    const lost = () =>
+      new ConflictError(
+        `Cannot read the body of request "${request.id}" of task "${id}" back from its journal`,
+      );
+    if (!bytes || bytes.length < range.length) throw lost();
+    let line: string;
+    let event: TaskEvent | undefined;
+    try {
+      const split = splitBodyLine(bytes, bodyRef, signed);
+      line = split.line;
+      if (this.#mac) {
+        const previous = split.previousMac ?? JournalMac.start(id);
+        line = (await this.#mac.verify([line], previous)).lines[0]!;
+      }
+      event = parseEvent(line);
+      if (event && this.#cipher) event = await this.#cipher.openEvent(event);
+    } catch (error) {
+      if (error instanceof JournalIntegrityError || error instanceof SealedPartError) {
+        throw new ConflictError(
+          `Cannot read the body of request "${request.id}" of task "${id}": ${error.message}`,
+        );
+      }
+      throw lost();
+    }
+    if (event?.type !== "request" || event.request.id !== request.id) throw lost();
+    return event.request;
   }
 
   /** `record` with its sealed parts opened (as it is without an encryption key). */

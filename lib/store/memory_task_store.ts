@@ -10,7 +10,9 @@
 import { assertTaskId, commitLine, isCommitLine, summaryOf } from "./file_task_store.ts";
 import { type ListQuery, TaskIndex, type TaskPage, type TaskSummary } from "./task_index.ts";
 import { UnavailableError } from "../errors.ts";
+import type { FetchRequest } from "../engine/types.ts";
 import type { SkippedFile, TaskEvent, TaskRecord, TaskStatus, TaskStore } from "../service/mod.ts";
+import type { PendingRequest } from "./task_store.ts";
 
 interface StoredTask {
   /** The record as JSON text, so that nothing a caller holds aliases it. */
@@ -114,6 +116,12 @@ export class MemoryTaskStore implements TaskStore {
       const stored = this.#tasks.get(id);
       return stored ? JSON.parse(stored.record) : null;
     });
+  }
+
+  /** `request` as it is: this store keeps bodies in its records (it makes no `bodyRef`). */
+  requestWithBody(_id: string, request: PendingRequest): Promise<FetchRequest> {
+    const { bodyRef: _bodyRef, ...plain } = request;
+    return Promise.resolve(plain);
   }
 
   /** Copies of the events in the first `record.eventsBytes` bytes, in order, without commits. */

@@ -37,6 +37,26 @@ export interface TaskErrorView {
 }
 
 /**
+ * Where a store left the body of a pending request: in the journal line of its `request`
+ * entry, `length` bytes from byte `at` of the journal (`\n` excluded); `bytes` is the
+ * body's size.
+ */
+export interface BodyRef {
+  at: number;
+  length: number;
+  bytes: number;
+}
+
+/**
+ * A request waiting for a response, as the record keeps it. With `bodyRef`, its options
+ * lack `body`/`bodyBase64`: the journal holds them once, and {@link TaskStore.requestWithBody}
+ * reads them back when the request is sent.
+ */
+export interface PendingRequest extends FetchRequest {
+  bodyRef?: BodyRef;
+}
+
+/**
  * The durable record of a task: everything but the journal and the logs, which live
  * append-only beside it.
  */
@@ -81,8 +101,11 @@ export interface TaskRecord {
    * segment: it is failed instead of being run again.
    */
   overrunAt?: string;
-  /** Requests waiting for a response (performed again after a restart). */
-  pending: FetchRequest[];
+  /**
+   * Requests waiting for a response (performed again after a restart); a store may leave
+   * their bodies in the journal ({@link PendingRequest.bodyRef}).
+   */
+  pending: PendingRequest[];
   /** How many journal entries and log lines this record accounts for. */
   journalLength: number;
   logCount: number;
@@ -168,6 +191,13 @@ export interface TaskStore {
    * committed line, or a journal shorter than `eventsBytes`, is an error.
    */
   readEvents(record: Pick<TaskRecord, "id" | "eventsBytes">): Promise<TaskEvent[]>;
+  /**
+   * A pending request of task `id` with its body: `request` itself when it has no
+   * `bodyRef`, else read back from where the store left the body (without `bodyRef`).
+   * A store that keeps bodies in its records returns `request` as it is. Rejects when the
+   * body cannot be read back (409 when it fails the journal's integrity check).
+   */
+  requestWithBody(id: string, request: PendingRequest): Promise<FetchRequest>;
   /**
    * Removes the task: its record and its journal. Atomic: a crash at any moment leaves the
    * task either gone or as of its last commit, never half removed; once this resolves the
