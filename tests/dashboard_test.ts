@@ -87,22 +87,49 @@ console.log("got", value);
         await page.locator(`tr[data-task="held"][data-status="completed"]`).waitFor();
       });
 
-      await step("the filters narrow the list by status, name and id", async () => {
-        await server.createTask({ id: "other", name: "second", code: "2" });
+      await step(
+        "the filters narrow the list by status and name, the id search opens",
+        async () => {
+          await server.createTask({ id: "other", name: "second", code: "2" });
+          await row(page, "other").waitFor();
+          await page.getByLabel("Name").fill("held one");
+          await waitFor(async () => (await row(page, "other").count()) === 0);
+          assertEquals(await row(page, "held").count(), 1);
+          await page.getByLabel("Name").fill("");
+          await row(page, "other").waitFor();
+          await page.getByLabel("Status").selectOption("paused");
+          await waitFor(async () => (await row(page, "other").count()) === 0);
+          await page.getByLabel("Status").selectOption("completed");
+          await row(page, "other").waitFor();
+          await page.getByLabel("Status").selectOption("");
+          await page.getByLabel("Task id").fill("nobody");
+          await page.getByLabel("Task id").press("Enter");
+          await page.getByText("No task has the id nobody.").waitFor();
+          await page.getByLabel("Task id").fill("other");
+          await page.getByLabel("Task id").press("Enter");
+          await page.waitForURL(/#\/task\/other$/);
+          await page.keyboard.press("Escape");
+          await page.waitForURL(/#\/$/);
+        },
+      );
+
+      await step("the keyboard moves between rows and opens one", async () => {
         await row(page, "other").waitFor();
-        await page.getByLabel("Name").fill("held");
-        await waitFor(async () => (await row(page, "other").count()) === 0);
-        assertEquals(await row(page, "held").count(), 1);
-        await page.getByLabel("Name").fill("");
-        await page.getByLabel("Status").selectOption("completed");
-        await row(page, "other").waitFor();
-        await page.getByLabel("Status").selectOption("");
-        await page.getByLabel("Task id").fill("oth");
-        await waitFor(async () => (await row(page, "held").count()) === 0);
-        await page.getByLabel("Task id").fill("");
+        await page.locator("tbody tr").first().focus();
+        assertEquals(await page.locator("tbody tr").first().getAttribute("data-task"), "other");
+        await page.keyboard.press("ArrowDown");
+        await page.keyboard.press("Enter");
+        await page.waitForURL(/#\/task\/held$/);
+        await page.keyboard.press("Escape");
+        await page.keyboard.press("/");
+        await page.locator('input[name="id-search"]:focus').waitFor();
+        await page.keyboard.press("Escape");
+        await page.keyboard.press("n");
+        await page.waitForURL(/#\/new$/);
       });
 
       await step("a task's timeline shows its fetches with bodies and its logs", async () => {
+        await page.goto(`${server.origin}/`);
         await row(page, "held").getByRole("link").click();
         await page.getByRole("heading", { name: /held one/ }).waitFor();
         const fetch = page.locator(`li[data-fetch="0"]`);
@@ -155,6 +182,47 @@ d.who`,
         assertEquals(await page.locator("pre.result").textContent(), '"ann"');
       });
 
+      await step("the timeline shows timers, signals and a fetch's retry attempts", async () => {
+        await server.createTask({
+          id: "timed",
+          retry: { attempts: 3, backoffMs: 10, on: ["429"] },
+          code: `await FlowState.sleep(20);
+const r = await fetch(${JSON.stringify(upstream.url("/limited/dash?fail=1&retryAfter=0"))});
+const d = await FlowState.waitForSignal("go");
+setTimeout(() => {}, 60_000);
+[(await r.json()).attempt, d.n]`,
+        });
+        await page.goto(`${server.origin}/#/task/timed`);
+        await page.locator("form.signal-form").waitFor();
+        const timeline = page.locator(".timeline");
+        await timeline.locator("li.kind-timer").first().waitFor();
+        assertStringIncludes(
+          await timeline.locator("li.kind-timer").first().textContent() ?? "",
+          "fired",
+        );
+        const fetch = page.locator(`li[data-fetch="0"]`);
+        assertStringIncludes(await fetch.locator("summary").textContent() ?? "", "2 attempts");
+        await fetch.locator("summary").click();
+        const attempts = await fetch.locator("ol.attempts li").allTextContents();
+        assertEquals(attempts.length, 2);
+        assertStringIncludes(attempts[0]!, "429");
+        assertStringIncludes(attempts[1]!, "200");
+        const form = page.locator("form.signal-form");
+        await form.locator('textarea[name="data"]').fill('{ "n": 5 }');
+        await form.getByRole("button", { name: "Send signal" }).click();
+        await timeline.locator("li.kind-signal").waitFor();
+        assertStringIncludes(
+          await timeline.locator("li.kind-signal").textContent() ?? "",
+          '"n": 5',
+        );
+        await timeline.locator("li.kind-timer.armed").waitFor();
+        assertStringIncludes(
+          await timeline.locator("li.kind-timer.armed").textContent() ?? "",
+          "armed",
+        );
+        await server.request("/cancel", { body: { taskId: "timed" } });
+      });
+
       await step("cancel, then retry, from the page", async () => {
         await server.createTask({
           id: "to-cancel",
@@ -202,6 +270,25 @@ d.who`,
         await page.getByText("This task was deleted").waitFor();
         const res = await server.request("/status?id=thrower");
         assertEquals(res.status, 404);
+      });
+
+      await step("the list pages with the server's cursor", async () => {
+        const bulk = Array.from({ length: 52 }, (_, i) => `bulk-${String(i).padStart(2, "0")}`);
+        for (const id of bulk) await server.createTask({ id, name: "bulk", code: "1" });
+        await page.goto(`${server.origin}/`);
+        const filtered = page.waitForResponse((res) => res.url().includes("name=bulk"));
+        await page.getByLabel("Name").fill("bulk");
+        await filtered;
+        await row(page, "bulk-51").waitFor();
+        await waitFor(async () => (await page.locator("tbody tr").count()) === 50);
+        assertEquals(await row(page, "bulk-01").count(), 0);
+        await page.getByRole("button", { name: "Older" }).click();
+        await row(page, "bulk-00").waitFor();
+        assertEquals(await page.locator("tbody tr").count(), 2);
+        assert(await page.getByRole("button", { name: "Older" }).isDisabled());
+        await page.getByRole("button", { name: "Newer" }).click();
+        await row(page, "bulk-51").waitFor();
+        await page.getByLabel("Name").fill("");
       });
 
       assertEquals(errors, []);

@@ -205,6 +205,19 @@ const c = await FlowState.waitForSignal("c", { timeoutMs: 60000 });
       assertEquals(done.result, [{ n: 1 }, "two", [3]]);
       assertEquals(await journalCount(dir, "signals", "signal"), 3);
       assertErrorResponse(await signal(second, "signals", "a"), 409);
+      // The timeline of the view: the sleep's timer fired at or after it was due, the
+      // signals in the order they arrived, with their data.
+      const detail = await second.task("signals");
+      assertEquals(detail.signals?.map((s) => [s.name, s.data]), [
+        ["a", { n: 1 }],
+        ["b", "two"],
+        ["c", [3]],
+      ]);
+      assertEquals(detail.timers?.length, 1);
+      const [sleep] = detail.timers!;
+      assert(sleep?.firedAt && sleep.dueAt && sleep.firedAt >= sleep.dueAt, lit(sleep));
+      assert(detail.signals!.every((s) => s.receivedAt >= detail.createdAt));
+      assertEquals(detail.retriedAt, undefined, "never retried");
     } finally {
       await second.close();
     }

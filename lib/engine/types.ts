@@ -130,14 +130,15 @@ export interface Signal {
  *   REPL) carry their own `code`. `at` is the guest clock for that segment.
  * - `request`: the guest called `fetch()`; `index` counts requests from 0.
  * - `response`: a response was delivered; `at` is the guest clock for the segment it began.
- * - `timer`: timer `timer` fired; `at` is the guest clock its callback saw.
+ * - `timer`: timer `timer` fired; `at` is the guest clock its callback saw, `dueAt` when it was
+ *   due (for the timeline; entries of older journals lack it).
  * - `signal`: a signal arrived (delivered to a waiter, or kept until one waits for it).
  */
 export type JournalEntry =
   | { type: "eval"; step: number; at: number; code?: string }
   | { type: "request"; step: number; index: number; request: FetchRequest }
   | { type: "response"; step: number; response: FetchResponse; at: number }
-  | { type: "timer"; step: number; timer: number; at: number }
+  | { type: "timer"; step: number; timer: number; at: number; dueAt?: number }
   | { type: "signal"; step: number; signal: Signal; at: number };
 
 /**

@@ -90,7 +90,13 @@ function fireDue(vm: VMCore): void {
     if (!next) return;
     const now = Date.now();
     if (next.dueAt > now || performance.now() > stopAt) return;
-    const entry: JournalEntry = { type: "timer", step: vm.step, timer: next.id, at: now };
+    const entry: JournalEntry = {
+      type: "timer",
+      step: vm.step,
+      timer: next.id,
+      at: now,
+      dueAt: next.dueAt,
+    };
     vm.journal.append(entry, vm.journal.checkRoom(entry));
     vm.runTimer(next.id, now);
     if (vm.abort) throw vm.abort;

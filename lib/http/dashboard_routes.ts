@@ -1,6 +1,6 @@
 /**
  * The dashboard: a single-page UI served by the server itself at `GET /` (also `/ui`), its
- * script and style under `/ui/`. The assets are part of the module graph (text imports),
+ * modules and style under `/ui/`. The assets are part of the module graph (text imports),
  * so serving them reads no file at run time; the UI library is htm's Preact standalone
  * bundle, taken from the npm package pinned in `deno.json`.
  *
@@ -11,7 +11,14 @@
  * @module
  */
 import indexHtml from "./dashboard/index.html" with { type: "text" };
+import apiJs from "./dashboard/api.js" with { type: "text" };
 import appJs from "./dashboard/app.js" with { type: "text" };
+import formatJs from "./dashboard/format.js" with { type: "text" };
+import newTaskJs from "./dashboard/new_task.js" with { type: "text" };
+import taskListJs from "./dashboard/task_list.js" with { type: "text" };
+import taskPageJs from "./dashboard/task_page.js" with { type: "text" };
+import timelineJs from "./dashboard/timeline.js" with { type: "text" };
+import uiJs from "./dashboard/ui.js" with { type: "text" };
 import styleCss from "./dashboard/style.css" with { type: "text" };
 import preactJs from "htm/preact/standalone" with { type: "text" };
 import type { OperationDoc, Routes } from "./route.ts";
@@ -37,12 +44,21 @@ const HEADERS = {
   "cache-control": "no-cache",
 };
 
-/** The dashboard's assets by path: body and media type. */
+const JS = "text/javascript; charset=utf-8";
+
+/** The dashboard's assets by path: body and media type (one module a page or concern). */
 export const DASHBOARD_ASSETS: Readonly<Record<string, { body: string; type: string }>> = {
   "/": { body: indexHtml, type: "text/html; charset=utf-8" },
   "/ui": { body: indexHtml, type: "text/html; charset=utf-8" },
-  "/ui/app.js": { body: appJs, type: "text/javascript; charset=utf-8" },
-  "/ui/preact.js": { body: preactJs, type: "text/javascript; charset=utf-8" },
+  "/ui/app.js": { body: appJs, type: JS },
+  "/ui/api.js": { body: apiJs, type: JS },
+  "/ui/format.js": { body: formatJs, type: JS },
+  "/ui/new_task.js": { body: newTaskJs, type: JS },
+  "/ui/task_list.js": { body: taskListJs, type: JS },
+  "/ui/task_page.js": { body: taskPageJs, type: JS },
+  "/ui/timeline.js": { body: timelineJs, type: JS },
+  "/ui/ui.js": { body: uiJs, type: JS },
+  "/ui/preact.js": { body: preactJs, type: JS },
   "/ui/style.css": { body: styleCss, type: "text/css; charset=utf-8" },
 };
 

@@ -354,6 +354,38 @@ export const COMPONENT_SCHEMAS: Record<string, JsonSchema> = {
       properties: {
         logs: { type: "array", items: { type: "object" } },
         fetches: { type: "array", items: { $ref: "#/components/schemas/FetchLog" } },
+        timers: {
+          type: "array",
+          description: "Timers that fired (`firedAt`) and those still armed, in that order " +
+            "(absent: none).",
+          items: {
+            type: "object",
+            required: ["id"],
+            properties: {
+              id: { type: "integer" },
+              dueAt: { type: "string", format: "date-time" },
+              firedAt: { type: "string", format: "date-time" },
+            },
+          },
+        },
+        signals: {
+          type: "array",
+          description: "Signals received, in order (absent: none).",
+          items: {
+            type: "object",
+            required: ["name", "receivedAt"],
+            properties: {
+              name: { type: "string" },
+              receivedAt: { type: "string", format: "date-time" },
+              data: {},
+            },
+          },
+        },
+        retriedAt: {
+          type: "array",
+          description: "When each POST /retry ran the task again (absent: never).",
+          items: { type: "string", format: "date-time" },
+        },
         webhook: {
           type: "object",
           description: "With a callbackUrl, once finished: what became of the webhook.",

@@ -24,6 +24,7 @@ import type { SegmentOutcome, WorkerPool } from "./executor.ts";
 import { isFinishedStatus, TaskEventHub, type TransitionType } from "./task_events.ts";
 import { GuestLogCopier } from "./guest_log.ts";
 import { journalOf } from "./journal_events.ts";
+import { timelineOf } from "./timeline.ts";
 import { WakeSchedule } from "./wake_schedule.ts";
 import { fetchDetails, fetchSummary } from "./fetch_log.ts";
 import { type DefinitionView, listDefinitions, readDefinition } from "./definitions.ts";
@@ -526,6 +527,7 @@ export class FlowTaskService implements TaskService {
       ...await this.#answer(this.#view(record)),
       logs: logs.slice(-keep),
       fetches: fetchDetails(events).map(fetchSummary),
+      ...timelineOf(events, record.vm?.timers),
     };
     const webhook = record.callbackUrl && isFinishedStatus(record.status)
       ? this.#deps.webhookState?.(id, record.updatedAt)

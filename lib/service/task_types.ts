@@ -10,9 +10,11 @@ import type { ListOrder, TaskErrorView, TaskStatus } from "../store/mod.ts";
 import type { TaskEventHub } from "./task_events.ts";
 import type { DefinitionView } from "./definitions.ts";
 import type { TaskLang } from "./typescript.ts";
+import type { TimelineView } from "./timeline.ts";
 
 export type { DefinitionView } from "./definitions.ts";
 export type { TaskLang } from "./typescript.ts";
+export type { SignalView, TimelineView, TimerView } from "./timeline.ts";
 
 export { decodeCursor, isTaskStatus, TaskStatus } from "../store/mod.ts";
 export type {
@@ -132,7 +134,7 @@ export interface WebhookState {
 }
 
 /** `GET /status?id=`: the view plus logs and the fetches made so far. */
-export interface TaskDetailView extends TaskView {
+export interface TaskDetailView extends TaskView, TimelineView {
   logs: LogEntry[];
   fetches: FetchLogView[];
   /** With a `callbackUrl`, once the task is finished. */
