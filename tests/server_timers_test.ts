@@ -159,7 +159,8 @@ const go = await FlowState.waitForSignal("go");
 Deno.test("signals sent before, during and after a restart are each delivered once, in order", async () => {
   await withStatesDir(async (dir) => {
     const port = freePort();
-    const code = `await FlowState.sleep(400);
+    // The sleep outlasts the first signal's round trip even on a loaded machine.
+    const code = `await FlowState.sleep(1500);
 const a = await FlowState.waitForSignal("a");
 const b = await FlowState.waitForSignal("b");
 const c = await FlowState.waitForSignal("c", { timeoutMs: 60000 });
