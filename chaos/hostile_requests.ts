@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { DASHBOARD_ASSETS } from "../lib/http/dashboard_routes.ts";
 import { INDEX_FILE_NAME } from "../lib/store/index_file.ts";
 import {
   checkStatesDir,
@@ -386,7 +387,7 @@ export function fixedCases(): FuzzCase[] {
 function isServedRoute(method: string, path: string): boolean {
   const pathname = new URL(path, "http://x").pathname;
   return (method === "GET" || method === "HEAD") &&
-    (pathname === "/health" || pathname === "/status");
+    (pathname === "/health" || pathname === "/status" || pathname in DASHBOARD_ASSETS);
 }
 
 /** `count` random cases: random bytes, truncated bodies, random ids and paths. */
@@ -442,6 +443,12 @@ export function randomCases(count: number, rng: Random): FuzzCase[] {
       }
       const method = rng.pick(["GET", "POST", "PUT", "DELETE"]);
       const pathname = `/x${segment}`;
+      // Dot segments may lead back to a page that is served (`/x/..` is the dashboard):
+      // draw again.
+      if (isServedRoute(method, pathname)) {
+        i--;
+        continue;
+      }
       cases.push({
         kind: "random path",
         method,
