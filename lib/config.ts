@@ -35,6 +35,17 @@ export interface Config {
   callEndpoint: string | undefined;
   /** `STATES_DIR`: directory of persisted tasks. */
   statesDir: string;
+  /** `DATABASE_URL`: the PostgreSQL database of the tasks; `undefined` for `STATES_DIR`. */
+  databaseUrl: string | undefined;
+  /** `REPLICA_ID`: this replica's id in a cluster; `undefined` for a random one per start. */
+  replicaId: string | undefined;
+  /**
+   * `REPLICA_URL`: the origin the other replicas forward this replica's tasks' requests to;
+   * `undefined` for `http://localhost:<port listened on>`.
+   */
+  replicaUrl: string | undefined;
+  /** `LEASE_MS`: how long a replica's hold on a task lasts without being renewed. */
+  leaseMs: number;
   /** `TASKS_DIR`: directory of named task definitions (`<name>.js`). */
   tasksDir: string;
   /** `JOURNAL_KEY`: secret that signs every journal line; unset = no integrity check. */
@@ -180,6 +191,35 @@ export const CONFIG_DOC: readonly ConfigDocEntry[] = [
       "really listens on, also with `PORT=0`).",
   },
   { name: "STATES_DIR", default: "./states", description: "Directory of persisted tasks." },
+  {
+    name: "DATABASE_URL",
+    default: "(unset)",
+    description: "A `postgres://` URL: tasks are kept in that PostgreSQL database instead of " +
+      "`STATES_DIR`, and several replicas may share it (see PostgreSQL mode). Not combined " +
+      "with `JOURNAL_KEY` or `JOURNAL_ENCRYPTION_KEY`.",
+  },
+  {
+    name: "REPLICA_ID",
+    default: "(random per start)",
+    description:
+      "With `DATABASE_URL`: this replica's id, the owner of its task leases. A replica " +
+      "restarted with the same id takes its tasks back at once instead of after `LEASE_MS`.",
+  },
+  {
+    name: "REPLICA_URL",
+    default: "http://localhost:<port listened on>",
+    description:
+      "With `DATABASE_URL`: the origin the other replicas forward the requests for this " +
+      "replica's tasks to (`/call`, `/signal`, cancel, retry, delete).",
+  },
+  {
+    name: "LEASE_MS",
+    default: "10000",
+    description:
+      "With `DATABASE_URL`: how long a replica holds a task without renewing its lease " +
+      "(renewed every third of it); the tasks of a replica that died are taken over by the " +
+      "others within about 1.4 times this.",
+  },
   {
     name: "TASKS_DIR",
     default: "./tasks",
@@ -426,6 +466,15 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     }
   }
   const secret = token(env, "FLOWSTATE_TOKEN");
+  const databaseUrl = postgresUrl(env, "DATABASE_URL");
+  if (
+    databaseUrl !== undefined && (raw(env, "JOURNAL_KEY") || raw(env, "JOURNAL_ENCRYPTION_KEY"))
+  ) {
+    throw new TypeError(
+      "DATABASE_URL cannot be combined with JOURNAL_KEY or JOURNAL_ENCRYPTION_KEY: the " +
+        "PostgreSQL store neither signs nor seals journals",
+    );
+  }
   return {
     port,
     host: text(env, "HOST", secret === undefined ? "127.0.0.1" : "0.0.0.0"),
@@ -435,6 +484,10 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     allowedOrigins,
     callEndpoint,
     statesDir: text(env, "STATES_DIR", "./states"),
+    databaseUrl,
+    replicaId: replicaId(env, "REPLICA_ID"),
+    replicaUrl: url(env, "REPLICA_URL"),
+    leaseMs: int(env, "LEASE_MS", 10_000, 300, MAX_TIMER_MS),
     tasksDir: text(env, "TASKS_DIR", "./tasks"),
     token: secret,
     journalKey: journalKey(env, "JOURNAL_KEY"),
@@ -578,6 +631,34 @@ function oneOf<T extends string>(
   if (value === undefined) return fallback;
   if (is(value)) return value;
   throw new TypeError(`Invalid ${name} "${env[name]}": expected one of ${values.join(", ")}`);
+}
+
+/** A `postgres://` or `postgresql://` URL, or `undefined` when unset. */
+function postgresUrl(env: Env, name: string): string | undefined {
+  const value = raw(env, name);
+  if (value === undefined) return undefined;
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(value);
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || !["postgres:", "postgresql:"].includes(parsed.protocol)) {
+    throw new TypeError(`Invalid ${name}: expected a postgres:// URL`);
+  }
+  return value;
+}
+
+/** A replica id (the task id pattern), or `undefined` when unset. */
+function replicaId(env: Env, name: string): string | undefined {
+  const value = raw(env, name);
+  if (value === undefined) return undefined;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(value)) {
+    throw new TypeError(
+      `Invalid ${name} "${value}": use 1 to 128 letters, digits, ".", "_" or "-"`,
+    );
+  }
+  return value;
 }
 
 function url(env: Env, name: string): string | undefined {

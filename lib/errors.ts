@@ -98,6 +98,15 @@ export class UnavailableError extends HttpError {
   }
 }
 
+/**
+ * 503: the task is owned by another replica of a cluster (its lease is held, or the record
+ * this replica holds is no longer the latest): this replica dropped its copy; retry, and
+ * the request reaches the owner.
+ */
+export class LeaseLostError extends UnavailableError {
+  override name = "LeaseLostError";
+}
+
 /** Turns anything thrown into an `Error` (thrown strings and objects included). */
 export function ensureError(value: unknown): Error {
   if (value instanceof Error) return value;

@@ -17,7 +17,16 @@ import {
   performFetch,
 } from "./outbound/mod.ts";
 import { FlowTaskService, ServiceMetrics, WebhookSender, WorkerPool } from "./service/mod.ts";
-import { type DirectoryLock, FileTaskStore, FileWebhookMarks, lockDirectory } from "./store/mod.ts";
+import { LeaseKeeper } from "./service/lease_keeper.ts";
+import {
+  type DirectoryLock,
+  FileTaskStore,
+  FileWebhookMarks,
+  lockDirectory,
+  PostgresTaskStore,
+  PostgresWebhookMarks,
+} from "./store/mod.ts";
+import { forwardToOwner } from "./http/owner_forward.ts";
 import { HttpError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import type { FetchResponse } from "./engine/mod.ts";
@@ -66,7 +75,12 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
     graceMs: config.timeLimitGraceMs,
     onOverrun: (taskId) => service.noteOverrun(taskId),
   });
-  const store = new FileTaskStore(config.statesDir, {
+  const database = config.databaseUrl === undefined ? undefined : new PostgresTaskStore({
+    url: config.databaseUrl,
+    owner: config.replicaId,
+    leaseMs: config.leaseMs,
+  });
+  const store = database ?? new FileTaskStore(config.statesDir, {
     fsync: config.fsync,
     integrityKey: config.journalKey,
     encryptionKey: config.journalEncryptionKey,
@@ -139,7 +153,9 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
         signal,
         selfMark,
       }),
-    marks: new FileWebhookMarks(`${config.statesDir}/webhooks`, { fsync: config.fsync }),
+    marks: database
+      ? new PostgresWebhookMarks(database)
+      : new FileWebhookMarks(`${config.statesDir}/webhooks`, { fsync: config.fsync }),
     events: service.events,
     finishedTasks: () => service.finishedTasks(),
     logger,
@@ -184,7 +200,17 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
     outboundInFlight: () => dispatcher.size,
     eventListeners: () => service.events.listenerCount,
   });
-  const app = createApp({
+  // In a cluster: the leases of this replica's tasks, and their requests sent on to the
+  // replica holding them.
+  const keeper = database && new LeaseKeeper({
+    leases: database.leases,
+    service,
+    leaseMs: config.leaseMs,
+    address: () => config.replicaUrl ?? `http://localhost:${port}`,
+    refresh: () => database.refreshCounts(),
+    logger,
+  });
+  const local = createApp({
     service,
     config,
     logger,
@@ -192,6 +218,14 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
     selfMark,
     isShuttingDown: () => shuttingDown,
   });
+  const app = database
+    ? forwardToOwner(local, {
+      ownerAddress: (taskId) => database.leases.ownerAddress(taskId),
+      holds: (taskId) => service.holds(taskId),
+      maxBodyBytes: config.maxBodyBytes,
+      logger,
+    })
+    : local;
   return {
     app,
     service,
@@ -200,14 +234,17 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
       otherPorts = others;
     },
     async start() {
-      lock = await lockDirectory(config.statesDir);
+      if (!database) lock = await lockDirectory(config.statesDir);
       await webhooks.open();
       const loaded = await service.start();
+      await keeper?.start();
       webhooks.resume();
       return loaded;
     },
     async close() {
       shuttingDown = true;
+      // No task is taken over any more; the leases held last until released below.
+      await keeper?.stop();
       // Requests already sent get the shutdown grace to finish and be delivered, so a
       // routine restart does not send them twice.
       await dispatcher.drain(config.shutdownGraceMs);
@@ -220,6 +257,8 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
       // Ends the event streams, so the server's own shutdown is not held by them.
       service.events.close();
       await dispatcher.close();
+      // The other replicas take this one's tasks over at once.
+      await keeper?.release();
       await store.close();
       lock?.release();
     },

@@ -28,6 +28,10 @@ Deno.test("loadConfig gives the documented defaults for an empty environment", (
     allowedOrigins: [],
     callEndpoint: undefined,
     statesDir: "./states",
+    databaseUrl: undefined,
+    replicaId: undefined,
+    replicaUrl: undefined,
+    leaseMs: 10_000,
     tasksDir: "./tasks",
     token: undefined,
     journalKey: undefined,
@@ -81,6 +85,9 @@ Deno.test("loadConfig reads every variable", () => {
     ALLOWED_ORIGINS: "https://app.example.com",
     CALL_ENDPOINT: "https://flow.example.com/call",
     STATES_DIR: "data/states",
+    REPLICA_ID: "replica-2",
+    REPLICA_URL: "http://10.0.0.2:9000",
+    LEASE_MS: "4000",
     TASKS_DIR: "defs",
     FLOWSTATE_TOKEN: "s3cret-token",
     JOURNAL_KEY: "journal-key-0123456789",
@@ -129,6 +136,10 @@ Deno.test("loadConfig reads every variable", () => {
     allowedOrigins: ["https://app.example.com"],
     callEndpoint: "https://flow.example.com/call",
     statesDir: "data/states",
+    databaseUrl: undefined,
+    replicaId: "replica-2",
+    replicaUrl: "http://10.0.0.2:9000/",
+    leaseMs: 4000,
     tasksDir: "defs",
     token: "s3cret-token",
     journalKey: "journal-key-0123456789",
@@ -311,9 +322,9 @@ Deno.test("documented defaults match what loadConfig uses", () => {
   }
   assertEquals(
     compared,
-    CONFIG_DOC.length - 10,
+    CONFIG_DOC.length - 13,
     "all but HOST, ALLOWED_HOSTS, ALLOWED_ORIGINS, CALL_ENDPOINT, the token, allow, workers, " +
-      "the webhook secret and the journal keys",
+      "the webhook secret, the journal keys, the database URL and the replica's id and URL",
   );
 });
 
@@ -348,4 +359,17 @@ Deno.test("JOURNAL_KEY must be 16+ visible characters and is never echoed", () =
   assert(!short.message.includes("short-key"), short.message);
   const spaced = assertThrows(() => loadConfig({ JOURNAL_KEY: "has a space in it!" }), TypeError);
   assert(!spaced.message.includes("has a space"), spaced.message);
+});
+
+Deno.test("loadConfig reads DATABASE_URL and refuses one that is not postgres:// or comes with journal keys", () => {
+  const url = "postgres://postgres@127.0.0.1:5432/flowstate";
+  assertEquals(loadConfig({ DATABASE_URL: url }).databaseUrl, url);
+  assertThrows(() => loadConfig({ DATABASE_URL: "mysql://x/y" }), TypeError, "postgres://");
+  assertThrows(
+    () => loadConfig({ DATABASE_URL: url, JOURNAL_KEY: "k".repeat(20) }),
+    TypeError,
+    "JOURNAL_KEY",
+  );
+  assertThrows(() => loadConfig({ REPLICA_ID: "a/b" }), TypeError, "REPLICA_ID");
+  assertEquals(loadConfig({ LEASE_MS: "2000" }).leaseMs, 2000);
 });

@@ -34,6 +34,7 @@ import {
   BadRequestError,
   ConflictError,
   HttpError,
+  LeaseLostError,
   NotFoundError,
   UnavailableError,
 } from "../errors.ts";
@@ -176,6 +177,20 @@ export class FlowTaskService implements TaskService {
     for (const file of skipped) {
       this.#deps.logger.warn("state file skipped", { file: file.file, reason: file.reason });
     }
+    this.adopt(tasks);
+    this.#scheduleSweep();
+    const loaded = Object.values(this.#deps.store.counts()).reduce((sum, n) => sum + n, 0);
+    return { loaded, skipped: skipped.length };
+  }
+
+  /**
+   * Takes charge of the records of running and paused tasks, as found at a start or taken
+   * over from another replica of a cluster: re-runs those caught `running` from their
+   * journal, arms the timers of paused ones and hands their requests to `onPending` again
+   * (sent again, with the same `Idempotency-Key`). Records of tasks already held are left.
+   */
+  adopt(records: readonly TaskRecord[]): void {
+    const tasks = records.filter((record) => !this.#active.has(record.id));
     for (const record of tasks) this.#active.set(record.id, record);
     for (const record of tasks) {
       const active = record.status === TaskStatus.Running || record.status === TaskStatus.Paused;
@@ -189,9 +204,28 @@ export class FlowTaskService implements TaskService {
         if (requests.length > 0) this.#deps.onPending(record.id, requests, record.retry);
       }
     }
-    this.#scheduleSweep();
-    const loaded = Object.values(this.#deps.store.counts()).reduce((sum, n) => sum + n, 0);
-    return { loaded, skipped: skipped.length };
+  }
+
+  /**
+   * Forgets a task another replica of the cluster now owns: its record, its timers, its
+   * live VM and its requests in flight. What the task does next is that replica's.
+   */
+  release(taskId: string): void {
+    if (!this.#active.delete(taskId)) return;
+    this.#wakes.set(taskId, undefined);
+    this.#deps.pool.drop(taskId);
+    this.#deps.onPending(taskId, []);
+    this.#deps.logger.warn("task taken over by another replica", { taskId });
+  }
+
+  /** Whether this service holds the running or paused task `taskId`. */
+  holds(taskId: string): boolean {
+    return this.#active.has(taskId);
+  }
+
+  /** The tasks this service holds or is working on (a cluster renews their leases). */
+  heldTasks(): string[] {
+    return [...new Set([...this.#active.keys(), ...this.#locks.keys()])];
   }
 
   /**
@@ -740,7 +774,13 @@ export class FlowTaskService implements TaskService {
     type?: TransitionType,
   ): Promise<TaskRecord> {
     const started = performance.now();
-    const saved = await this.#deps.store.save(next, events);
+    let saved: TaskRecord;
+    try {
+      saved = await this.#deps.store.save(next, events);
+    } catch (error) {
+      if (error instanceof LeaseLostError) this.release(next.id);
+      throw error;
+    }
     this.#deps.metrics?.saveSeconds.observe((performance.now() - started) / 1000);
     if (isFinishedStatus(saved.status)) this.#active.delete(saved.id);
     else this.#active.set(saved.id, saved);
