@@ -8,11 +8,16 @@
  * server's `WorkerPool` (an engine process, JSON frames over its stdin and stdout), which adds the
  * messaging cost the server pays on every hot resume. A fourth runs tasks shaped like the
  * end-to-end ones (5 fetches, a fresh VM per task) through the pool, as the server does.
+ * Beside them, VM creation alone: copied from the build's image (the default) against the
+ * long way, a new runtime and context with the prelude evaluated.
  *
  * @module
  */
 import { WorkerPool } from "../lib/service/executor.ts";
 import { FetchVM } from "../lib/engine/fetch_vm.ts";
+import { createLiveVM, disposeLiveVM } from "../lib/engine/live_vm.ts";
+import { HostCalls } from "../lib/engine/host_calls.ts";
+import { entropyKey, randomEntropy } from "../lib/engine/vm_state.ts";
 import type { FetchResponse, Variant } from "../lib/engine/types.ts";
 import type { BenchContext } from "./context.ts";
 import { E2E_CODE } from "./end_to_end.ts";
@@ -116,6 +121,31 @@ async function poolRun(pool: WorkerPool, variant: Variant, n: number, times: num
   }
 }
 
+/** Creates and frees `count` VMs, timing each creation (ms) into `times`. */
+async function vmCreation(
+  variant: Variant,
+  fromImage: boolean,
+  count: number,
+  times: number[],
+): Promise<void> {
+  const calls = new HostCalls(entropyKey(randomEntropy()));
+  for (let i = 0; i < count; i++) {
+    const start = performance.now();
+    const live = await createLiveVM({
+      variant,
+      fromImage,
+      memoryLimitBytes: 64 * 1024 * 1024,
+      maxStackBytes: 256 * 1024,
+      shouldInterrupt: () => false,
+      taskId: `create-${i}`,
+      seed: i,
+      host: { record: () => "", log: () => {}, setTimer: () => 0, clearTimer: () => {}, calls },
+    });
+    times.push(performance.now() - start);
+    disposeLiveVM(live);
+  }
+}
+
 /**
  * Runs tasks shaped like the end-to-end ones (5 fetches, a fresh VM each, `input` global)
  * through the worker pool, as the server does: the first segment creates the VM.
@@ -164,9 +194,18 @@ export async function engineHot(ctx: BenchContext): Promise<ScenarioResult> {
   const taskFirst: Record<Variant, number[]> = { asyncify: [], sync: [] };
   const taskDeliver: Record<Variant, number[]> = { asyncify: [], sync: [] };
   const tasksPerRound = ctx.quick ? 20 : 60;
+  const created: Record<Variant, { image: number[]; prelude: number[] }> = {
+    asyncify: { image: [], prelude: [] },
+    sync: { image: [], prelude: [] },
+  };
+  const createsPerRound = ctx.quick ? 50 : 200;
 
   // Warm-up: compile the WebAssembly modules and JIT the host paths; not measured.
-  for (const variant of VARIANTS) await vmRun(variant, 300, "deliver", []);
+  for (const variant of VARIANTS) {
+    await vmRun(variant, 300, "deliver", []);
+    await vmCreation(variant, true, 20, []);
+    await vmCreation(variant, false, 20, []);
+  }
   await nativeRun(1000, []);
 
   const pool = new WorkerPool({ size: 1, liveVms: 256, timeLimitMs: 5_000, graceMs: 1_000 });
@@ -187,6 +226,8 @@ export async function engineHot(ctx: BenchContext): Promise<ScenarioResult> {
         await poolRun(pool, variant, n, pooled[variant]);
         await nativeRun(n, native);
         await poolTasks(pool, variant, tasksPerRound, taskFirst[variant], taskDeliver[variant]);
+        await vmCreation(variant, true, createsPerRound, created[variant].image);
+        await vmCreation(variant, false, createsPerRound, created[variant].prelude);
       }
     }
   } finally {
@@ -242,6 +283,17 @@ export async function engineHot(ctx: BenchContext): Promise<ScenarioResult> {
         subject: taskFirstSummary,
       },
     );
+    const fromImage = summarize(created[variant].image);
+    const fromPrelude = summarize(created[variant].prelude);
+    rows.push({
+      case: `${variant}: VM creation, copied from the image`,
+      unit: "ms",
+      subject: fromImage,
+      baselineLabel: "prelude evaluated",
+      baseline: fromPrelude,
+    });
+    metrics[`${variant}.vmCreateImageMedianMs`] = fromImage.median;
+    metrics[`${variant}.vmCreatePreludeMedianMs`] = fromPrelude.median;
     metrics[`${variant}.taskDeliverMedianMs`] = taskDeliverSummary.median;
     metrics[`${variant}.taskFirstMedianMs`] = taskFirstSummary.median;
     metrics[`${variant}.taskEngineMsPerFetch`] =
@@ -262,6 +314,8 @@ export async function engineHot(ctx: BenchContext): Promise<ScenarioResult> {
       pool: poolSummary,
       taskDeliver: taskDeliverSummary,
       taskFirst: taskFirstSummary,
+      vmCreateImage: fromImage,
+      vmCreatePrelude: fromPrelude,
       deliverByTenth: Array.from(
         { length: 10 },
         (_, k) => median(deliver[variant].slice(k * tenth, (k + 1) * tenth).flat()),

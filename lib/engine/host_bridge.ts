@@ -6,14 +6,19 @@
  *
  * @module
  */
-// deno-lint-ignore no-import-prefix -- the engine is imported by path from other projects
-import type { QuickJSContext, QuickJSHandle } from "npm:quickjs-emscripten@0.32.0";
-import { GUEST_PRELUDE, guestModuleSource, HOST_BRIDGE_GLOBAL } from "./guest/prelude.ts";
+import type {
+  QuickJSContext,
+  QuickJSHandle,
+  VmFunctionImplementation,
+  // deno-lint-ignore no-import-prefix -- the engine is imported by path from other projects
+} from "npm:quickjs-emscripten@0.32.0";
+import { GUEST_PRELUDE, guestModuleSource } from "./guest/prelude.ts";
 import type { HostCalls } from "./host_calls.ts";
 
 /** Handles of the guest controller's functions (see `guest/controller.ts`). */
 export interface Controller {
   object: QuickJSHandle;
+  identify: QuickJSHandle;
   deliver: QuickJSHandle;
   fire: QuickJSHandle;
   signal: QuickJSHandle;
@@ -35,10 +40,6 @@ export interface HostFunctions {
   setTimer(delayMs: number): number;
   /** The guest disarmed timer `id`. */
   clearTimer(id: number): void;
-  /** Id of the execution, `FlowState.taskId`. */
-  taskId: string;
-  /** Seed of the guest `Math.random`. */
-  seed: number;
   /** The pure host calls (URL, encoding, base64, digests, entropy) of this VM. */
   calls: Pick<HostCalls, "call">;
 }
@@ -50,42 +51,31 @@ export interface GuestErrorInfo {
   stack: string;
 }
 
-/** Evaluates the prelude in `context` with `host` as its bridge; returns the controller. */
-export function installPrelude(context: QuickJSContext, host: HostFunctions): Controller {
-  const bridge = context.newObject();
-  try {
-    const record = context.newFunction("record", (json) => {
-      return context.newString(host.record(context.getString(json)));
-    });
-    context.setProp(bridge, "record", record);
-    record.dispose();
-    const log = context.newFunction("log", (level, message) => {
+/** The bridge's functions, in the order they are created (a VM image depends on it). */
+export type HostFunctionTable =
+  readonly (readonly [string, VmFunctionImplementation<QuickJSHandle>])[];
+
+/** The functions the guest calls, for `context`, each turning its handles into `host` calls. */
+export function hostFunctionTable(
+  context: QuickJSContext,
+  host: HostFunctions,
+): HostFunctionTable {
+  return [
+    ["record", (json) => context.newString(host.record(context.getString(json)))],
+    ["log", (level, message) => {
       host.log(context.getString(level), context.getString(message));
-    });
-    context.setProp(bridge, "log", log);
-    log.dispose();
-    const setTimer = context.newFunction("setTimer", (delay) => {
-      return context.newNumber(host.setTimer(context.getNumber(delay)));
-    });
-    context.setProp(bridge, "setTimer", setTimer);
-    setTimer.dispose();
-    const clearTimer = context.newFunction("clearTimer", (id) => {
+    }],
+    ["setTimer", (delay) => context.newNumber(host.setTimer(context.getNumber(delay)))],
+    ["clearTimer", (id) => {
       host.clearTimer(context.getNumber(id));
-    });
-    context.setProp(bridge, "clearTimer", clearTimer);
-    clearTimer.dispose();
-    const taskId = context.newString(host.taskId);
-    context.setProp(bridge, "taskId", taskId);
-    taskId.dispose();
-    const load = context.newFunction("load", (nameHandle) => {
+    }],
+    ["load", (nameHandle) => {
       const name = context.getString(nameHandle);
       const source = guestModuleSource(name);
       if (source === undefined) throw new Error(`There is no guest module "${name}"`);
       return context.evalCode(source, `flowstate:${name}.js`, 0);
-    });
-    context.setProp(bridge, "load", load);
-    load.dispose();
-    const call = context.newFunction("call", (op, arg, bytes) => {
+    }],
+    ["call", (op, arg, bytes) => {
       let input: Uint8Array | undefined;
       if (bytes !== undefined && context.typeof(bytes) === "object") {
         using buffer = context.getArrayBuffer(bytes);
@@ -96,20 +86,42 @@ export function installPrelude(context: QuickJSContext, host: HostFunctions): Co
       const copy = new Uint8Array(result.length);
       copy.set(result);
       return context.newArrayBuffer(copy.buffer);
-    });
-    context.setProp(bridge, "call", call);
-    call.dispose();
-    const seed = context.newNumber(host.seed);
-    context.setProp(bridge, "seed", seed);
-    seed.dispose();
-    context.setProp(context.global, HOST_BRIDGE_GLOBAL, bridge);
+    }],
+  ];
+}
+
+/**
+ * Evaluates the prelude in `context` and calls it with a bridge of `functions`; returns the
+ * controller. Every handle it makes but the controller's is freed before it returns, so the
+ * VM at rest holds nothing of the host's but those (what a VM image needs).
+ */
+export function installPrelude(context: QuickJSContext, functions: HostFunctionTable): Controller {
+  const prelude = context.unwrapResult(context.evalCode(GUEST_PRELUDE, "prelude.js", 0));
+  let object: QuickJSHandle;
+  try {
+    const bridge = context.newObject();
+    try {
+      for (const [name, implementation] of functions) {
+        const fn = context.newFunction(name, implementation);
+        context.setProp(bridge, name, fn);
+        fn.dispose();
+      }
+      object = context.unwrapResult(context.callFunction(prelude, context.undefined, bridge));
+    } finally {
+      bridge.dispose();
+    }
   } finally {
-    bridge.dispose();
+    prelude.dispose();
   }
-  const object = context.unwrapResult(context.evalCode(GUEST_PRELUDE, "prelude.js", 0));
+  return controllerOf(context, object);
+}
+
+/** The controller's function handles, read from its `object`. */
+export function controllerOf(context: QuickJSContext, object: QuickJSHandle): Controller {
   const member = (name: string) => context.getProp(object, name);
   return {
     object,
+    identify: member("identify"),
     deliver: member("deliver"),
     fire: member("fire"),
     signal: member("signal"),

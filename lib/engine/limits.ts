@@ -20,6 +20,7 @@ export const ENGINE_DEFAULTS = {
   maxJournalBytes: 64 * 1024 * 1024,
   maxLogEntries: 1_000,
   maxResultBytes: 4 * 1024 * 1024,
+  vmImages: true,
 } as const satisfies Required<Omit<EngineOptions, "globals" | "id">>;
 
 /** Engine options with every default filled in. */

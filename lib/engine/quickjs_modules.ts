@@ -12,6 +12,7 @@ import {
   newQuickJSWASMModuleFromVariant,
   newVariant,
   type QuickJSRuntime,
+  type QuickJSWASMModule,
   RELEASE_ASYNC,
   RELEASE_SYNC,
   // deno-lint-ignore no-import-prefix -- the engine is imported by path from other projects
@@ -68,25 +69,38 @@ async function wasmLocation(variant: Variant): Promise<URL | string> {
   return found.startsWith("file:") ? new URL(found) : found;
 }
 
+/** A QuickJS build in its own WebAssembly instance, and that instance's memory. */
+export interface CappedModule {
+  module: QuickJSWASMModule;
+  memory: WebAssembly.Memory;
+}
+
 /**
- * A fresh QuickJS runtime in its own WebAssembly instance whose memory cannot grow past
- * `memoryLimitBytes` (rounded down to whole pages, at least 16 MiB).
+ * A new WebAssembly instance of `variant` whose memory cannot grow past `memoryLimitBytes`
+ * (rounded down to whole pages, at least 16 MiB).
  */
+export async function newCappedModule(
+  variant: Variant,
+  memoryLimitBytes: number,
+): Promise<CappedModule> {
+  const wasmModule = await compiledModule(variant);
+  const maximum = Math.max(MIN_INITIAL_PAGES, Math.floor(memoryLimitBytes / WASM_PAGE_BYTES));
+  const memory = new WebAssembly.Memory({ initial: MIN_INITIAL_PAGES, maximum });
+  const module = variant === "asyncify"
+    ? await newQuickJSAsyncWASMModuleFromVariant(
+      newVariant(RELEASE_ASYNC, { wasmModule, wasmMemory: memory }),
+    )
+    : await newQuickJSWASMModuleFromVariant(
+      newVariant(RELEASE_SYNC, { wasmModule, wasmMemory: memory }),
+    );
+  return { module, memory };
+}
+
+/** A fresh QuickJS runtime in a new capped instance (see {@link newCappedModule}). */
 export async function newCappedRuntime(
   variant: Variant,
   memoryLimitBytes: number,
 ): Promise<{ runtime: QuickJSRuntime; memory: WebAssembly.Memory }> {
-  const wasmModule = await compiledModule(variant);
-  const maximum = Math.max(MIN_INITIAL_PAGES, Math.floor(memoryLimitBytes / WASM_PAGE_BYTES));
-  const wasmMemory = new WebAssembly.Memory({ initial: MIN_INITIAL_PAGES, maximum });
-  if (variant === "asyncify") {
-    const module = await newQuickJSAsyncWASMModuleFromVariant(
-      newVariant(RELEASE_ASYNC, { wasmModule, wasmMemory }),
-    );
-    return { runtime: module.newRuntime(), memory: wasmMemory };
-  }
-  const module = await newQuickJSWASMModuleFromVariant(
-    newVariant(RELEASE_SYNC, { wasmModule, wasmMemory }),
-  );
-  return { runtime: module.newRuntime(), memory: wasmMemory };
+  const { module, memory } = await newCappedModule(variant, memoryLimitBytes);
+  return { runtime: module.newRuntime(), memory };
 }

@@ -217,6 +217,13 @@ export interface ExecutionResult {
 export interface EngineOptions {
   /** QuickJS build. Default `"asyncify"`. */
   variant?: Variant;
+  /**
+   * Make each VM by copying an image of a VM whose guest world is installed (one per build
+   * and process) instead of evaluating the prelude again. Default `true`; `false` is the
+   * long way, kept to compare and as the fallback the engine takes by itself when a build
+   * has no usable image.
+   */
+  vmImages?: boolean;
   /** CPU time allowed per run segment, ms. Default 5,000. */
   timeLimitMs?: number;
   /** Hard cap on the VM's linear memory, bytes. Default 64 MiB. */

@@ -87,6 +87,9 @@ export class VMCore {
       memoryLimitBytes: this.options.memoryLimitBytes,
       maxStackBytes: this.options.maxStackBytes,
       shouldInterrupt: () => this.#shouldInterrupt(),
+      taskId: this.id,
+      seed: this.seed,
+      fromImage: this.options.vmImages,
       host: {
         record: (json) => this.#record(json),
         log: (level, message) => {
@@ -95,8 +98,6 @@ export class VMCore {
         },
         setTimer: (delayMs) => this.#setTimer(delayMs),
         clearTimer: (id) => this.timers.disarm(id),
-        taskId: this.id,
-        seed: this.seed,
         calls: {
           call: (op, arg, bytes) => {
             this.#refuseWhileInspecting();

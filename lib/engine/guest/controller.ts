@@ -12,6 +12,8 @@ import type { SchedulerExports } from "./timers.ts";
 
 /** The controller's functions, as the host calls them. */
 export interface GuestController {
+  /** Names the execution (`FlowState.taskId`) and seeds `Math.random`, before any script. */
+  identify(taskId: string, seed: number): void;
   deliver(id: string, json: string, dataText: string, clockMs: number): boolean;
   /** Runs the callback of host timer `id` at guest clock `clockMs`: `"fired"`, or `"unarmed"`. */
   fire(id: number, clockMs: number): string;
@@ -67,6 +69,10 @@ export function guestController(core: GuestCore): GuestController {
   };
 
   return {
+    identify(taskId, seed) {
+      core.taskId = taskId;
+      core.reseed(seed);
+    },
     deliver(id, json, dataText, clockMs) {
       setClock(clockMs);
       if (!core.loaded("fetch")) return false;

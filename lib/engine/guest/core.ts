@@ -76,6 +76,8 @@ export function guestCore(host: GuestHost): GuestCore {
     isProxy,
     host,
     baselineGlobals: [],
+    taskId: "",
+    reseed: () => {},
     clock: 0,
     origin: 0,
     clockReads: 0,

@@ -12,7 +12,10 @@ import type { GuestCore } from "./guest_types.ts";
 /** Replaces `Math.random` and `Date` in the guest. */
 export function installDeterminism(core: GuestCore): void {
   const { hide, mathImul, OrigDate } = core;
-  let seed = core.host.seed >>> 0;
+  let seed = 0;
+  core.reseed = (value: number) => {
+    seed = value >>> 0;
+  };
   const hostCall = core.host.call;
   /** Reads of the clock in one segment after which the host is told the script may be waiting on it. */
   const STUCK_READS = 10_000;

@@ -104,7 +104,7 @@ function flowStateFactory(core: GuestCore, use: GuestUse): GuestExports {
   }
 
   const FlowState = {};
-  core.hide(FlowState, "taskId", core.host.taskId);
+  core.hide(FlowState, "taskId", core.taskId);
   core.hide(FlowState, "input", own(core.taskGlobals, "input"));
   core.hide(FlowState, "waitForSignal", waitForSignal);
   core.hide(FlowState, "sleep", sleep);

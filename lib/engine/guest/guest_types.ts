@@ -18,8 +18,6 @@ export interface GuestHost {
   setTimer(delayMs: number): number;
   /** Disarms host timer `id`. */
   clearTimer(id: number): void;
-  /** Id of the execution (the task id on the server). */
-  taskId: string;
   /** The factory of a lazy guest module, evaluated on first use. */
   load(name: string): GuestFactory;
   /**
@@ -27,8 +25,6 @@ export interface GuestHost {
    * results, an `ArrayBuffer`. Throws the host's `TypeError`, `RangeError` or error name.
    */
   call(op: string, arg: string, bytes?: ArrayBuffer): string | ArrayBuffer;
-  /** Seed of the deterministic `Math.random`. */
-  seed: number;
 }
 
 /** Exports of a guest module: its globals by name, and internals other modules use. */
@@ -62,6 +58,10 @@ export interface GuestCore {
   host: GuestHost;
   /** Whether `value` is a Proxy the guest created (reading it would run its traps). */
   isProxy(value: unknown): boolean;
+  /** Id of the execution (the task id on the server), set by the controller's `identify`. */
+  taskId: string;
+  /** Seeds the deterministic `Math.random` (the controller's `identify`). */
+  reseed(seed: number): void;
   /** The guest clock (ms since the epoch): stands still within a run segment. */
   clock: number;
   /** The guest clock when the task started (`performance.timeOrigin`). */

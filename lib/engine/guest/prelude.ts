@@ -5,10 +5,10 @@
  * The prelude builds the core (captured built-ins and helpers, `core.ts`), installs the
  * loader (`loader.ts`) with one lazy global per API of {@link GUEST_MODULES}, makes
  * `Math.random` and `Date` deterministic (`determinism.ts`), and returns the controller
- * (`controller.ts`) that only the host holds. It talks to the host through the object it
- * finds under {@link HOST_BRIDGE_GLOBAL} and removes from the global object before user
- * code runs. An API's source is parsed only when the script first reads one of its globals,
- * so creating a VM costs the same however large the guest world grows.
+ * (`controller.ts`) that only the host holds. It is a function the host calls once with the
+ * object of its functions (the bridge), which no global ever holds. An API's source is
+ * parsed only when the script first reads one of its globals, so creating a VM costs the
+ * same however large the guest world grows.
  *
  * To add an API: write `<api>.ts` here exporting a {@link GuestModule} (its factory follows
  * the rules of `guest_types.ts`) and list it in {@link GUEST_MODULES}.
@@ -41,9 +41,6 @@ import { structuredCloneModule } from "./structured_clone.ts";
 import { urlModule } from "./url.ts";
 import { variablesModule } from "./variables.ts";
 
-/** Global name under which the host passes its functions to the prelude (deleted at once). */
-export const HOST_BRIDGE_GLOBAL = "__flowstateHost";
-
 /** Every guest API loaded on first use, in no particular order. */
 export const GUEST_MODULES: readonly GuestModule[] = [
   variablesModule,
@@ -72,20 +69,20 @@ const LAZY_TABLE = GUEST_MODULES.filter((module) => module.globals.length > 0)
   .map((module) => [module.name, module.globals] as const);
 
 /**
- * Source of the prelude. Evaluated as a script; its value is the controller:
- * `{ deliver(id, json, dataText, clockMs): boolean, fire(id, clockMs): string,
- * signal(name, dataText, clockMs), waits(): string, setClock(ms), defineGlobals(json),
- * settle(promise), outcome(): string | undefined, variables(namesJson, maxChars): string }`.
+ * Source of the prelude. Evaluated as a script, its value is a function that takes the
+ * bridge (the host's functions, see `guest_types.ts` `GuestHost`) and returns the
+ * controller: `{ identify(taskId, seed), deliver(id, json, dataText, clockMs): boolean,
+ * fire(id, clockMs): string, signal(name, dataText, clockMs), waits(): string,
+ * setClock(ms), defineGlobals(json), settle(promise), outcome(): string | undefined,
+ * variables(namesJson, maxChars): string }`.
  */
 export const GUEST_PRELUDE = compact(`"use strict";
-(() => {
-const host = globalThis.${HOST_BRIDGE_GLOBAL};
-delete globalThis.${HOST_BRIDGE_GLOBAL};
+(function prelude(host) {
 const core = (${guestCore})(host);
 (${installLoader})(core, ${JSON.stringify(LAZY_TABLE)});
 (${installDeterminism})(core);
 return (${guestController})(core);
-})()`);
+})`);
 
 const moduleSources = new Map<string, string>();
 
