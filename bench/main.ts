@@ -27,6 +27,7 @@ import { responsiveness } from "./responsiveness.ts";
 import { scale } from "./scale.ts";
 import { soak, soakMinutes } from "./soak.ts";
 import { timers } from "./timers.ts";
+import { postgresScenario } from "./postgres.ts";
 import { spawnUpstream } from "../testing/upstream.ts";
 import { machineBusyMs, ownTreeCpuMs } from "./proc.ts";
 
@@ -52,6 +53,7 @@ const SCENARIOS: readonly {
     optIn: true,
   },
   { id: 10, name: "timers", run: timers },
+  { id: 11, name: "postgres", run: postgresScenario },
 ];
 
 const GIB = 1024 ** 3;
