@@ -210,7 +210,8 @@ export const CONFIG_DOC: readonly ConfigDocEntry[] = [
     default: "http://localhost:<port listened on>",
     description:
       "With `DATABASE_URL`: the origin the other replicas forward the requests for this " +
-      "replica's tasks to (`/call`, `/signal`, cancel, retry, delete).",
+      "replica's tasks to (`/call`, `/signal`, cancel, retry, delete); its host is served " +
+      "like those of `ALLOWED_HOSTS`.",
   },
   {
     name: "LEASE_MS",

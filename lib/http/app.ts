@@ -40,6 +40,8 @@ export function createApp(deps: AppDeps): App {
       ...config.allowedHosts,
       config.host,
       ...(config.callEndpoint === undefined ? [] : [new URL(config.callEndpoint).hostname]),
+      // The address other replicas of a cluster forward this one's tasks' requests to.
+      ...(config.replicaUrl === undefined ? [] : [new URL(config.replicaUrl).hostname]),
     ],
     allowedOrigins: config.allowedOrigins,
     selfMark: deps.selfMark,
