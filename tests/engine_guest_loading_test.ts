@@ -74,6 +74,7 @@ Deno.test("every guest module has a source, and only the internal ones define no
 
 Deno.test("guest sources have no multi-line template literal (each line is trimmed)", () => {
   for (const module of GUEST_MODULES) {
+    if (typeof module.factory !== "function") continue;
     for (const line of String(module.factory).split("\n")) {
       const ticks = line.split("`").length - 1;
       assert.equal(ticks % 2, 0, `${module.name}: ${line.trim()}`);

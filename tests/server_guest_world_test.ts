@@ -7,38 +7,24 @@
  */
 import { assertEquals, assertMatch } from "@std/assert";
 import { createHmac } from "node:crypto";
-import { freePort, startServer, waitFor } from "../testing/server_process.ts";
+import { startServer } from "../testing/server_process.ts";
+import {
+  type HeldUpstream,
+  runKilledAtEveryPause,
+  runUninterrupted,
+  startHeldUpstream,
+} from "../testing/kill_at_every_pause.ts";
 import type { TaskDetailView } from "../lib/service/task_types.ts";
 
 const SECRET = "whsec_example";
 const REPOS = ["alpha", "bravo", "charlie", "delta", "echo"];
 
-interface Seen {
-  path: string;
-  query: string;
-  headers: Record<string, string>;
-  body: string;
-}
-
 /**
- * An upstream whose answers can be held: while `gated`, each request waits until `open()`
- * is called after it arrived. Serves `/repos` (paginated, `Link` headers with relative
- * URLs) and `/hooks` (checks the webhook signature).
+ * The upstream of these scripts (answers can be held): `/repos` (paginated, `Link` headers
+ * with relative URLs) and `/hooks` (checks the webhook signature).
  */
-function startApi() {
-  const seen: Seen[] = [];
-  let gated = false;
-  let gate = Promise.withResolvers<void>();
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
-    const url = new URL(req.url);
-    const body = await req.text();
-    seen.push({
-      path: url.pathname,
-      query: url.search,
-      headers: Object.fromEntries(req.headers),
-      body,
-    });
-    if (gated) await gate.promise;
+function startApi(): HeldUpstream {
+  return startHeldUpstream((req, url, body) => {
     if (url.pathname === "/repos") {
       const page = Number(url.searchParams.get("page") ?? "1");
       const perPage = Number(url.searchParams.get("per_page"));
@@ -63,90 +49,6 @@ function startApi() {
     }
     return new Response("no route", { status: 404 });
   });
-  return {
-    seen,
-    url: (path: string) => `http://127.0.0.1:${server.addr.port}${path}`,
-    /** Holds every request from now on until `open()`. */
-    hold() {
-      gated = true;
-    },
-    /** Answers the requests held so far; later ones wait for the next `open()`. */
-    open() {
-      const old = gate;
-      gate = Promise.withResolvers<void>();
-      old.resolve();
-    },
-    async close() {
-      gated = false;
-      gate.resolve();
-      await server.shutdown();
-    },
-  };
-}
-
-type Api = ReturnType<typeof startApi>;
-
-/** Runs `code` uninterrupted and returns the finished task. */
-async function runUninterrupted(code: string, input: unknown): Promise<TaskDetailView> {
-  const server = await startServer();
-  try {
-    const task = await server.createTask({ code, input });
-    return await server.waitForTask(task.id);
-  } catch (error) {
-    console.error(server.tail());
-    throw error;
-  } finally {
-    await server.close();
-  }
-}
-
-/**
- * Runs `code` with the upstream holding every request, and at each pause (the request has
- * reached the upstream) kills the server with SIGKILL, restarts it on the same states and
- * port, waits for the request to be sent again, then lets the upstream answer. Returns the
- * finished task and how many kills it took.
- */
-async function runKilledAtEveryPause(
-  api: Api,
-  code: string,
-  input: unknown,
-  id: string,
-): Promise<{ done: TaskDetailView; kills: number }> {
-  const dir = await Deno.makeTempDir({ prefix: "flowstate-guest-world-" });
-  const port = freePort();
-  api.hold();
-  let server = await startServer({ statesDir: dir, port });
-  let kills = 0;
-  try {
-    await server.createTask({ id, code, input });
-    // Requests the upstream has seen once the task's next fetch has reached it.
-    let expected = 1;
-    for (;;) {
-      const next = await waitFor(async () => {
-        if (api.seen.length >= expected) return "requested";
-        const task = await server.task(id);
-        return task.status === "completed" || task.status === "error" ? "ended" : false;
-      }, { timeoutMs: 60_000, message: "the next fetch or the end of the task" });
-      if (next === "ended") break;
-      await server.kill();
-      await server.close();
-      kills++;
-      server = await startServer({ statesDir: dir, port });
-      await waitFor(() => api.seen.length > expected, {
-        timeoutMs: 30_000,
-        message: "the request to be sent again after the restart",
-      });
-      api.open();
-      expected += 2;
-    }
-    return { done: await server.task(id), kills };
-  } catch (error) {
-    console.error(server.tail());
-    throw error;
-  } finally {
-    await server.close();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
 }
 
 Deno.test("paginating with URL, URLSearchParams and Link headers survives SIGKILL at every pause with the same result", async () => {

@@ -45,8 +45,11 @@ export interface GuestModule {
   name: string;
   /** Globals it defines (each must be a key of its exports). */
   globals: readonly string[];
-  /** The module's code. */
-  factory: GuestFactory;
+  /**
+   * The module's code: a factory shipped by its source text, or the source text itself for
+   * code generated from a package (`{ source }`, a script whose value is the factory).
+   */
+  factory: GuestFactory | { source: string };
 }
 
 /**

@@ -37,7 +37,9 @@ import { responseModule } from "./response.ts";
 import { timersModule } from "./timers.ts";
 import { flowStateModule } from "./flowstate.ts";
 import { selfModule } from "./self.ts";
+import { streamsModule } from "./streams.ts";
 import { structuredCloneModule } from "./structured_clone.ts";
+import { textStreamsModule } from "./text_streams.ts";
 import { urlModule } from "./url.ts";
 import { variablesModule } from "./variables.ts";
 
@@ -63,6 +65,8 @@ export const GUEST_MODULES: readonly GuestModule[] = [
   performanceModule,
   navigatorModule,
   selfModule,
+  streamsModule,
+  textStreamsModule,
 ];
 
 const LAZY_TABLE = GUEST_MODULES.filter((module) => module.globals.length > 0)
@@ -95,7 +99,11 @@ export function guestModuleSource(name: string): string | undefined {
   if (source === undefined) {
     const module = GUEST_MODULES.find((m) => m.name === name);
     if (!module) return undefined;
-    source = compact(`"use strict";\n(${module.factory})`);
+    const { factory } = module;
+    // Generated sources are kept as the package wrote them (they may span lines anywhere).
+    source = typeof factory === "function"
+      ? compact(`"use strict";\n(${factory})`)
+      : `"use strict";\n${factory.source}`;
     moduleSources.set(name, source);
   }
   return source;
