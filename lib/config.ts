@@ -196,7 +196,7 @@ export const CONFIG_DOC: readonly ConfigDocEntry[] = [
     default: "(unset)",
     description: "A `postgres://` URL: tasks are kept in that PostgreSQL database instead of " +
       "`STATES_DIR`, and several replicas may share it (see PostgreSQL mode). Not combined " +
-      "with `JOURNAL_KEY` or `JOURNAL_ENCRYPTION_KEY`.",
+      "with `JOURNAL_KEY` (`JOURNAL_ENCRYPTION_KEY` does apply).",
   },
   {
     name: "REPLICA_ID",
@@ -468,12 +468,10 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
   }
   const secret = token(env, "FLOWSTATE_TOKEN");
   const databaseUrl = postgresUrl(env, "DATABASE_URL");
-  if (
-    databaseUrl !== undefined && (raw(env, "JOURNAL_KEY") || raw(env, "JOURNAL_ENCRYPTION_KEY"))
-  ) {
+  if (databaseUrl !== undefined && raw(env, "JOURNAL_KEY")) {
     throw new TypeError(
-      "DATABASE_URL cannot be combined with JOURNAL_KEY or JOURNAL_ENCRYPTION_KEY: the " +
-        "PostgreSQL store neither signs nor seals journals",
+      "DATABASE_URL cannot be combined with JOURNAL_KEY: the PostgreSQL store does not sign " +
+        "journals (JOURNAL_ENCRYPTION_KEY does seal them)",
     );
   }
   return {

@@ -79,6 +79,7 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
     url: config.databaseUrl,
     owner: config.replicaId,
     leaseMs: config.leaseMs,
+    encryptionKey: config.journalEncryptionKey,
   });
   const store = database ?? new FileTaskStore(config.statesDir, {
     fsync: config.fsync,

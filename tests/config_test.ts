@@ -361,7 +361,7 @@ Deno.test("JOURNAL_KEY must be 16+ visible characters and is never echoed", () =
   assert(!spaced.message.includes("has a space"), spaced.message);
 });
 
-Deno.test("loadConfig reads DATABASE_URL and refuses one that is not postgres:// or comes with journal keys", () => {
+Deno.test("loadConfig reads DATABASE_URL and refuses one that is not postgres:// or comes with JOURNAL_KEY", () => {
   const url = "postgres://postgres@127.0.0.1:5432/flowstate";
   assertEquals(loadConfig({ DATABASE_URL: url }).databaseUrl, url);
   assertThrows(() => loadConfig({ DATABASE_URL: "mysql://x/y" }), TypeError, "postgres://");
@@ -370,6 +370,9 @@ Deno.test("loadConfig reads DATABASE_URL and refuses one that is not postgres://
     TypeError,
     "JOURNAL_KEY",
   );
+  const sealing = "sealing-key-0123456789";
+  const sealed = loadConfig({ DATABASE_URL: url, JOURNAL_ENCRYPTION_KEY: sealing });
+  assertEquals(sealed.journalEncryptionKey, sealing);
   assertThrows(() => loadConfig({ REPLICA_ID: "a/b" }), TypeError, "REPLICA_ID");
   assertEquals(loadConfig({ LEASE_MS: "2000" }).leaseMs, 2000);
 });

@@ -23,12 +23,20 @@ export class PostgresLeases {
   readonly #owner: string;
   readonly #leaseMs: number;
   readonly #run: Runner;
+  readonly #records: (texts: readonly string[]) => Promise<TaskRecord[]>;
 
-  constructor(sql: Sql, owner: string, leaseMs: number, run: Runner) {
+  constructor(
+    sql: Sql,
+    owner: string,
+    leaseMs: number,
+    run: Runner,
+    records: (texts: readonly string[]) => Promise<TaskRecord[]>,
+  ) {
     this.#sql = sql;
     this.#owner = owner;
     this.#leaseMs = leaseMs;
     this.#run = run;
+    this.#records = records;
   }
 
   /** Records that this replica is alive and reachable at `address`. */
@@ -77,7 +85,7 @@ export class PostgresLeases {
           FOR UPDATE SKIP LOCKED
         ) AND lease_until < now()
         RETURNING record`;
-      return sortByCreation(rows.map((row) => JSON.parse(row.record)));
+      return sortByCreation(await this.#records(rows.map((row) => row.record)));
     });
   }
 

@@ -31,6 +31,7 @@ import {
   timeMs,
 } from "./task_index.ts";
 import { migrate } from "./postgres_schema.ts";
+import { JournalCipher, SealedPartError } from "./journal_cipher.ts";
 import { PostgresLeases } from "./postgres_leases.ts";
 import { ConflictError, HttpError, LeaseLostError, UnavailableError } from "../errors.ts";
 import type {
@@ -53,6 +54,11 @@ export interface PostgresStoreOptions {
   leaseMs: number;
   /** Most connections the store opens; default 10. */
   maxConnections?: number;
+  /**
+   * A secret: request and response data are sealed in the journal and the record's
+   * `pending` and variables view, as in the file store ({@link JournalCipher}).
+   */
+  encryptionKey?: string;
 }
 
 /** Default of {@link PostgresStoreOptions.maxConnections}. */
@@ -87,6 +93,7 @@ export class PostgresTaskStore implements TaskStore {
   /** The lease operations of the cluster, on the same connections. */
   readonly leases: PostgresLeases;
   readonly #leaseMs: number;
+  readonly #cipher: JournalCipher | undefined;
   #schema: Promise<number> | undefined;
   #counts = zeroCounts();
   /** Bumped by every local change: a count refresh started before one is dropped. */
@@ -109,11 +116,15 @@ export class PostgresTaskStore implements TaskStore {
     });
     this.owner = options.owner ?? crypto.randomUUID();
     this.#leaseMs = options.leaseMs;
+    this.#cipher = options.encryptionKey === undefined
+      ? undefined
+      : new JournalCipher(options.encryptionKey);
     this.leases = new PostgresLeases(
       this.sql,
       this.owner,
       options.leaseMs,
       (action, fn) => this.#run(action, fn),
+      (texts) => this.#records(texts),
     );
   }
 
@@ -131,7 +142,8 @@ export class PostgresTaskStore implements TaskStore {
           AND (owner = ${this.owner} OR owner IS NULL OR lease_until IS NULL
             OR lease_until < now())
         RETURNING record`;
-      return { active: sortByCreation(rows.map((row) => JSON.parse(row.record))), skipped: [] };
+      const active = sortByCreation(await this.#records(rows.map((row) => row.record)));
+      return { active, skipped: [] };
     });
   }
 
@@ -140,7 +152,7 @@ export class PostgresTaskStore implements TaskStore {
     return this.#run("load the tasks", async () => {
       const rows = await this.sql<{ record: string }[]>`
         SELECT record FROM flowstate_tasks ORDER BY created_ms, id`;
-      return { tasks: rows.map((row) => JSON.parse(row.record)), skipped: [] };
+      return { tasks: await this.#records(rows.map((row) => row.record)), skipped: [] };
     });
   }
 
@@ -225,14 +237,19 @@ export class PostgresTaskStore implements TaskStore {
       assertTaskId(id);
       const from = record.eventsBytes;
       assertBytes(id, from);
-      const lines = events.map((event) => JSON.stringify(event));
+      const cipher = this.#cipher;
+      const stored = cipher
+        ? await Promise.all(events.map((event) => cipher.sealEvent(event)))
+        : events;
+      const lines = stored.map((event) => JSON.stringify(event));
       if (lines.some(isCommitLine)) {
         throw new TypeError(`Event of type "commit" in a save of task "${id}"`);
       }
-      lines.push(commitLine(record));
+      const sealed = cipher ? await cipher.sealRecord(record) : record;
+      lines.push(commitLine(sealed));
       let end = from;
       const ends = lines.map((line) => end += encoder.encode(line).length + 1);
-      const text = JSON.stringify({ ...record, eventsBytes: end });
+      const text = JSON.stringify({ ...sealed, eventsBytes: end });
       const finished = isFinished(record.status);
       const before = await this.sql.begin(async (tx) => {
         const [row] = await tx<
@@ -301,7 +318,7 @@ export class PostgresTaskStore implements TaskStore {
       this.#generation++;
       if (before !== undefined) this.#counts[before]--;
       this.#counts[record.status]++;
-      return JSON.parse(text);
+      return JSON.parse(JSON.stringify({ ...record, eventsBytes: end }));
     });
   }
 
@@ -311,7 +328,7 @@ export class PostgresTaskStore implements TaskStore {
       assertTaskId(id);
       const [row] = await this.sql<{ record: string }[]>`
         SELECT record FROM flowstate_tasks WHERE id = ${id}`;
-      return row ? JSON.parse(row.record) : null;
+      return row ? (await this.#records([row.record]))[0]! : null;
     });
   }
 
@@ -337,7 +354,17 @@ export class PostgresTaskStore implements TaskStore {
         const bytes = size?.end ?? 0;
         throw bytes < eventsBytes ? shorter(id, bytes, eventsBytes) : cutOff(id, eventsBytes);
       }
-      return rows.filter((row) => !row.is_commit).map((row) => JSON.parse(row.line));
+      const events: TaskEvent[] = rows.filter((row) => !row.is_commit).map((row) =>
+        JSON.parse(row.line)
+      );
+      const cipher = this.#cipher;
+      if (!cipher) return events;
+      try {
+        return await Promise.all(events.map((event) => cipher.openEvent(event)));
+      } catch (error) {
+        if (!(error instanceof SealedPartError)) throw error;
+        throw new ConflictError(`Cannot read the journal of task "${id}": ${error.message}`);
+      }
     });
   }
 
@@ -364,6 +391,19 @@ export class PostgresTaskStore implements TaskStore {
    */
   run<T>(action: string, fn: (sql: Sql) => Promise<T>): Promise<T> {
     return this.#run(action, () => fn(this.sql));
+  }
+
+  /** Records from their stored text, opened with the key when there is one. */
+  async #records(texts: readonly string[]): Promise<TaskRecord[]> {
+    const records: TaskRecord[] = texts.map((text) => JSON.parse(text));
+    const cipher = this.#cipher;
+    if (!cipher) return records;
+    try {
+      return await Promise.all(records.map((record) => cipher.openRecord(record)));
+    } catch (error) {
+      if (!(error instanceof SealedPartError)) throw error;
+      throw new ConflictError(`Cannot read a task: ${error.message}`);
+    }
   }
 
   /** When a lease taken now ends, as SQL. */
