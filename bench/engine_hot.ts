@@ -139,7 +139,14 @@ async function vmCreation(
       shouldInterrupt: () => false,
       taskId: `create-${i}`,
       seed: i,
-      host: { record: () => "", log: () => {}, setTimer: () => 0, clearTimer: () => {}, calls },
+      host: {
+        record: () => "",
+        abortRequest: () => {},
+        log: () => {},
+        setTimer: () => 0,
+        clearTimer: () => {},
+        calls,
+      },
     });
     times.push(performance.now() - start);
     disposeLiveVM(live);

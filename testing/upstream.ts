@@ -10,7 +10,8 @@
  * - `/number/<n>`: `{ value: n }`.
  * - `/delay/<ms>`: answers `{ delayed: ms }` after `ms` milliseconds.
  * - `/hold/<key>`: answers `{ key, value }` only once `release(key, value)` is called; later
- *   requests for a released key answer at once. Keeps a fetch in flight.
+ *   requests for a released key answer at once. Keeps a fetch in flight; a client that
+ *   closes the connection meanwhile (a cancelled fetch) is noted (`clientLeft`).
  * - `/redirect?to=<url>[&status=302]`: a redirect to `to`.
  * - `/status/<code>`: `{ status: code }` with that HTTP status.
  * - `/limited/<key>?fail=<n>&retryAfter=<s>`: the first `n` requests for `key` answer 429
@@ -58,6 +59,8 @@ export interface UpstreamRequest {
   receivedAt: number;
   /** Set once the upstream has written its answer (or given up on the client). */
   answered: boolean;
+  /** Set when the client closed the connection while a `/hold/` answer was held. */
+  clientLeft?: boolean;
 }
 
 /** Options of {@link startUpstream}. */
@@ -118,8 +121,32 @@ class ConnReader {
   #end = 0;
   constructor(readonly conn: Deno.Conn) {}
 
+  /** The read in progress: one at a time, shared by whoever waits for bytes. */
+  #filling: Promise<boolean> | null = null;
+
   /** Reads more bytes into the buffer; false at the end of the stream. */
-  async #fill(): Promise<boolean> {
+  #fill(): Promise<boolean> {
+    this.#filling ??= this.#read().finally(() => this.#filling = null);
+    return this.#filling;
+  }
+
+  /**
+   * Resolves `true` when the client closes (or resets) the connection, reading ahead what
+   * it sends meanwhile; `false` once `stop` aborts first.
+   */
+  async closed(stop: AbortSignal): Promise<boolean> {
+    const stopped = new Promise<false>((resolve) => {
+      if (stop.aborted) resolve(false);
+      stop.addEventListener("abort", () => resolve(false), { once: true });
+    });
+    while (!stop.aborted) {
+      const more = await Promise.race([this.#fill().catch(() => false), stopped]);
+      if (!more) return !stop.aborted;
+    }
+    return false;
+  }
+
+  async #read(): Promise<boolean> {
     if (this.#start > 0) {
       this.#buffer.copyWithin(0, this.#start, this.#end);
       this.#end -= this.#start;
@@ -428,7 +455,7 @@ export class Upstream {
       const route = url.pathname.split("/")[1] ?? "";
       this.routes.set(route, (this.routes.get(route) ?? 0) + 1);
       try {
-        const reply = await this.#route(conn, route, url, record, arrived);
+        const reply = await this.#route(conn, reader, route, url, record, arrived);
         if (!reply) return; // A hostile route: the connection ends here.
         const body = reply.body === undefined ? new Uint8Array(0) : encoder.encode(reply.body);
         const headers = { ...reply.headers, "content-length": String(body.length) };
@@ -450,6 +477,7 @@ export class Upstream {
   /** The answer to a well-formed route, or `null` after a hostile one wrote what it wanted. */
   async #route(
     conn: Deno.Conn,
+    reader: ConnReader,
     route: string,
     url: URL,
     record: UpstreamRequest,
@@ -483,7 +511,14 @@ export class Upstream {
       case "hold": {
         if (arg === undefined || segments.length !== 2) break;
         const entry = this.#hold(arg);
-        await this.#waitForRelease(entry);
+        const stop = new AbortController();
+        const left = reader.closed(stop.signal);
+        await Promise.race([this.#waitForRelease(entry), left]);
+        stop.abort();
+        if (await left) {
+          record.clientLeft = true;
+          return null;
+        }
         if (!entry.released) return json(503, { error: "upstream closing" });
         return json(200, { key: arg, value: entry.value });
       }

@@ -1,6 +1,6 @@
 /**
- * The host bridge: the functions the guest may call (record a request, write a console
- * line, arm and disarm a timer, load a guest API's source), the prelude evaluated with them, and the controller
+ * The host bridge: the functions the guest may call (record and abort a request, write a
+ * console line, arm and disarm a timer, load a guest API's source), the prelude evaluated with them, and the controller
  * handles the host drives the guest through. Every host function is pure or journaled, so a
  * replay sees the same guest world.
  *
@@ -34,6 +34,8 @@ export interface Controller {
 export interface HostFunctions {
   /** The guest called `fetch()`: record the request (JSON) and return its id. */
   record(json: string): string;
+  /** The guest aborted request `id` (its signal aborted before the response came). */
+  abortRequest(id: string): void;
   /** The guest wrote a console line. */
   log(level: string, message: string): void;
   /** The guest armed a timer due `delayMs` after its clock; returns the timer's id. */
@@ -62,6 +64,9 @@ export function hostFunctionTable(
 ): HostFunctionTable {
   return [
     ["record", (json) => context.newString(host.record(context.getString(json)))],
+    ["abortRequest", (id) => {
+      host.abortRequest(context.getString(id));
+    }],
     ["log", (level, message) => {
       host.log(context.getString(level), context.getString(message));
     }],

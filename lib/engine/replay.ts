@@ -21,9 +21,12 @@ export interface AskedRequest {
 /** The recorded requests of a journal being replayed, matched against what the code asks. */
 export class Replay {
   readonly #recorded: FetchRequest[];
+  /** Ids of the aborted requests, in the order the guest aborted them. */
+  readonly #aborted: string[];
 
   constructor(journal: readonly JournalEntry[]) {
     this.#recorded = journal.flatMap((entry) => entry.type === "request" ? [entry.request] : []);
+    this.#aborted = journal.flatMap((entry) => entry.type === "abort" ? [entry.id] : []);
   }
 
   /** The recorded request number `index`, which must be the one the code `asked` for. */
@@ -49,6 +52,18 @@ export class Replay {
     return recorded;
   }
 
+  /** Checks that abort number `index` the code makes, of request `id`, is the recorded one. */
+  matchAbort(index: number, id: string): void {
+    const recorded = this.#aborted[index];
+    if (recorded === id) return;
+    throw nondeterminism(
+      recorded === undefined
+        ? `Abort #${index}: the journal has no abort here but the code aborted fetch "${id}"`
+        : `Abort #${index} differs from the journal: recorded fetch "${recorded}", ` +
+          `the code aborted fetch "${id}"`,
+    );
+  }
+
   /** Throws when the code asked for fewer than the `requestCount` recorded requests. */
   checkComplete(requestCount: number): void {
     if (requestCount < this.#recorded.length) {
@@ -65,6 +80,13 @@ export class Replay {
 export function unaskedResponse(id: string): ExecutionError {
   return nondeterminism(
     `The journal answers fetch "${id}" but replaying the code did not ask for it`,
+  );
+}
+
+/** The error of a journal aborting a request the replayed code did not abort (yet). */
+export function unmadeAbort(id: string): ExecutionError {
+  return nondeterminism(
+    `The journal aborts fetch "${id}" here but replaying the code did not abort it`,
   );
 }
 

@@ -6,6 +6,10 @@
  * concurrency, not the script. Which ones wait depends only on the journal's order of
  * requests and responses, so a replay queues the same ones.
  *
+ * The guest may abort a request (its `fetch()` signal aborted) while it is pending or
+ * waiting: it is dropped, and the abort journaled (checked against the journal in a replay)
+ * so that the host, which sees it pending no more, cancels it.
+ *
  * @module
  */
 import type { Journal } from "./journal.ts";
@@ -19,6 +23,8 @@ export class Requests {
   readonly pending = new Map<string, FetchRequest>();
   /** Requests made since the start of the run (replayed ones included). */
   count = 0;
+  /** Requests aborted since the start of the run (replayed ones included). */
+  aborts = 0;
   /** Requests made while `maxPending` were pending, oldest first. */
   readonly #waiting: FetchRequest[] = [];
   readonly #maxPending: number;
@@ -34,6 +40,7 @@ export class Requests {
     this.pending.clear();
     this.#waiting.length = 0;
     this.count = 0;
+    this.aborts = 0;
   }
 
   /** Ends pending request `id` (its response arrived) and lets the next waiting one in. */
@@ -43,6 +50,25 @@ export class Requests {
       const next = this.#waiting.shift()!;
       this.pending.set(next.id, next);
     }
+  }
+
+  /**
+   * Ends request `id`, which the guest aborted in `step` at guest clock `at`: journals the
+   * abort (or checks it against `replay`), then drops the request from the pending ones
+   * (letting the next waiting one in) or from those waiting. Throws an `ExecutionError`
+   * (nondeterminism or limit). A request that is neither pending nor waiting is left alone.
+   */
+  abort(id: string, step: number, at: number, replay: Replay | null): void {
+    const waitingAt = this.#waiting.findIndex((request) => request.id === id);
+    if (!this.pending.has(id) && waitingAt === -1) return;
+    const index = this.aborts++;
+    if (replay) replay.matchAbort(index, id);
+    else {
+      const entry: JournalEntry = { type: "abort", step, id, at };
+      this.#journal.append(entry, this.#journal.checkRoom(entry));
+    }
+    if (waitingAt === -1) this.settle(id);
+    else this.#waiting.splice(waitingAt, 1);
   }
 
   #admit(request: FetchRequest): void {

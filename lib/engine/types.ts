@@ -133,13 +133,18 @@ export interface Signal {
  * - `timer`: timer `timer` fired; `at` is the guest clock its callback saw, `dueAt` when it was
  *   due (for the timeline; entries of older journals lack it).
  * - `signal`: a signal arrived (delivered to a waiter, or kept until one waits for it).
+ * - `abort`: the guest aborted request `id` (its `fetch()` signal aborted) before a response
+ *   was delivered; `at` is the guest clock then. The request is pending no more, and a
+ *   response that arrives for it later is refused (`stale`). Like a request, it is an output
+ *   of the run: a replay makes the same abort and checks it against this entry.
  */
 export type JournalEntry =
   | { type: "eval"; step: number; at: number; code?: string }
   | { type: "request"; step: number; index: number; request: FetchRequest }
   | { type: "response"; step: number; response: FetchResponse; at: number }
   | { type: "timer"; step: number; timer: number; at: number; dueAt?: number }
-  | { type: "signal"; step: number; signal: Signal; at: number };
+  | { type: "signal"; step: number; signal: Signal; at: number }
+  | { type: "abort"; step: number; id: string; at: number };
 
 /**
  * What a paused execution is resumed with: a fetch response, the timers that are due by

@@ -92,6 +92,7 @@ export class VMCore {
       fromImage: this.options.vmImages,
       host: {
         record: (json) => this.#record(json),
+        abortRequest: (id) => this.#abortRequest(id),
         log: (level, message) => {
           this.#refuseWhileInspecting();
           if (!this.replay) this.logs.add(level, message);
@@ -198,6 +199,15 @@ export class VMCore {
     this.#refuseWhileInspecting();
     try {
       return this.requests.record(JSON.parse(json) as AskedRequest, this.step, this.replay);
+    } catch (error) {
+      throw this.#fail(error as ExecutionError);
+    }
+  }
+
+  #abortRequest(id: string): void {
+    this.#refuseWhileInspecting();
+    try {
+      this.requests.abort(id, this.step, this.clock, this.replay);
     } catch (error) {
       throw this.#fail(error as ExecutionError);
     }

@@ -90,6 +90,7 @@ const NO_HOST: HostFunctions = {
   record: () => {
     throw new Error("A VM image has no host");
   },
+  abortRequest: () => {},
   log: () => {},
   setTimer: () => {
     throw new Error("A VM image has no host");

@@ -1,10 +1,11 @@
 /**
  * Restoring a FetchVM from a state: a fresh VM replays the state's journal entry by entry
- * (evals, responses, timers, signals) until it stands where the state was.
+ * (evals, responses, timers, signals) until it stands where the state was. Requests and
+ * aborts are outputs: the replayed code makes them again, checked against the journal.
  *
  * @module
  */
-import { Replay, unarmedTimer, unaskedResponse } from "./replay.ts";
+import { Replay, unarmedTimer, unaskedResponse, unmadeAbort } from "./replay.ts";
 import type { ExecutionResult, VMState } from "./types.ts";
 import type { VMCore } from "./vm_core.ts";
 import { runSegment } from "./vm_segment.ts";
@@ -32,6 +33,7 @@ export async function restoreState(vm: VMCore, state: VMState): Promise<Executio
   const replay = new Replay(state.journal);
   vm.replay = replay;
   await vm.initialize();
+  let abortsSeen = 0;
   try {
     return await runSegment(vm, () => {
       for (const entry of state.journal) {
@@ -56,6 +58,9 @@ export async function restoreState(vm: VMCore, state: VMState): Promise<Executio
         } else if (entry.type === "signal") {
           vm.deadline = performance.now() + vm.options.timeLimitMs;
           vm.runSignal(entry.signal, entry.at);
+        } else if (entry.type === "abort") {
+          // The code made it while the entries before it were replayed (checked then).
+          if (vm.requests.aborts <= abortsSeen++) throw unmadeAbort(entry.id);
         }
         if (vm.abort) throw vm.abort;
       }

@@ -328,6 +328,11 @@ export const FETCH_LOG_SCHEMA: JsonSchema = {
     size: { type: "integer" },
     bodyPreview: { type: "string" },
     bodyEncoding: { const: "base64" },
+    aborted: {
+      const: true,
+      description: "The task aborted the fetch (its signal) before a response was delivered.",
+    },
+    abortedAt: { type: "string", format: "date-time" },
   },
 };
 

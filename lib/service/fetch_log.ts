@@ -1,7 +1,8 @@
 /**
  * The fetches of a task as `GET /status?id=` shows them, built from its journal: for each
  * request, in the order the guest made them, what was asked and what came back (status,
- * headers, size, a preview of the body), and in full for `GET /status?id=&fetch=<n>`.
+ * headers, size, a preview of the body) or that the task aborted it (`aborted`,
+ * `abortedAt`), and in full for `GET /status?id=&fetch=<n>`.
  *
  * Secrets are redacted ({@link redactHeaders}): the values of credential headers
  * (`authorization`, `cookie`, `set-cookie`, `x-api-key`, names with `token`, `secret`,
@@ -61,6 +62,7 @@ interface Entry {
   index: number;
   response?: FetchResponse;
   respondedAt?: number;
+  abortedAt?: number;
 }
 
 /**
@@ -77,6 +79,9 @@ export function fetchDetails(events: readonly TaskEvent[]): FetchDetailView[] {
       if (!entry || entry.response) continue;
       entry.response = event.response;
       entry.respondedAt = event.at;
+    } else if (event.type === "abort") {
+      const entry = entries.get(event.id);
+      if (entry && !entry.response) entry.abortedAt = event.at;
     }
   }
   return [...entries.values()].map(detailOf);
@@ -106,8 +111,12 @@ function detailOf(entry: Entry): FetchDetailView {
     status: response?.status ?? null,
     requestedAt: new Date(request.timestamp).toISOString(),
     // A pending request keeps its credentials: whoever performs it must send them.
-    request: requestOf(request, response !== undefined),
+    request: requestOf(request, response !== undefined || entry.abortedAt !== undefined),
   };
+  if (entry.abortedAt !== undefined) {
+    view.aborted = true;
+    view.abortedAt = new Date(entry.abortedAt).toISOString();
+  }
   if (!response) return view;
   if (response.statusText !== undefined) view.statusText = response.statusText;
   if (response.error !== undefined) view.error = response.error;

@@ -1062,9 +1062,15 @@ export class FlowTaskService implements TaskService {
       }
     }
     const now = Date.now();
+    const renamed = new Map<string, string>();
     for (const [at, entry] of entries.entries()) {
+      if (entry.type === "abort") {
+        // An aborted request is never answered: its abort names it by its new id.
+        entries[at] = { ...entry, id: renamed.get(entry.id) ?? entry.id };
+      }
       if (entry.type !== "request" || answered.has(entry.index)) continue;
       const request = { ...entry.request, id: forkFetchId(entry.index), timestamp: now };
+      renamed.set(entry.request.id, request.id);
       entries[at] = { ...entry, request };
     }
     return { entries, atFetch };

@@ -101,6 +101,10 @@ export interface FetchLogView {
   bodyEncoding?: "base64";
   /** Every attempt the server made, when the task has a retry policy. */
   attempts?: FetchAttempt[];
+  /** Set when the task aborted the fetch (its `signal`) before a response was delivered. */
+  aborted?: true;
+  /** When it aborted it (the task's clock). */
+  abortedAt?: string;
 }
 
 /** One fetch in full, as `GET /status?id=&fetch=<n>` shows it. */

@@ -11,12 +11,18 @@ import type { EventsExports } from "./events.ts";
 
 /** What the abort module exports besides its globals. */
 export interface AbortExports extends GuestExports {
-  /** Runs `algorithm(reason)` when `signal` aborts (at once if it has). */
-  onAbort(signal: AbortSignal, algorithm: (reason: unknown) => void): void;
+  /**
+   * Runs `algorithm(reason)` when `signal` aborts (at once if it has); the function returned
+   * removes it (the DOM's "remove an abort algorithm"), so a long-lived signal does not keep
+   * the algorithms of finished operations.
+   */
+  onAbort(signal: AbortSignal, algorithm: (reason: unknown) => void): () => void;
+  /** The `AbortSignal` class, to check a value is one. */
+  AbortSignal: typeof globalThis.AbortSignal;
 }
 
 function abortFactory(core: GuestCore, use: GuestUse): GuestExports {
-  const { TypeErrorCtor, arrayPush } = core;
+  const { TypeErrorCtor, arrayPush, arrayIndexOf, arraySplice } = core;
   const events = use("events") as EventsExports;
   const EventTarget = events.EventTarget as typeof globalThis.EventTarget;
   const Event = events.Event as typeof globalThis.Event;
@@ -27,7 +33,7 @@ function abortFactory(core: GuestCore, use: GuestUse): GuestExports {
 
   let create: () => AbortSignal;
   let signalAbort: (signal: AbortSignal, reason: unknown) => void;
-  let addAlgorithm: (signal: AbortSignal, algorithm: (reason: unknown) => void) => void;
+  let addAlgorithm: (signal: AbortSignal, algorithm: (reason: unknown) => void) => () => void;
   let makeDependent: (result: AbortSignal, sources: AbortSignal[]) => void;
   let allowed = false;
 
@@ -51,6 +57,10 @@ function abortFactory(core: GuestCore, use: GuestUse): GuestExports {
       };
       addAlgorithm = (signal, algorithm) => {
         arrayPush.call(signal.#algorithms, algorithm);
+        return () => {
+          const at = arrayIndexOf.call(signal.#algorithms, algorithm);
+          if (at !== -1) arraySplice.call(signal.#algorithms, at, 1);
+        };
       };
       signalAbort = (signal, reason) => {
         if (signal.#aborted) return;
@@ -203,9 +213,11 @@ function abortFactory(core: GuestCore, use: GuestUse): GuestExports {
     }
   }
 
+  const noop = () => {};
   const onAbort = (signal: AbortSignal, algorithm: (reason: unknown) => void) => {
-    if (signal.aborted) algorithm(signal.reason);
-    else addAlgorithm(signal, algorithm);
+    if (!signal.aborted) return addAlgorithm(signal, algorithm);
+    algorithm(signal.reason);
+    return noop;
   };
   return { AbortController, AbortSignal, onAbort };
 }

@@ -3,10 +3,16 @@
  * that the host settles later through {@link FetchExports.deliver} (the controller's
  * `deliver`), possibly in another process after a replay.
  *
+ * `init.signal` (or a `Request` input's `signal`): an aborted signal rejects the call with
+ * its reason before anything is recorded; a signal that aborts while the request waits for
+ * its response rejects the call with its reason and tells the host, which journals the abort
+ * and stops waiting for the request (a response that comes later is not delivered).
+ *
  * @module
  */
 import type { GuestCore, GuestExports, GuestModule, GuestUse } from "./guest_types.ts";
 import type { ResponsePayload } from "./response.ts";
+import type { AbortExports } from "./abort.ts";
 
 /** What the fetch module exports besides the `fetch` global. */
 export interface FetchExports {
@@ -18,12 +24,16 @@ interface Waiter {
   resolve(value: unknown): void;
   reject(reason: unknown): void;
   url: string;
+  /** Stops watching the request's signal (a no-op without one). */
+  unwatch(): void;
 }
 
 function fetchFactory(core: GuestCore, use: GuestUse): GuestExports {
   const { OrigPromise, OrigMap, mapGet, mapSet, mapDelete, StringCtor, TypeErrorCtor } = core;
   const { toUpperCase, quote, own, JSONparse } = core;
   const hostRecord = core.host.record;
+  const hostAbort = core.host.abortRequest;
+  const noop = () => {};
   const Headers = use("headers").Headers as typeof globalThis.Headers;
   const Response = use("response").Response as new (
     payload: ResponsePayload,
@@ -32,13 +42,17 @@ function fetchFactory(core: GuestCore, use: GuestUse): GuestExports {
   ) => unknown;
   const pending = new OrigMap<string, Waiter>();
 
-  type Input = string | { url?: unknown; method?: unknown; headers?: unknown } | null;
+  type Input =
+    | string
+    | { url?: unknown; method?: unknown; headers?: unknown; signal?: unknown }
+    | null;
   type Init =
     | {
       method?: unknown;
       headers?: unknown;
       body?: unknown;
       redirect?: unknown;
+      signal?: unknown;
       external?: unknown;
     }
     | null
@@ -60,6 +74,30 @@ function fetchFactory(core: GuestCore, use: GuestUse): GuestExports {
     return out;
   };
 
+  /**
+   * The signal of a request: `init.signal` when present (`null`: none), else the input's
+   * (a `Request`'s). A `TypeError` when it is not an `AbortSignal`.
+   */
+  const signalOf = (input: Input, options: NonNullable<Init>): AbortSignal | null => {
+    let signal = options.signal;
+    if (signal === undefined && input !== null && typeof input === "object") signal = input.signal;
+    if (signal === undefined || signal === null) return null;
+    const abort = use("abort") as AbortExports;
+    if (!(signal instanceof abort.AbortSignal)) {
+      throw new TypeErrorCtor("fetch: signal must be an AbortSignal");
+    }
+    return signal;
+  };
+
+  /** Request `id`'s signal aborted: the host stops waiting for it, the call rejects. */
+  const abortWaiter = (id: string, reason: unknown) => {
+    const waiter = mapGet.call(pending, id) as Waiter | undefined;
+    if (waiter === undefined) return;
+    mapDelete.call(pending, id);
+    hostAbort(id);
+    waiter.reject(reason);
+  };
+
   function fetch(input: Input, init?: Init): Promise<unknown> {
     return new OrigPromise((resolve, reject) => {
       let url;
@@ -68,6 +106,7 @@ function fetchFactory(core: GuestCore, use: GuestUse): GuestExports {
         url = input.url;
       } else url = StringCtor(input);
       const options = init === undefined || init === null ? {} : init;
+      const signal = signalOf(input, options);
       let method = options.method;
       if (
         method === undefined && input !== null && typeof input === "object" &&
@@ -109,8 +148,19 @@ function fetchFactory(core: GuestCore, use: GuestUse): GuestExports {
       // FlowState's own option: who performs the request (the server, or an outside worker).
       const external = options.external;
       if (external !== undefined) message += ',"external":' + (external ? "true" : "false");
+      if (signal !== null && signal.aborted) {
+        reject(signal.reason);
+        return;
+      }
       const id = hostRecord(message + "}");
-      mapSet.call(pending, id, { resolve, reject, url });
+      const waiter: Waiter = { resolve, reject, url, unwatch: noop };
+      mapSet.call(pending, id, waiter);
+      if (signal !== null) {
+        waiter.unwatch = (use("abort") as AbortExports).onAbort(
+          signal,
+          (reason) => abortWaiter(id, reason),
+        );
+      }
     });
   }
 
@@ -118,6 +168,7 @@ function fetchFactory(core: GuestCore, use: GuestUse): GuestExports {
     const waiter = mapGet.call(pending, id) as Waiter | undefined;
     if (waiter === undefined) return false;
     mapDelete.call(pending, id);
+    waiter.unwatch();
     const raw = JSONparse(json);
     const payload: ResponsePayload = {
       success: own(raw, "success"),

@@ -12,6 +12,8 @@
 export interface GuestHost {
   /** Records a request (JSON of `{ url, method, headers, body? }`); returns its id. */
   record(json: string): string;
+  /** Aborts request `id` (the guest no longer waits for it; journaled). */
+  abortRequest(id: string): void;
   /** Writes a console line. */
   log(level: string, message: string): void;
   /** Arms a host timer due `delayMs` (finite, >= 0) after the guest clock; returns its id. */
