@@ -38,8 +38,11 @@ export interface HostFunctions {
   abortRequest(id: string): void;
   /** The guest wrote a console line. */
   log(level: string, message: string): void;
-  /** The guest armed a timer due `delayMs` after its clock; returns the timer's id. */
-  setTimer(delayMs: number): number;
+  /**
+   * The guest armed a timer due `delayMs` after its clock; returns the timer's id. A `weak`
+   * one does not keep a task whose code has finished from completing.
+   */
+  setTimer(delayMs: number, weak: boolean): number;
   /** The guest disarmed timer `id`. */
   clearTimer(id: number): void;
   /** The pure host calls (URL, encoding, base64, digests, entropy) of this VM. */
@@ -70,7 +73,11 @@ export function hostFunctionTable(
     ["log", (level, message) => {
       host.log(context.getString(level), context.getString(message));
     }],
-    ["setTimer", (delay) => context.newNumber(host.setTimer(context.getNumber(delay)))],
+    ["setTimer", (delay, weak) => {
+      const isWeak = weak !== undefined && context.typeof(weak) === "boolean" &&
+        context.dump(weak) === true;
+      return context.newNumber(host.setTimer(context.getNumber(delay), isWeak));
+    }],
     ["clearTimer", (id) => {
       host.clearTimer(context.getNumber(id));
     }],

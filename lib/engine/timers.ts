@@ -5,6 +5,9 @@
  * (the guest clock when it was armed plus its delay). Firing one is an input of the run,
  * journaled like a response; arming and clearing are outputs, recomputed by a replay.
  *
+ * A weak timer (`AbortSignal.timeout`'s) fires like any other, but does not keep a task whose
+ * code has finished from completing, as an unref'd timer does not keep Deno running.
+ *
  * @module
  */
 import { limitError } from "./limits.ts";
@@ -13,6 +16,8 @@ import type { PendingTimer } from "./types.ts";
 /** The armed timers of a run, earliest due first when fired. */
 export class Timers {
   readonly #armed = new Map<number, PendingTimer>();
+  /** Ids of the armed weak timers. */
+  readonly #weak = new Set<number>();
   #next = 1;
   readonly #max: number;
 
@@ -25,25 +30,36 @@ export class Timers {
     return this.#armed.size;
   }
 
+  /** Number of armed timers that keep a finished task from completing (not weak). */
+  get holding(): number {
+    return this.#armed.size - this.#weak.size;
+  }
+
   /** Forgets every timer (a state is being restored). */
   clear(): void {
     this.#armed.clear();
+    this.#weak.clear();
     this.#next = 1;
   }
 
-  /** Arms a timer due `delayMs` after `clock`; returns its id. Throws a `limit` error. */
-  arm(delayMs: number, clock: number): number {
+  /**
+   * Arms a timer due `delayMs` after `clock` (`weak`: not holding a finished task); returns
+   * its id. Throws a `limit` error.
+   */
+  arm(delayMs: number, clock: number, weak = false): number {
     if (this.#armed.size >= this.#max) {
       throw limitError(`The script armed more than ${this.#max} timers at once`);
     }
     const id = this.#next++;
     this.#armed.set(id, { id, dueAt: clock + delayMs });
+    if (weak) this.#weak.add(id);
     return id;
   }
 
   /** Disarms timer `id` (no-op when it is not armed). */
   disarm(id: number): void {
     this.#armed.delete(id);
+    this.#weak.delete(id);
   }
 
   /** Whether timer `id` is armed. */

@@ -198,7 +198,8 @@ export interface VMState {
 
 /**
  * What a run segment ended with. An execution completes when its code has finished and
- * nothing is pending (no request, no timer, no signal awaited); until then it is paused.
+ * nothing is pending (no request, no timer but `AbortSignal.timeout`'s, no signal awaited);
+ * until then it is paused.
  */
 export interface ExecutionResult {
   type: "completed" | "paused";

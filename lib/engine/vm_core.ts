@@ -97,7 +97,7 @@ export class VMCore {
           this.#refuseWhileInspecting();
           if (!this.replay) this.logs.add(level, message);
         },
-        setTimer: (delayMs) => this.#setTimer(delayMs),
+        setTimer: (delayMs, weak) => this.#setTimer(delayMs, weak),
         clearTimer: (id) => this.timers.disarm(id),
         calls: {
           call: (op, arg, bytes) => {
@@ -213,12 +213,12 @@ export class VMCore {
     }
   }
 
-  #setTimer(delayMs: number): number {
+  #setTimer(delayMs: number, weak: boolean): number {
     try {
       if (!(delayMs >= 0) || delayMs === Infinity) {
         throw new ExecutionError("internal", "Error", `Invalid timer delay ${delayMs}`);
       }
-      return this.timers.arm(delayMs, this.clock);
+      return this.timers.arm(delayMs, this.clock, weak);
     } catch (error) {
       throw this.#fail(error as ExecutionError);
     }

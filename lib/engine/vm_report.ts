@@ -17,14 +17,16 @@ export function report(vm: VMCore): ExecutionResult {
   const outcomeJson = vm.call(controller.outcome);
   const logs = vm.logs.segment;
   const signals = JSON.parse(vm.call(controller.waits) ?? "[]") as string[];
-  const waiting = vm.requests.pending.size > 0 || vm.timers.size > 0 || signals.length > 0;
+  const held = vm.requests.pending.size > 0 || signals.length > 0;
+  // A weak timer may still settle code that waits, but does not hold finished code.
+  const waiting = held || vm.timers.size > 0;
   if (outcomeJson !== undefined) {
     const completed = completedResult(
       outcomeJson,
       vm.options.maxResultBytes,
       (info) => vm.guestFailure(info),
     );
-    if (!waiting) {
+    if (!held && vm.timers.holding === 0) {
       const result: ExecutionResult = { type: "completed", state: snapshot(vm, {}, []), logs };
       if ("value" in completed) result.result = completed.value;
       return result;

@@ -1,13 +1,15 @@
 /**
  * Guest source: `AbortController` and `AbortSignal` (`abort()`, `any()`, `timeout()`,
  * `throwIfAborted()`, `reason`, `onabort`), as the DOM standard defines them. `timeout()`
- * runs on the global `setTimeout`, so it works wherever timers do and throws a
- * `NotSupportedError` where there are none.
+ * arms a weak host timer (the timers module's, whatever the script did to `setTimeout`): a
+ * durable timer that does not keep a task whose code has finished from completing, as
+ * Deno's does not keep it running.
  *
  * @module
  */
 import type { GuestCore, GuestExports, GuestModule, GuestUse } from "./guest_types.ts";
 import type { EventsExports } from "./events.ts";
+import type { SchedulerExports } from "./timers.ts";
 
 /** What the abort module exports besides its globals. */
 export interface AbortExports extends GuestExports {
@@ -30,6 +32,7 @@ function abortFactory(core: GuestCore, use: GuestUse): GuestExports {
   const isFinite = Number.isFinite;
   const MAX_TIMEOUT = Number.MAX_SAFE_INTEGER;
   const iteratorSymbol = Symbol.iterator;
+  const scheduler = () => use("timers") as unknown as SchedulerExports;
 
   let create: () => AbortSignal;
   let signalAbort: (signal: AbortSignal, reason: unknown) => void;
@@ -122,18 +125,10 @@ function abortFactory(core: GuestCore, use: GuestUse): GuestExports {
             " is not a non-negative safe integer",
         );
       }
-      const setTimeout = (globalThis as { setTimeout?: unknown }).setTimeout;
-      if (typeof setTimeout !== "function") {
-        throw new DOMException(
-          "AbortSignal.timeout() needs timers, and this guest has no setTimeout: abort an " +
-            "AbortController yourself instead",
-          "NotSupportedError",
-        );
-      }
       const signal = create();
-      setTimeout(() => {
+      scheduler().after(ms - (ms % 1), () => {
         signalAbort(signal, new DOMException("The operation timed out.", "TimeoutError"));
-      }, ms - (ms % 1));
+      }, true);
       return signal;
     }
     static any(signals: Iterable<AbortSignal>): AbortSignal {

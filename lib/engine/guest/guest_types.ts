@@ -16,8 +16,11 @@ export interface GuestHost {
   abortRequest(id: string): void;
   /** Writes a console line. */
   log(level: string, message: string): void;
-  /** Arms a host timer due `delayMs` (finite, >= 0) after the guest clock; returns its id. */
-  setTimer(delayMs: number): number;
+  /**
+   * Arms a host timer due `delayMs` (finite, >= 0) after the guest clock; returns its id. A
+   * `weak` one does not keep a finished task from completing.
+   */
+  setTimer(delayMs: number, weak: boolean): number;
   /** Disarms host timer `id`. */
   clearTimer(id: number): void;
   /** The factory of a lazy guest module, evaluated on first use. */

@@ -18,8 +18,12 @@ import type { GuestCore, GuestExports, GuestModule } from "./guest_types.ts";
 
 /** The host timers' guest side, exported by the timers module besides its globals. */
 export interface SchedulerExports {
-  /** Runs `callback` once, `delayMs` (finite, >= 0) after the guest clock; returns the id. */
-  after(delayMs: number, callback: () => void): number;
+  /**
+   * Runs `callback` once, `delayMs` (finite, >= 0) after the guest clock; returns the id. A
+   * `weak` timer does not keep a task whose code has finished from completing (like an
+   * unref'd timer in Deno: `AbortSignal.timeout`'s).
+   */
+  after(delayMs: number, callback: () => void, weak?: boolean): number;
   /** Disarms timer `id` (no-op when it already fired or was cancelled). */
   cancel(id: number): void;
   /** Runs the callback of timer `id`; false when it is not armed. */
@@ -33,8 +37,8 @@ function timersFactory(core: GuestCore): GuestExports {
   /** Callbacks of the armed host timers, by host timer id. */
   const callbacks = new OrigMap<number, () => void>();
   const scheduler: SchedulerExports = {
-    after(delayMs, callback) {
-      const id = setTimer(delayMs);
+    after(delayMs, callback, weak) {
+      const id = setTimer(delayMs, weak === true);
       mapSet.call(callbacks, id, callback);
       return id;
     },
