@@ -161,3 +161,29 @@ Deno.test("a fetch with AbortSignal.timeout and a retry loop over mirrors surviv
   assertEquals(paths(killed.done.result), paths(expected));
   assertEquals(killed.aborts, 2);
 });
+
+Deno.test("a fork of a task that aborted a fetch replays the abort under the request's new id and runs on", async () => {
+  await using upstream = startUpstream();
+  await using server = await startServer();
+  await server.createTask({
+    id: "forked-abort",
+    code: `const controller = new AbortController();
+const held = fetch(${lit(upstream.url("/hold/forked"))}, { signal: controller.signal });
+const first = await (await fetch(${lit(upstream.url("/number/1"))})).json();
+controller.abort();
+const caught = await held.catch((error) => error.name);
+const second = await (await fetch(${lit(upstream.url("/number/2"))})).json();
+[caught, first.value, second.value]`,
+  });
+  const original = await server.waitForTask("forked-abort");
+  assertEquals(original.result, ["AbortError", 1, 2]);
+  const res = await server.request("/fork", {
+    body: { taskId: "forked-abort", id: "the-fork", atFetch: 2 },
+  });
+  assertEquals(res.status, 200);
+  const fork = await server.waitForTask("the-fork");
+  assertEquals(fork.result, original.result);
+  const aborted = fork.fetches.filter((f) => f.aborted).map((f) => f.id);
+  assertEquals(aborted.length, 1);
+  assert(aborted[0] !== original.fetches[0]!.id, "the aborted request has the fork's own id");
+});
