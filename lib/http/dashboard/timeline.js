@@ -37,12 +37,15 @@ function FetchItem({ task, fetch, onForked }) {
       (e) => setError(e.message),
     );
   }, [detail, task.id, fetch.index]);
+  const since = (at) => `${new Date(at) - new Date(fetch.requestedAt)} ms`;
   const duration = fetch.respondedAt
-    ? `${new Date(fetch.respondedAt) - new Date(fetch.requestedAt)} ms`
+    ? since(fetch.respondedAt)
+    : fetch.abortedAt
+    ? `aborted by the task after ${since(fetch.abortedAt)}`
     : "pending";
-  const status = fetch.status ?? (fetch.error ? "failed" : "…");
+  const status = fetch.status ?? (fetch.aborted ? "aborted" : fetch.error ? "failed" : "…");
   return html`
-    <li class="kind-fetch" data-fetch=${fetch.index}>
+    <li class=${fetch.aborted ? "kind-fetch aborted" : "kind-fetch"} data-fetch=${fetch.index}>
       <details onToggle=${(e) => e.target.open && load()}>
           <summary>
             <${Time} at=${fetch.requestedAt} />
