@@ -223,6 +223,24 @@ setTimeout(() => {}, 60_000);
         await server.request("/cancel", { body: { taskId: "timed" } });
       });
 
+      await step("a fetch the task aborted shows as aborted in the timeline", async () => {
+        await server.createTask({
+          id: "aborter",
+          code: `const controller = new AbortController();
+setTimeout(() => controller.abort(), 50);
+try {
+  await fetch(${JSON.stringify(upstream.url("/hold/never"))}, { signal: controller.signal });
+} catch (error) {
+  error.name;
+}`,
+        });
+        await page.goto(`${server.origin}/#/task/aborter`);
+        await page.locator(".status-completed").first().waitFor();
+        assertEquals(await page.locator("pre.result").textContent(), '"AbortError"');
+        const fetch = page.locator(`li.aborted[data-fetch="0"]`);
+        assertStringIncludes(await fetch.locator("summary").textContent() ?? "", "aborted");
+      });
+
       await step("cancel, then retry, from the page", async () => {
         await server.createTask({
           id: "to-cancel",
