@@ -1064,3 +1064,30 @@ Deno.test("a task created anew after its id was removed survives the next open",
     await reopened.close();
   });
 });
+
+for (
+  const [variant, options] of [
+    ["with an integrity key", { integrityKey: "integrity-key-0123456789" }],
+    ["with an encryption key", { encryptionKey: SEALING_KEY }],
+  ] as const
+) {
+  Deno.test(`readTail ${variant}: the journal's tail reads back in clear; with a MAC an edited line of it is refused`, async () => {
+    await withStoreDir(async (dir) => {
+      const store = new FileTaskStore(dir, options);
+      await store.loadAll();
+      let record = await store.save(makeRecord("t1"), [logEvent("first")]);
+      for (let i = 0; i < 30; i++) record = await store.save(record, [logEvent(`line ${i}`)]);
+      const all = await store.readEvents(record);
+      const tail = await store.readTail(record, 2000);
+      assert(tail.skippedBytes > 0 && tail.events.length > 0);
+      assertEquals(tail.events, all.slice(-tail.events.length));
+      if (!("integrityKey" in options)) return;
+      // A line of the tail edited: refused, as the whole journal is.
+      const path = join(dir, "t1.journal.jsonl");
+      const text = await Deno.readTextFile(path);
+      await Deno.writeTextFile(path, text.replace("line 29", "line 92"));
+      const error = await assertRejects(() => store.readTail(record, 2000));
+      assertInstanceOf(error, ConflictError);
+    });
+  });
+}

@@ -63,7 +63,17 @@ Deno.test("GET /openapi.json describes exactly what the server accepts", async (
 
     await step("each documented query parameter of GET /status is read", async () => {
       const params = doc.paths["/status"]!.get!.parameters!.map((p) => p.name).sort();
-      assertEquals(params, ["cursor", "fetch", "id", "limit", "name", "order", "status", "wait"]);
+      assertEquals(params, [
+        "cursor",
+        "fetch",
+        "id",
+        "journal",
+        "limit",
+        "name",
+        "order",
+        "status",
+        "wait",
+      ]);
       for (const name of ["cursor", "limit", "order", "status"]) {
         const bad = await server.request(`/status?${name}=%00`);
         assertEquals(bad.status, 400, `${name} is validated: ${bad.text}`);

@@ -499,4 +499,25 @@ export function testTaskStoreContract(
     assertEquals(await again.readRecord("t5"), null);
     assertEquals((await again.list({ limit: 1 })).tasks[0]?.status, "error");
   });
+
+  test("readTail answers the committed events of the journal's last bytes and the bytes before them", async (store) => {
+    let record = await store.save(makeRecord("t1"), [logEvent("first")]);
+    const lines = Array.from({ length: 40 }, (_, i) => logEvent(`line ${i} ` + "x".repeat(100)));
+    for (let i = 0; i < lines.length; i += 10) {
+      record = await store.save(record, lines.slice(i, i + 10));
+    }
+    const whole = await store.readTail(record, record.eventsBytes);
+    assertEquals(whole, { events: await store.readEvents(record), skippedBytes: 0 });
+    const tail = await store.readTail(record, 1000);
+    assert(tail.skippedBytes > record.eventsBytes - 1000, `skipped ${tail.skippedBytes}`);
+    assert(tail.skippedBytes <= record.eventsBytes);
+    const all = await store.readEvents(record);
+    assert(tail.events.length > 0 && tail.events.length < 10);
+    assertEquals(tail.events, all.slice(-tail.events.length), "the last events, in order");
+    // Lines after the commit point (an interrupted save) are not part of it.
+    assertEquals(await store.readTail({ ...record, eventsBytes: 0 }, 1000), {
+      events: [],
+      skippedBytes: 0,
+    });
+  });
 }

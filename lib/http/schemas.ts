@@ -350,6 +350,10 @@ export const COMPONENT_SCHEMAS: Record<string, JsonSchema> = {
       headers: STRING_MAP,
       body: { type: "string" },
       bodyBase64: { type: "string" },
+      bodyBytes: {
+        type: "integer",
+        description: "In lists and events: the size of a body over 16 KiB, given instead of it.",
+      },
       redirect: { enum: ["manual", "error", "follow"] },
     },
   },
@@ -390,6 +394,13 @@ export const COMPONENT_SCHEMAS: Record<string, JsonSchema> = {
           type: "array",
           description: "When each POST /retry ran the task again (absent: never).",
           items: { type: "string", format: "date-time" },
+        },
+        journalSkipped: {
+          type: "object",
+          description: "The view read the journal's last MiB only: the committed bytes " +
+            "before it, whose console lines and fetches are not listed (`journal=full`).",
+          required: ["bytes"],
+          properties: { bytes: { type: "integer" } },
         },
         webhook: {
           type: "object",

@@ -202,6 +202,12 @@ export function taskRoutes(deps: AppDeps): Routes {
               schema: { type: "string" },
               example: "0",
             },
+            journal: {
+              description: "With id: `full` lists the console lines and fetches of the whole " +
+                "journal, not only those of its last MiB.",
+              schema: { enum: ["full"] },
+              example: "full",
+            },
             wait: {
               description: "With id: wait in ms for the task to finish.",
               schema: WAIT_SCHEMA,
@@ -269,7 +275,13 @@ export function taskRoutes(deps: AppDeps): Routes {
             }
             const waitParam = url.searchParams.get("wait");
             const wait = waitParam === null ? 0 : parseWaitMs(waitParam, "wait for task");
-            const get = () => service.get(taskId);
+            const journal = url.searchParams.get("journal");
+            if (journal !== null && journal !== "full") {
+              throw new BadRequestError(
+                `Invalid journal ${JSON.stringify(journal)}: use "full", or leave it out`,
+              );
+            }
+            const get = () => service.get(taskId, { full: journal === "full" });
             const task = await untilFinished(service.events, wait, req.signal, get, get);
             return json(200, { success: true, task });
           }

@@ -122,6 +122,12 @@ const MAX_RECOVERY_RETRY_MS = 30_000;
  */
 export const LIVE_SLEEP_MS = 5_000;
 
+/**
+ * Bytes of a task's journal `GET /status?id=` reads, from its end: its view's console lines
+ * and fetches are those of this tail (`journal=full` reads the whole journal).
+ */
+export const STATUS_TAIL_BYTES = 1024 * 1024;
+
 /** Tasks read at once by {@link FlowTaskService.finishedTasks}. */
 const FINISHED_PAGE = 200;
 /** Tasks listed when a query names no limit. */
@@ -547,9 +553,17 @@ export class FlowTaskService implements TaskService {
     });
   }
 
-  async get(id: string): Promise<TaskDetailView> {
+  /**
+   * The task's detail: its view, and the console lines and fetches of its journal's last
+   * {@link STATUS_TAIL_BYTES} (of all of it with `full`), so a view costs the same whatever
+   * the journal's size; `journalSkipped` says what came before.
+   */
+  async get(id: string, options: { full?: boolean } = {}): Promise<TaskDetailView> {
     const record = await this.#record(id);
-    const events = await this.#deps.store.readEvents(record);
+    const { store } = this.#deps;
+    const { events, skippedBytes } = options.full
+      ? { events: await store.readEvents(record), skippedBytes: 0 }
+      : await store.readTail(record, STATUS_TAIL_BYTES);
     const logs: LogEntry[] = [];
     for (const event of events) {
       if (event.type === "log") {
@@ -560,9 +574,14 @@ export class FlowTaskService implements TaskService {
     const detail: TaskDetailView = {
       ...await this.#answer(this.#view(record)),
       logs: logs.slice(-keep),
-      fetches: fetchDetails(events).map(fetchSummary),
+      // A tail's rewinds count entries it does not begin at: its fetches are keyed by id,
+      // a fetch tried again after a rewind showing its latest attempt all the same.
+      fetches: fetchDetails(
+        skippedBytes === 0 ? events : events.filter((event) => event.type !== "rewind"),
+      ).map(fetchSummary),
       ...timelineOf(events, record.vm?.timers),
     };
+    if (skippedBytes > 0) detail.journalSkipped = { bytes: skippedBytes };
     const webhook = record.callbackUrl && isFinishedStatus(record.status)
       ? this.#deps.webhookState?.(id, record.updatedAt)
       : undefined;

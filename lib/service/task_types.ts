@@ -141,6 +141,12 @@ export interface WebhookState {
 export interface TaskDetailView extends TaskView, TimelineView {
   logs: LogEntry[];
   fetches: FetchLogView[];
+  /**
+   * Present when the view read only the journal's tail: the committed bytes before it,
+   * whose console lines and fetches `logs` and `fetches` leave out (`journal=full` reads
+   * them all).
+   */
+  journalSkipped?: { bytes: number };
   /** With a `callbackUrl`, once the task is finished. */
   webhook?: WebhookState;
 }
@@ -241,7 +247,7 @@ export interface TaskService {
   /** Sends a signal to a task. 404 unknown task, 409 ended task. */
   signal(taskId: string, signal: Signal): Promise<TaskView>;
   /** One task in detail. 404 unknown. */
-  get(id: string): Promise<TaskDetailView>;
+  get(id: string, options?: { full?: boolean }): Promise<TaskDetailView>;
   /** A task's code, input, options and variables. 404 unknown. */
   source(id: string): Promise<TaskSourceView>;
   /** One fetch of a task in full, by index or fetch id. 404 unknown task or fetch. */

@@ -103,6 +103,8 @@ const JOURNAL_SUFFIX = ".journal.jsonl";
 const LOAD_CONCURRENCY = 64;
 /** Indentation of record files, which humans read. */
 const RECORD_INDENT = 2;
+/** A signed line's MAC and what follows it before the `\n`: 64 hex digits and `"}`. */
+const MAC_TAIL_BYTES = 66;
 /** How every commit line starts (`JSON.stringify` of `{ type: "commit", record }`). */
 const COMMIT_PREFIX = '{"type":"commit",';
 
@@ -553,6 +555,60 @@ export class FileTaskStore implements TaskStore {
       if (!(error instanceof SealedPartError)) throw error;
       throw new ConflictError(`Cannot read the journal of task "${id}": ${error.message}`);
     }
+  }
+
+  /**
+   * The committed events from the first whole line in the journal's last `maxBytes`
+   * committed bytes: one read of that range (and, with an integrity key, of the MAC ending
+   * the line before it, from which the range is checked).
+   */
+  async readTail(
+    record: Pick<TaskRecord, "id" | "eventsBytes">,
+    maxBytes: number,
+  ): Promise<{ events: TaskEvent[]; skippedBytes: number }> {
+    const { id, eventsBytes } = record;
+    if (eventsBytes <= maxBytes) return { events: await this.readEvents(record), skippedBytes: 0 };
+    assertTaskId(id);
+    const path = this.#journalPath(id);
+    const start = eventsBytes - maxBytes;
+    // The byte before the first line's start is a "\n"; with a MAC, the 64 hex digits and
+    // `"}` before it are the previous line's MAC.
+    const from = Math.max(0, start - 1 - (this.#mac ? MAC_TAIL_BYTES : 0));
+    let bytes: Uint8Array | null;
+    try {
+      bytes = await readRange(path, from, eventsBytes - from);
+    } catch (error) {
+      throw unavailable(`Cannot read the journal of task "${id}"`, error);
+    }
+    const size = from + (bytes?.length ?? 0);
+    if (!bytes || size < eventsBytes) throw journalTooShort(id, size, eventsBytes);
+    const newline = bytes.indexOf(0x0a, start - 1 - from);
+    const lineStart = newline + 1;
+    let text = new TextDecoder().decode(bytes.subarray(lineStart));
+    if (this.#mac && text !== "") {
+      const previous = new TextDecoder().decode(
+        bytes.subarray(newline - MAC_TAIL_BYTES, newline - 2),
+      );
+      try {
+        const lines = text.split("\n");
+        lines.pop();
+        text = (await this.#mac.verify(lines, previous)).lines.join("\n") + "\n";
+      } catch (error) {
+        if (!(error instanceof JournalIntegrityError)) throw error;
+        throw new ConflictError(`Task "${id}" failed its integrity check: ${error.message}`);
+      }
+    }
+    let events = parseJournal(text, path);
+    if (this.#cipher) {
+      const cipher = this.#cipher;
+      try {
+        events = await Promise.all(events.map((event) => cipher.openEvent(event)));
+      } catch (error) {
+        if (!(error instanceof SealedPartError)) throw error;
+        throw new ConflictError(`Cannot read the journal of task "${id}": ${error.message}`);
+      }
+    }
+    return { events, skippedBytes: from + lineStart };
   }
 
   /**

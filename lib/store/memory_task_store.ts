@@ -118,6 +118,25 @@ export class MemoryTaskStore implements TaskStore {
     });
   }
 
+  /** Copies of the committed events in the last `maxBytes` bytes, and the bytes before them. */
+  readTail(
+    record: Pick<TaskRecord, "id" | "eventsBytes">,
+    maxBytes: number,
+  ): Promise<{ events: TaskEvent[]; skippedBytes: number }> {
+    return Promise.try(() => {
+      const { id, eventsBytes } = record;
+      assertTaskId(id);
+      const stored = this.#tasks.get(id) ?? { record: "", lines: [], ends: [] };
+      const count = committedCount(id, stored, eventsBytes);
+      let first = count;
+      while (first > 0 && eventsBytes - (stored.ends[first - 2] ?? 0) <= maxBytes) first--;
+      const skippedBytes = first === 0 ? 0 : stored.ends[first - 1]!;
+      const events = stored.lines.slice(first, count).filter((line) => !isCommitLine(line))
+        .map((line) => JSON.parse(line));
+      return { events, skippedBytes };
+    });
+  }
+
   /** `request` as it is: this store keeps bodies in its records (it makes no `bodyRef`). */
   requestWithBody(_id: string, request: PendingRequest): Promise<FetchRequest> {
     const { bodyRef: _bodyRef, ...plain } = request;

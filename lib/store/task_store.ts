@@ -192,6 +192,17 @@ export interface TaskStore {
    */
   readEvents(record: Pick<TaskRecord, "id" | "eventsBytes">): Promise<TaskEvent[]>;
   /**
+   * The committed events of the journal's last `maxBytes` bytes (from the first whole
+   * line in them), in order, without the commit lines, and how many committed bytes came
+   * before them (0 when the whole journal was read). Reads and allocates at most about
+   * `maxBytes`, whatever the journal's size: what a task's view reads. A `rewind` among
+   * them counts entries from the journal's start, which the events do not begin at.
+   */
+  readTail(
+    record: Pick<TaskRecord, "id" | "eventsBytes">,
+    maxBytes: number,
+  ): Promise<{ events: TaskEvent[]; skippedBytes: number }>;
+  /**
    * A pending request of task `id` with its body: `request` itself when it has no
    * `bodyRef`, else read back from where the store left the body (without `bodyRef`).
    * A store that keeps bodies in its records returns `request` as it is. Rejects when the
