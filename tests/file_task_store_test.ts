@@ -47,11 +47,11 @@ async function withStoreDir(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
-/** The files of `dir` but the store's index file. */
+/** The files of `dir` but the store's index file and its snapshots. */
 async function listDir(dir: string): Promise<string[]> {
   const names: string[] = [];
   for await (const entry of Deno.readDir(dir)) {
-    if (entry.name !== "_index.tsv") names.push(entry.name);
+    if (!entry.name.startsWith("_index.")) names.push(entry.name);
   }
   return names.sort();
 }

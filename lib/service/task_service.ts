@@ -46,8 +46,10 @@ import {
   type FetchRequestView,
   type ForkTaskInput,
   type HealthView,
+  type ListQuery,
   type ListTasksQuery,
   type PendingRequest,
+  type SkippedFile,
   type TaskDetailView,
   type TaskEvent,
   type TaskListView,
@@ -161,6 +163,10 @@ export class FlowTaskService implements TaskService {
   /** Next wake-up of every paused task with an armed timer. */
   readonly #wakes = new WakeSchedule((id) => this.#wake(id));
   #sweeping: Promise<void> | undefined;
+  /** Taking up the tasks running or paused at the start, when the store reads them apart. */
+  #loading: Promise<void> | undefined;
+  /** Tasks saved or removed while {@link #loading} runs: not taken up from it. */
+  #changedWhileLoading: Set<string> | undefined;
   #closing = false;
 
   constructor(deps: TaskServiceDeps) {
@@ -175,17 +181,38 @@ export class FlowTaskService implements TaskService {
   /**
    * Opens the store (which holds the records of running and paused tasks only); re-runs
    * tasks caught `running`, arms paused tasks' timers and hands their requests to
-   * `onPending` again; starts the retention sweep. Resolves once the store is open (re-runs
-   * go on in the background). `loaded` counts every task the store has.
+   * `onPending` again; starts the retention sweep. Resolves once the store's index is open:
+   * with a store that reads its active tasks apart ({@link TaskStore.readActive}), they are
+   * taken up in the background, as they are read (see {@link activeLoaded}); until then a
+   * task not taken up yet is read from the store like a finished one. `loaded` counts every
+   * task the store has.
    */
   async start(): Promise<{ loaded: number; skipped: number }> {
-    const { active: tasks, skipped } = await this.#deps.store.open();
-    for (const file of skipped) {
-      this.#deps.logger.warn("state file skipped", { file: file.file, reason: file.reason });
+    const { store, logger } = this.#deps;
+    const warn = (file: SkippedFile) =>
+      logger.warn("state file skipped", { file: file.file, reason: file.reason });
+    let skipped: SkippedFile[];
+    if (store.openIndex && store.readActive) {
+      ({ skipped } = await store.openIndex());
+      this.#changedWhileLoading = new Set();
+      const reads = store.readActive();
+      this.#loading = (async () => {
+        for await (const read of reads) {
+          if (this.#closing) break;
+          if ("skipped" in read) warn(read.skipped);
+          else this.#takeUp(read.record);
+        }
+      })().catch((error) => {
+        logger.error("cannot read the running and paused tasks", { error: String(error) });
+      }).finally(() => this.#changedWhileLoading = undefined);
+    } else {
+      const opened = await store.open();
+      skipped = opened.skipped;
+      this.adopt(opened.active);
     }
-    this.adopt(tasks);
+    for (const file of skipped) warn(file);
     this.#scheduleSweep();
-    const loaded = Object.values(this.#deps.store.counts()).reduce((sum, n) => sum + n, 0);
+    const loaded = Object.values(store.counts()).reduce((sum, n) => sum + n, 0);
     return { loaded, skipped: skipped.length };
   }
 
@@ -196,20 +223,7 @@ export class FlowTaskService implements TaskService {
    * (sent again, with the same `Idempotency-Key`). Records of tasks already held are left.
    */
   adopt(records: readonly TaskRecord[]): void {
-    const tasks = records.filter((record) => !this.#active.has(record.id));
-    for (const record of tasks) this.#active.set(record.id, record);
-    for (const record of tasks) {
-      const active = record.status === TaskStatus.Running || record.status === TaskStatus.Paused;
-      if (active && record.overrunAt !== undefined) {
-        void this.#serialize(record.id, () => this.#failOverrun(record.id));
-      } else if (record.status === TaskStatus.Running) {
-        void this.#serialize(record.id, () => this.#recover(record.id));
-      } else if (record.status === TaskStatus.Paused) {
-        this.#wakes.set(record.id, wakeAt(record));
-        const requests = serverRequests(record);
-        if (requests.length > 0) this.#deps.onPending(record.id, requests, record.retry);
-      }
-    }
+    for (const record of records) this.#takeUp(record);
   }
 
   /**
@@ -234,6 +248,31 @@ export class FlowTaskService implements TaskService {
     return [...new Set([...this.#active.keys(), ...this.#locks.keys()])];
   }
 
+  /** Resolves once the records of the tasks running or paused at the start are taken up. */
+  async activeLoaded(): Promise<void> {
+    await this.#loading;
+  }
+
+  /**
+   * Takes up a task found running or paused at the start: re-runs it, or fails it when it
+   * overran, or arms its timers and sends its requests. A task an operation saved since the
+   * start is left as that made it (its record here may be older).
+   */
+  #takeUp(record: TaskRecord): void {
+    const id = record.id;
+    if (this.#changedWhileLoading?.has(id) || this.#active.has(id)) return;
+    this.#active.set(id, record);
+    if (record.overrunAt !== undefined) {
+      void this.#serialize(id, () => this.#failOverrun(id));
+    } else if (record.status === TaskStatus.Running) {
+      void this.#serialize(id, () => this.#recover(id));
+    } else if (record.status === TaskStatus.Paused) {
+      this.#wakes.set(id, wakeAt(record));
+      const requests = serverRequests(record);
+      if (requests.length > 0) this.#deps.onPending(id, requests, record.retry);
+    }
+  }
+
   /**
    * Stops taking work and waits for running segments to be saved, for at most `graceMs`
    * (then close the pool: segments still running end without a commit, and
@@ -242,6 +281,7 @@ export class FlowTaskService implements TaskService {
   async close(graceMs = Number.POSITIVE_INFINITY): Promise<void> {
     await this.#sweeping;
     this.#closing = true;
+    await this.#loading;
     this.#wakes.close();
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
@@ -512,6 +552,7 @@ export class FlowTaskService implements TaskService {
           `Cannot delete task "${taskId}": it is ${record.status}; cancel it first`,
         );
       }
+      this.#changedWhileLoading?.add(taskId);
       try {
         await this.#deps.store.remove(taskId);
       } catch (error) {
@@ -622,13 +663,32 @@ export class FlowTaskService implements TaskService {
   }
 
   async list(query: ListTasksQuery): Promise<TaskListView> {
-    const page = await this.#deps.store.list({
+    return await this.#listViews({
       status: query.status,
       name: query.name,
       order: query.order,
       cursor: query.cursor,
       limit: query.limit ?? DEFAULT_LIST_LIMIT,
     });
+  }
+
+  /**
+   * Every finished task with a callback URL (and those the store's index cannot tell
+   * about), oldest first, read from the store a page at a time.
+   */
+  async *finishedTasks(): AsyncGenerator<TaskView> {
+    const status = Object.values(TaskStatus).filter(isFinishedStatus);
+    let cursor: string | undefined;
+    do {
+      const page = await this.#listViews({ status, cursor, limit: FINISHED_PAGE, callback: true });
+      yield* page.tasks;
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor !== undefined && !this.#closing);
+  }
+
+  /** A page of the store's listing, as views of the records. */
+  async #listViews(query: ListQuery): Promise<TaskListView> {
+    const page = await this.#deps.store.list(query);
     const records = await Promise.all(page.tasks.map(async ({ id }) => {
       const active = this.#active.get(id);
       if (active) return active;
@@ -641,17 +701,6 @@ export class FlowTaskService implements TaskService {
     const tasks: TaskView[] = [];
     for (const record of records) if (record) tasks.push(toView(this.#view(record)));
     return { tasks, nextCursor: page.nextCursor };
-  }
-
-  /** Every finished task, oldest first, read from the store a page at a time. */
-  async *finishedTasks(): AsyncGenerator<TaskView> {
-    const status = Object.values(TaskStatus).filter(isFinishedStatus);
-    let cursor: string | undefined;
-    do {
-      const page = await this.list({ status, cursor, limit: FINISHED_PAGE });
-      yield* page.tasks;
-      cursor = page.nextCursor ?? undefined;
-    } while (cursor !== undefined && !this.#closing);
   }
 
   health(): HealthView {
@@ -793,6 +842,7 @@ export class FlowTaskService implements TaskService {
     type?: TransitionType,
   ): Promise<TaskRecord> {
     const started = performance.now();
+    this.#changedWhileLoading?.add(next.id);
     let saved: TaskRecord;
     try {
       saved = await this.#deps.store.save(next, events);

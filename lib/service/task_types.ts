@@ -19,6 +19,7 @@ export type { SignalView, TimelineView, TimerView } from "./timeline.ts";
 export { decodeCursor, isTaskStatus, TaskStatus } from "../store/mod.ts";
 export type {
   ListOrder,
+  ListQuery,
   PendingRequest,
   SkippedFile,
   TaskErrorView,

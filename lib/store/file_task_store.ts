@@ -101,6 +101,8 @@ const RECORD_SUFFIX = ".json";
 const JOURNAL_SUFFIX = ".journal.jsonl";
 /** Files read at once by `loadAll()`. */
 const LOAD_CONCURRENCY = 64;
+/** Records of active tasks {@link FileTaskStore.readActive} reads before it yields them. */
+const ACTIVE_BATCH = 256;
 /** Indentation of record files, which humans read. */
 const RECORD_INDENT = 2;
 /** A signed line's MAC and what follows it before the `\n`: 64 hex digits and `"}`. */
@@ -196,6 +198,8 @@ export class FileTaskStore implements TaskStore {
   readonly #skipped = new Set<string>();
   readonly #background = new Set<Promise<unknown>>();
   #rewriting = false;
+  /** What {@link readActive} reads: set by {@link openIndex}. */
+  #toRead: { records: TaskRecord[] } | { entries: TaskSummary[] } | undefined;
 
   /** A store in `dir`, which `open()` (or `loadAll()`) creates if missing. */
   constructor(dir: string, options: FileTaskStoreOptions = {}) {
@@ -218,20 +222,37 @@ export class FileTaskStore implements TaskStore {
    * ({@link loadAll}).
    */
   async open(): Promise<{ active: TaskRecord[]; skipped: SkippedFile[] }> {
-    let bytes: Uint8Array | null;
+    const { skipped } = await this.openIndex();
+    const active: TaskRecord[] = [];
+    for await (const read of this.readActive()) {
+      if ("record" in read) active.push(read.record);
+      else skipped.push(read.skipped);
+    }
+    return { active, skipped };
+  }
+
+  /**
+   * The first half of {@link open}: reads the index file (rebuilt from the records when it
+   * is missing or unreadable) and completes the removals it records; {@link readActive}
+   * then reads the records of the tasks it lists as running or paused.
+   */
+  async openIndex(): Promise<{ skipped: SkippedFile[] }> {
+    let file: { bytes: Uint8Array; snapshot: Uint8Array | null } | null;
     try {
       await ensureDir(this.#dir);
-      bytes = await this.#indexFile.read();
+      file = await this.#indexFile.read();
     } catch (error) {
       throw unavailable(`Cannot read the index of "${this.#dir}"`, error);
     }
-    const loaded = bytes === null ? null : parseIndex(bytes);
+    const loaded = file === null ? null : parseIndex(file.bytes, file.snapshot);
+    file = null;
     if (loaded === null || typeof loaded === "string") {
       const { tasks, skipped } = await this.#scan((record) => !isFinished(record.status));
       if (typeof loaded === "string") {
         skipped.unshift({ file: INDEX_FILE_NAME, reason: `${loaded}; rebuilt from the records` });
       }
-      return { active: tasks, skipped };
+      this.#toRead = { records: tasks };
+      return { skipped };
     }
     try {
       await this.#indexFile.adopt(loaded);
@@ -239,34 +260,62 @@ export class FileTaskStore implements TaskStore {
       throw unavailable(`Cannot open the index of "${this.#dir}"`, error);
     }
     this.#index = loaded.index;
+    // A file of an older version is rewritten before anything is appended to it.
+    if (loaded.version === 1) this.#rewriteIndex();
     await this.#completeRemovals(loaded.removals);
-    const entries = this.#index.having([TaskStatus.Running, TaskStatus.Paused]);
-    const outcomes = await mapWithLimit(entries, LOAD_CONCURRENCY, async (entry) => {
-      try {
-        return { entry, record: await this.readRecord(entry.id) };
-      } catch (error) {
-        return { entry, error: ensureError(error).message };
-      }
-    });
-    const active: TaskRecord[] = [];
-    const skipped: SkippedFile[] = [];
-    let corrections = "";
-    for (const { entry, record, error } of outcomes) {
-      this.#index.delete(entry.id, entry.createdAt);
-      if (error !== undefined) {
-        this.#skipped.add(entry.id);
-        skipped.push({ file: entry.id + RECORD_SUFFIX, reason: error });
-      } else if (record === null) {
-        corrections += removalLine(entry.id, timeMs(entry.createdAt));
-      } else {
-        this.#index.set(summaryOf(record));
-        if (isFinished(record.status)) corrections += entryLine(entryOf(record));
-        else active.push(record);
-      }
+    this.#toRead = { entries: this.#index.having([TaskStatus.Running, TaskStatus.Paused]) };
+    return { skipped: [] };
+  }
+
+  /**
+   * The second half of {@link open}: the records of the tasks the index listed as running
+   * or paused, read a batch at a time, which correct the index: a task whose record is gone
+   * is dropped, one found finished is marked so (unless a save or removal changed it since
+   * {@link openIndex}).
+   */
+  async *readActive(): AsyncGenerator<{ record: TaskRecord } | { skipped: SkippedFile }> {
+    const toRead = this.#toRead;
+    this.#toRead = undefined;
+    if (!toRead) return;
+    if ("records" in toRead) {
+      for (const record of toRead.records) yield { record };
+      return;
     }
-    if (corrections !== "") await this.#note(corrections);
+    const { entries } = toRead;
+    for (let first = 0; first < entries.length; first += ACTIVE_BATCH) {
+      const batch = entries.slice(first, first + ACTIVE_BATCH);
+      const outcomes = await mapWithLimit(batch, LOAD_CONCURRENCY, async (entry) => {
+        try {
+          return { entry, record: await this.readRecord(entry.id) };
+        } catch (error) {
+          return { entry, error: ensureError(error).message };
+        }
+      });
+      let corrections = "";
+      for (const { entry, record, error } of outcomes) {
+        // A task saved or removed since openIndex() is as that left it.
+        const unchanged = sameSummary(this.#index.get(entry.id, entry.createdAt), entry);
+        if (error !== undefined) {
+          if (!unchanged) continue;
+          this.#index.delete(entry.id, entry.createdAt);
+          this.#skipped.add(entry.id);
+          yield { skipped: { file: entry.id + RECORD_SUFFIX, reason: error } };
+        } else if (record === null) {
+          if (!unchanged) continue;
+          this.#index.delete(entry.id, entry.createdAt);
+          corrections += removalLine(entry.id, timeMs(entry.createdAt));
+        } else {
+          if (unchanged) {
+            this.#index.delete(entry.id, entry.createdAt);
+            this.#index.set(summaryOf(record));
+            if (isFinished(record.status)) corrections += entryLine(entryOf(record));
+          }
+          if (!isFinished(record.status)) yield { record };
+        }
+      }
+      if (corrections !== "") await this.#note(corrections);
+    }
     this.#maybeRewrite();
-    return { active, skipped };
   }
 
   /** A page of tasks from the index. */
@@ -490,6 +539,11 @@ export class FileTaskStore implements TaskStore {
       throw unavailable(`Cannot save task "${id}"`, error);
     }
     this.#index.set(summary);
+    if (isFinished(plain.status)) {
+      // Nothing is kept in memory per finished task: a later save (a retry) checks anew.
+      this.#journalSizes.delete(id);
+      this.#chains.delete(id);
+    }
     // A finished task's line need not be durable: until it is, the next open() reads the
     // record of the task, which the index file still lists as active.
     if (isFinished(plain.status)) await this.#note(entryLine(entryOf(plain)));
@@ -888,9 +942,14 @@ export class FileTaskStore implements TaskStore {
     this.#maybeRewrite();
   }
 
-  /** Rewrites the index file in the background when it holds too many stale lines. */
+  /** Rewrites the index file in the background when it holds too many lines. */
   #maybeRewrite(): void {
     if (this.#rewriting || !this.#indexFile.wantsRewrite(this.#index.size)) return;
+    this.#rewriteIndex();
+  }
+
+  /** Rewrites the index file in the background (its snapshot and its header). */
+  #rewriteIndex(): void {
     this.#rewriting = true;
     const snapshot = () => ({
       index: this.#index.clone(),
@@ -953,7 +1012,22 @@ export class FileTaskStore implements TaskStore {
 /** What the index knows of `record`. */
 export function summaryOf(record: TaskRecord): TaskSummary {
   const { id, name, status, pauseCount, createdAt, updatedAt } = record;
-  return { id, name, status, pauseCount, createdAt, updatedAt };
+  return {
+    id,
+    name,
+    status,
+    pauseCount,
+    createdAt,
+    updatedAt,
+    callback: record.callbackUrl !== undefined,
+  };
+}
+
+/** Whether two summaries say the same. */
+function sameSummary(a: TaskSummary | undefined, b: TaskSummary): boolean {
+  return a !== undefined && a.id === b.id && a.name === b.name && a.status === b.status &&
+    a.pauseCount === b.pauseCount && a.createdAt === b.createdAt && a.updatedAt === b.updatedAt &&
+    a.callback === b.callback;
 }
 
 /** The index file entry of `record`. */
@@ -965,6 +1039,7 @@ function entryOf(record: TaskRecord) {
     updatedMs: timeMs(record.updatedAt),
     pauseCount: record.pauseCount,
     name: record.name === record.id ? null : record.name,
+    callback: record.callbackUrl !== undefined,
   };
 }
 

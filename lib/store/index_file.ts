@@ -1,34 +1,45 @@
 /**
- * The file store's index on disk, `_index.tsv`: a header line, then one line per change,
- * tab-separated, replayed in order at the start:
+ * The file store's index on disk, `_index.tsv`: a header line, naming the binary snapshot
+ * of the index it starts from when there is one ({@link encodeSnapshot}), then one line
+ * per change since, tab-separated, replayed in order at the start:
  *
- * - `<id> <status> <createdMs> <updatedMs> <pauseCount> <name>`: what the index knows of
- *   the task (`name` empty when it is the id, else a JSON string);
+ * - `<id> <status> <createdMs> <updatedMs> <pauseCount> <name> <flags>`: what the index
+ *   knows of the task (`name` empty when it is the id, else a JSON string; `flags` `c` when
+ *   it has a callback URL, `?` when that is not known, else empty);
  * - `<id> removed <createdMs>`: the task is being removed (its files are removed again at
  *   the next start, so an interrupted removal completes).
  *
  * Lines are appended in batches (one write, one flush for the batch when a line of it
- * must be durable); the file is rewritten (temp file, rename) from the index when it holds
- * twice as many lines as tasks. A torn last line is ignored and cut off.
+ * must be durable). When the file holds more lines than an eighth of the tasks (and 10,000),
+ * it is rewritten: a new snapshot of the whole index (`_index.a.bin` and `_index.b.bin` in
+ * turn, flushed), then the file, atomically (temp file, rename), as a header naming it and
+ * the removals under way; so a start reads the snapshot and a few lines. A torn last line
+ * is ignored and cut off. Index files of version 1 (no snapshot, no flags) are read and
+ * rewritten.
  *
  * @module
  */
 import { basename, dirname, join } from "node:path";
-import { renameIntoPlace } from "./atomic_file.ts";
+import { renameIntoPlace, STATE_FILE_MODE } from "./atomic_file.ts";
 import { type IndexEntry, STATUS_LIST, TaskIndex } from "./task_index.ts";
+import { decodeSnapshot, encodeSnapshot } from "./index_snapshot.ts";
 
 /** Name of the index file in the states directory (never a task's file name). */
 export const INDEX_FILE_NAME = "_index.tsv";
-/** First line of the index file; another first line means the file must be rebuilt. */
-export const INDEX_HEADER = "flowstate-index\t1\n";
+/** First line of an index file without a snapshot; an unknown first line means the file must be rebuilt. */
+export const INDEX_HEADER = "flowstate-index\t2\n";
 const HEADER = INDEX_HEADER;
+/** First line of an index file of version 1. */
+const V1_HEADER = "flowstate-index\t1\n";
+/** How the first line of an index file naming its snapshot starts (the name follows). */
+const SNAPSHOT_HEADER = "flowstate-index\t2\t";
+/** The two names snapshots take in turn. */
+const SNAPSHOT_NAMES = ["_index.a.bin", "_index.b.bin"] as const;
 const REMOVED = "removed";
 const TAB = 0x09;
 const NEWLINE = 0x0a;
-/** Lines beyond twice the task count (and this many) make the file be rewritten. */
+/** Lines beyond an eighth of the task count and this many make the file be rewritten. */
 const REWRITE_SLACK = 10_000;
-/** Lines formatted between two writes of a rewrite. */
-const REWRITE_CHUNK = 20_000;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -38,8 +49,30 @@ const REMOVED_WORD = encoder.encode(REMOVED);
 /** The line of what the index knows of a task. */
 export function entryLine(entry: IndexEntry): string {
   const name = entry.name === null ? "" : JSON.stringify(entry.name);
+  const flags = entry.callback === null ? "?" : entry.callback ? "c" : "";
   return `${entry.id}\t${entry.status}\t${entry.createdMs}\t${entry.updatedMs}\t` +
-    `${entry.pauseCount}\t${name}\n`;
+    `${entry.pauseCount}\t${name}\t${flags}\n`;
+}
+
+/**
+ * What the first line of index file `bytes` says: its version, the snapshot it names, and
+ * where its lines start; or why it is not an index file of a version this store reads.
+ */
+export function readHeader(
+  bytes: Uint8Array,
+): { version: 1 | 2; snapshot: string | null; start: number } | string {
+  const newline = bytes.indexOf(NEWLINE);
+  if (newline === -1) return "Not an index file of this version";
+  const first = decoder.decode(bytes.subarray(0, newline + 1));
+  if (first === V1_HEADER) return { version: 1, snapshot: null, start: newline + 1 };
+  if (first === HEADER) return { version: 2, snapshot: null, start: newline + 1 };
+  const name = first.startsWith(SNAPSHOT_HEADER)
+    ? first.slice(SNAPSHOT_HEADER.length, -1)
+    : undefined;
+  if (name !== undefined && (SNAPSHOT_NAMES as readonly string[]).includes(name)) {
+    return { version: 2, snapshot: name, start: newline + 1 };
+  }
+  return "Not an index file of this version";
 }
 
 /** The line of a task being removed. */
@@ -56,6 +89,10 @@ export interface Removal {
 /** An index file read back. */
 export interface LoadedIndex {
   index: TaskIndex;
+  /** The file's version: 1 is rewritten before anything is appended. */
+  version: 1 | 2;
+  /** The snapshot the file names, if any. */
+  snapshot: string | null;
   /** Removals recorded since the last rewrite, of ids no later line has. */
   removals: Removal[];
   /** Whole lines after the header. */
@@ -65,29 +102,40 @@ export interface LoadedIndex {
 }
 
 /**
- * The index that `bytes` (an index file) holds, or why they cannot be one: another header,
- * or a whole line that does not parse.
+ * The index that `bytes` (an index file) holds, starting from `snapshot` (the bytes of the
+ * snapshot its header names), or why they cannot be one: another header, a snapshot
+ * missing or unreadable, or a whole line that does not parse.
  */
-export function parseIndex(bytes: Uint8Array): LoadedIndex | string {
-  const header = encoder.encode(HEADER);
-  if (bytes.length < header.length || header.some((byte, i) => bytes[i] !== byte)) {
-    return "Not an index file of this version";
+export function parseIndex(
+  bytes: Uint8Array,
+  snapshot: Uint8Array | null = null,
+): LoadedIndex | string {
+  const header = readHeader(bytes);
+  if (typeof header === "string") return header;
+  let index: TaskIndex;
+  if (header.snapshot === null) {
+    index = new TaskIndex();
+  } else {
+    if (snapshot === null) return `Its snapshot "${header.snapshot}" is missing`;
+    const decoded = decodeSnapshot(snapshot);
+    if (typeof decoded === "string") return `${decoded} ("${header.snapshot}")`;
+    index = decoded;
   }
-  const index = new TaskIndex();
+  const fields = header.version === 1 ? 6 : 7;
   // Removals of ids no later line brings back (a later line is of a task created anew,
   // after the removal had completed).
   const removed = new Map<string, number>();
   // Field starts, then the end of the line plus one (as the start of a next field).
-  const at = new Int32Array(7);
+  const at = new Int32Array(8);
   // Names repeat from line to line: the last one's bytes and code.
   let lastName: Uint8Array | undefined;
   let lastCode = -1;
   let lines = 0;
-  let from = header.length;
+  let from = header.start;
   for (let end = bytes.indexOf(NEWLINE, from); end !== -1; end = bytes.indexOf(NEWLINE, from)) {
     let count = 0;
     at[count++] = from;
-    for (let k = from; k < end && count < 6; k++) if (bytes[k] === TAB) at[count++] = k + 1;
+    for (let k = from; k < end && count < fields; k++) if (bytes[k] === TAB) at[count++] = k + 1;
     at[count] = end + 1;
     const bad = () => `Line ${lines + 2} is not an index line`;
     if (count < 3) return bad();
@@ -105,12 +153,20 @@ export function parseIndex(bytes: Uint8Array): LoadedIndex | string {
       for (let code = 0; code < STATUS_WORDS.length && status === -1; code++) {
         if (sameBytes(bytes, wordStart, wordEnd, STATUS_WORDS[code]!)) status = code;
       }
-      if (status === -1 || count !== 6) return bad();
+      if (status === -1 || count !== fields) return bad();
       const updatedMs = parseCount(bytes, at[3]!, at[4]! - 1);
       const pauseCount = parseCount(bytes, at[4]!, at[5]! - 1);
       if (updatedMs === -1 || pauseCount === -1) return bad();
       const nameStart = at[5]!;
-      const nameEnd = end;
+      const nameEnd = fields === 6 ? end : at[6]! - 1;
+      let callback: boolean | null = null;
+      if (fields === 7) {
+        const flags = end - at[6]!;
+        const flag = bytes[at[6]!];
+        if (flags === 0) callback = false;
+        else if (flags === 1 && flag === 0x63) callback = true; // "c"
+        else if (flags !== 1 || flag !== 0x3f) return bad(); // "?"
+      }
       let name = -1;
       if (nameEnd > nameStart) {
         if (lastName && sameBytes(bytes, nameStart, nameEnd, lastName)) {
@@ -128,14 +184,14 @@ export function parseIndex(bytes: Uint8Array): LoadedIndex | string {
           lastCode = name;
         }
       }
-      index.setEntry(id, createdMs, updatedMs, status, pauseCount, name);
+      index.setEntry(id, createdMs, updatedMs, status, pauseCount, name, callback);
       if (removed.size > 0) removed.delete(decoder.decode(id));
     }
     lines++;
     from = end + 1;
   }
   const removals = [...removed].map(([id, createdMs]) => ({ id, createdMs }));
-  return { index, removals, lines, size: from };
+  return { index, version: header.version, snapshot: header.snapshot, removals, lines, size: from };
 }
 
 /** Options of {@link IndexFile}. */
@@ -164,6 +220,8 @@ export class IndexFile {
   #waiting: Waiter[] = [];
   #writing = false;
   #queue: Promise<void> = Promise.resolve();
+  /** The snapshot the file names, if any. */
+  #snapshot: string | null = null;
 
   /** The index file at `path`; {@link adopt} or {@link rewrite} before appending. */
   constructor(path: string, options: IndexFileOptions = {}) {
@@ -171,18 +229,28 @@ export class IndexFile {
     this.#fsync = options.fsync ?? true;
   }
 
-  /** The file's bytes, or `null` when it does not exist. */
-  async read(): Promise<Uint8Array | null> {
-    try {
-      return await Deno.readFile(this.#path);
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return null;
-      throw error;
-    }
+  /**
+   * The file's bytes and those of the snapshot its header names (`null` when that is
+   * missing), or `null` when there is no file.
+   */
+  async read(): Promise<{ bytes: Uint8Array; snapshot: Uint8Array | null } | null> {
+    const bytes = await readOrNull(this.#path);
+    if (bytes === null) return null;
+    const header = readHeader(bytes);
+    const name = typeof header === "string" ? null : header.snapshot;
+    const snapshot = name === null ? null : await readOrNull(join(dirname(this.#path), name));
+    return { bytes, snapshot };
   }
 
-  /** Appends after what `loaded` read, cutting off a torn tail after it. */
-  async adopt(loaded: Pick<LoadedIndex, "lines" | "size">): Promise<void> {
+  /**
+   * Appends after what `loaded` read, cutting off a torn tail after it; removes the
+   * snapshot it does not name (left by a rewrite that did not complete).
+   */
+  async adopt(loaded: Pick<LoadedIndex, "lines" | "size" | "snapshot">): Promise<void> {
+    this.#snapshot = loaded.snapshot;
+    for (const name of SNAPSHOT_NAMES) {
+      if (name !== loaded.snapshot) await removeIfThere(join(dirname(this.#path), name));
+    }
     const file = await Deno.open(this.#path, { read: true, write: true });
     try {
       const { size } = await file.stat();
@@ -196,7 +264,7 @@ export class IndexFile {
 
   /** Whether the file holds so many more lines than `tasks` that it should be rewritten. */
   wantsRewrite(tasks: number): boolean {
-    return this.#lines > 2 * tasks + REWRITE_SLACK;
+    return this.#lines > tasks / 8 + REWRITE_SLACK;
   }
 
   /**
@@ -215,42 +283,45 @@ export class IndexFile {
   }
 
   /**
-   * Replaces the file, atomically, with the lines of what `snapshot` answers when the
-   * rewrite runs (after the writes asked for before it); later appends go to the new file.
+   * Replaces the file with what `snapshot` answers when the rewrite runs (after the writes
+   * asked for before it): writes the index as a snapshot under the name the file does not
+   * use (flushed), then the file, atomically, as a header naming it and the removals; later
+   * appends go to the new file. The previous snapshot is removed.
    */
   rewrite(snapshot: () => { index: TaskIndex; removals: readonly Removal[] }): Promise<void> {
     return this.#enqueue(async () => {
       const { index, removals } = snapshot();
+      const dir = dirname(this.#path);
+      const name = this.#snapshot === SNAPSHOT_NAMES[0] ? SNAPSHOT_NAMES[1] : SNAPSHOT_NAMES[0];
+      {
+        using file = await Deno.open(join(dir, name), {
+          write: true,
+          create: true,
+          truncate: true,
+          mode: STATE_FILE_MODE,
+        });
+        await writeAll(file, encodeSnapshot(index));
+        if (this.#fsync) await file.sync();
+      }
       const random = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
-      const temp = join(dirname(this.#path), `.${basename(this.#path)}.${random}.tmp`);
-      let lines = 0;
-      let size = 0;
+      const temp = join(dir, `.${basename(this.#path)}.${random}.tmp`);
+      let text = `${SNAPSHOT_HEADER}${name}\n`;
+      for (const removal of removals) text += removalLine(removal.id, removal.createdMs);
+      const bytes = encoder.encode(text);
       try {
-        using file = await Deno.open(temp, { write: true, createNew: true });
-        let chunk = HEADER;
-        const flush = async () => {
-          const bytes = encoder.encode(chunk);
-          await writeAll(file, bytes);
-          size += bytes.length;
-          chunk = "";
-        };
-        for (const entry of index.entries()) {
-          chunk += entryLine(entry);
-          if (++lines % REWRITE_CHUNK === 0) await flush();
-        }
-        for (const removal of removals) {
-          chunk += removalLine(removal.id, removal.createdMs);
-          lines++;
-        }
-        await flush();
+        using file = await Deno.open(temp, { write: true, createNew: true, mode: STATE_FILE_MODE });
+        await writeAll(file, bytes);
         if (this.#fsync) await file.sync();
       } catch (error) {
         await Deno.remove(temp).catch(() => {});
         throw error;
       }
       await renameIntoPlace(temp, this.#path, { fsync: this.#fsync });
-      this.#size = size;
-      this.#lines = lines;
+      const previous = this.#snapshot;
+      this.#snapshot = name;
+      this.#size = bytes.length;
+      this.#lines = removals.length;
+      if (previous !== null) await removeIfThere(join(dir, previous));
     });
   }
 
@@ -290,6 +361,23 @@ export class IndexFile {
     this.#size += bytes.length;
     for (const waiter of batch) this.#lines += countLines(waiter.text);
     for (const waiter of batch) waiter.resolve();
+  }
+}
+
+async function readOrNull(path: string): Promise<Uint8Array | null> {
+  try {
+    return await Deno.readFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+}
+
+async function removeIfThere(path: string): Promise<void> {
+  try {
+    await Deno.remove(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
 }
 

@@ -23,6 +23,11 @@ export interface TaskSummary {
   pauseCount: number;
   createdAt: string;
   updatedAt: string;
+  /**
+   * Whether the task has a `callbackUrl` (a webhook), for the index to filter on (see
+   * {@link ListQuery.callback}); `undefined` when not known. Listings leave it out.
+   */
+  callback?: boolean;
 }
 
 /** A task as the index holds it: times in ms, `name` `null` when it is the id. */
@@ -33,6 +38,24 @@ export interface IndexEntry {
   updatedMs: number;
   pauseCount: number;
   name: string | null;
+  /** Whether the task has a `callbackUrl`; `null` when not known. */
+  callback: boolean | null;
+}
+
+/** The columns of an index, one element a task, in order ({@link TaskIndex.columns}). */
+export interface IndexColumns {
+  created: Float64Array<ArrayBuffer>;
+  updated: Float64Array<ArrayBuffer>;
+  status: Uint8Array<ArrayBuffer>;
+  pauses: Uint32Array<ArrayBuffer>;
+  idStart: Uint32Array<ArrayBuffer>;
+  idLength: Uint8Array<ArrayBuffer>;
+  /** Code in `names`, or -1 when the name is the id. */
+  name: Int32Array<ArrayBuffer>;
+  /** 1: has a callback URL; 2: not known. */
+  flags: Uint8Array<ArrayBuffer>;
+  ids: Uint8Array<ArrayBuffer>;
+  names: readonly string[];
 }
 
 /** Order of a listing: by creation time, then id. */
@@ -44,6 +67,11 @@ export interface ListQuery {
   status?: readonly TaskStatus[];
   /** Only tasks with this exact name. */
   name?: string;
+  /**
+   * Only tasks with a `callbackUrl` (and those the index does not know about); a store
+   * may answer others too.
+   */
+  callback?: true;
   /** Default `oldest`. */
   order?: ListOrder;
   /** Continue after the task this cursor (a page's `nextCursor`) names. */
@@ -62,6 +90,9 @@ export interface TaskPage {
 /** Every status, in the order of their codes in the index. */
 const STATUSES: readonly TaskStatus[] = Object.values(TaskStatus);
 const DEAD = 255;
+/** Flags column values: the task has a callback URL; whether it has is not known. */
+const CALLBACK = 1;
+const CALLBACK_UNKNOWN = 2;
 /** Name column value of a task whose name is its id. */
 const SAME_AS_ID = -1;
 const INITIAL_CAPACITY = 1024;
@@ -120,6 +151,7 @@ export class TaskIndex {
   #idStart = new Uint32Array(INITIAL_CAPACITY);
   #idLength = new Uint8Array(INITIAL_CAPACITY);
   #name = new Int32Array(INITIAL_CAPACITY);
+  #flags = new Uint8Array(INITIAL_CAPACITY);
   #ids = new Uint8Array(INITIAL_CAPACITY * 32);
   #idsEnd = 0;
   #names: string[] = [];
@@ -150,6 +182,7 @@ export class TaskIndex {
       code,
       summary.pauseCount,
       name,
+      summary.callback ?? null,
     );
   }
 
@@ -164,6 +197,7 @@ export class TaskIndex {
     status: number,
     pauseCount: number,
     name: number,
+    callback: boolean | null,
   ): void {
     const slot = this.#lowerBound(createdMs, id);
     if (slot === this.#size || this.#compare(slot, createdMs, id) !== 0) {
@@ -178,6 +212,7 @@ export class TaskIndex {
     this.#updated[slot] = updatedMs;
     this.#pauses[slot] = pauseCount;
     this.#name[slot] = name;
+    this.#flags[slot] = callback === null ? CALLBACK_UNKNOWN : callback ? CALLBACK : 0;
   }
 
   /** The code {@link setEntry} takes for `name`. */
@@ -229,6 +264,7 @@ export class TaskIndex {
     copy.#idStart = this.#idStart.slice(0, copy.#capacity);
     copy.#idLength = this.#idLength.slice(0, copy.#capacity);
     copy.#name = this.#name.slice(0, copy.#capacity);
+    copy.#flags = this.#flags.slice(0, copy.#capacity);
     copy.#ids = this.#ids.slice(0, this.#idsEnd || 1);
     copy.#idsEnd = this.#idsEnd;
     copy.#names = [...this.#names];
@@ -236,6 +272,74 @@ export class TaskIndex {
     copy.#dead = this.#dead;
     copy.#counts.set(this.#counts);
     return copy;
+  }
+
+  /** The live slots' columns, compacted (copies): what a snapshot of the index holds. */
+  columns(): IndexColumns {
+    const copy = this.clone();
+    if (copy.#dead > 0) copy.#compact();
+    const n = copy.#size;
+    return {
+      created: copy.#created.slice(0, n),
+      updated: copy.#updated.slice(0, n),
+      status: copy.#status.slice(0, n),
+      pauses: copy.#pauses.slice(0, n),
+      idStart: copy.#idStart.slice(0, n),
+      idLength: copy.#idLength.slice(0, n),
+      name: copy.#name.slice(0, n),
+      flags: copy.#flags.slice(0, n),
+      ids: copy.#ids.slice(0, copy.#idsEnd),
+      names: copy.#names,
+    };
+  }
+
+  /**
+   * The index of `columns` (as {@link columns} gives them; taken over, not copied), or why
+   * they cannot be one: columns of different lengths, ids or names out of range, an
+   * unknown status, or slots out of order.
+   */
+  static fromColumns(columns: IndexColumns): TaskIndex | string {
+    const { created, updated, status, pauses, idStart, idLength, name, flags, ids, names } =
+      columns;
+    const n = created.length;
+    const sizes = [updated, status, pauses, idStart, idLength, name, flags].map((c) => c.length);
+    if (sizes.some((size) => size !== n)) return "columns of different lengths";
+    const index = new TaskIndex();
+    index.#size = n;
+    index.#capacity = n;
+    index.#created = created;
+    index.#updated = updated;
+    index.#status = status;
+    index.#pauses = pauses;
+    index.#idStart = idStart;
+    index.#idLength = idLength;
+    index.#name = name;
+    index.#flags = flags;
+    index.#ids = ids.length > 0 ? ids : new Uint8Array(1);
+    index.#idsEnd = ids.length;
+    index.#names = [...names];
+    for (const [code, each] of index.#names.entries()) index.#nameCodes.set(each, code);
+    for (let slot = 0; slot < n; slot++) {
+      const code = status[slot]!;
+      if (code >= STATUSES.length) return `slot ${slot} has an unknown status`;
+      if (idStart[slot]! + idLength[slot]! > ids.length || idLength[slot] === 0) {
+        return `slot ${slot} has an id out of range`;
+      }
+      const ref = name[slot]!;
+      if (ref !== SAME_AS_ID && (ref < 0 || ref >= names.length)) {
+        return `slot ${slot} has a name out of range`;
+      }
+      if (flags[slot]! > CALLBACK_UNKNOWN) return `slot ${slot} has unknown flags`;
+      if (slot > 0) {
+        const start = idStart[slot]!;
+        const id = ids.subarray(start, start + idLength[slot]!);
+        if (index.#compare(slot - 1, created[slot]!, id) >= 0) {
+          return `slot ${slot} is out of order`;
+        }
+      }
+      index.#counts[code]!++;
+    }
+    return index;
   }
 
   /** A page of tasks matching `query`, with the cursor of the next page. */
@@ -297,6 +401,7 @@ export class TaskIndex {
         updatedMs: this.#updated[slot]!,
         pauseCount: this.#pauses[slot]!,
         name: ref === SAME_AS_ID ? null : this.#names[ref]!,
+        callback: flagOf(this.#flags[slot]!),
       };
     }
   }
@@ -311,12 +416,16 @@ export class TaskIndex {
       const code = this.#status[slot]!;
       return code !== DEAD && wanted[code] === 1;
     };
+    const flags = this.#flags;
+    const byCallback = query.callback
+      ? (slot: number) => byStatus(slot) && flags[slot] !== 0
+      : byStatus;
     const name = query.name;
-    if (name === undefined) return byStatus;
+    if (name === undefined) return byCallback;
     const code = this.#nameCodes.get(name) ?? -2;
     const bytes = encoder.encode(name);
     return (slot) => {
-      if (!byStatus(slot)) return false;
+      if (!byCallback(slot)) return false;
       const ref = this.#name[slot]!;
       return ref === code || (ref === SAME_AS_ID && this.#idEquals(slot, bytes));
     };
@@ -385,7 +494,7 @@ export class TaskIndex {
   }
 
   #insertAt(slot: number, createdMs: number, id: Uint8Array): void {
-    if (this.#size === this.#capacity) this.#grow(this.#capacity * 2);
+    if (this.#size === this.#capacity) this.#grow(Math.max(this.#capacity * 2, INITIAL_CAPACITY));
     if (this.#idsEnd + id.length > this.#ids.length) {
       const ids = new Uint8Array(Math.max(this.#ids.length * 2, this.#idsEnd + id.length));
       ids.set(this.#ids.subarray(0, this.#idsEnd));
@@ -411,6 +520,7 @@ export class TaskIndex {
       this.#idStart,
       this.#idLength,
       this.#name,
+      this.#flags,
     ] as const;
   }
 
@@ -430,6 +540,7 @@ export class TaskIndex {
     this.#idStart = grow(this.#idStart, (n) => new Uint32Array(n));
     this.#idLength = grow(this.#idLength, (n) => new Uint8Array(n));
     this.#name = grow(this.#name, (n) => new Int32Array(n));
+    this.#flags = grow(this.#flags, (n) => new Uint8Array(n));
     this.#capacity = capacity;
   }
 
@@ -469,4 +580,8 @@ export class TaskIndex {
     this.#size = to;
     this.#dead = 0;
   }
+}
+
+function flagOf(flags: number): boolean | null {
+  return flags === CALLBACK_UNKNOWN ? null : flags === CALLBACK;
 }

@@ -155,6 +155,19 @@ export interface TaskStore {
    */
   open(): Promise<{ active: TaskRecord[]; skipped: SkippedFile[] }>;
   /**
+   * Optional: {@link open} in two halves, so that a server can answer while the records of
+   * its running and paused tasks are read. `openIndex()` does what `open()` does but read
+   * those records, and reports the files it skipped; {@link readActive} then reads them.
+   * A store that has them does not need `open()` to be called.
+   */
+  openIndex?(): Promise<{ skipped: SkippedFile[] }>;
+  /**
+   * After {@link openIndex}: the records of the tasks running or paused when it ran, oldest
+   * first, one at a time, and the unreadable ones as skipped files. Saves and removals may
+   * run meanwhile: a task saved since `openIndex()` may be yielded as it was before.
+   */
+  readActive?(): AsyncGenerator<{ record: TaskRecord } | { skipped: SkippedFile }>;
+  /**
    * Every readable record, as of its journal's last commit, read from the records
    * themselves (the index is rebuilt from them); unreadable or foreign files, and records
    * whose journal is shorter than their `eventsBytes`, are reported and skipped. Costs a
