@@ -58,13 +58,25 @@ export async function openRegularFile(
   path: string,
   options: Deno.OpenOptions,
 ): Promise<Deno.FsFile> {
+  return (await openChecked(path, options)).file;
+}
+
+/** {@link openRegularFile}, with what `stat` said of the opened file. */
+async function openChecked(
+  path: string,
+  options: Deno.OpenOptions,
+): Promise<{ file: Deno.FsFile; info: Deno.FileInfo }> {
   let entry: Deno.FileInfo;
   try {
     entry = await Deno.lstat(path);
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound) || !options.create) throw error;
     try {
-      return await Deno.open(path, { ...options, createNew: true, mode: STATE_FILE_MODE });
+      const file = await Deno.open(path, { ...options, createNew: true, mode: STATE_FILE_MODE });
+      return {
+        file,
+        info: await file.stat().catch((error) => (file.close(), Promise.reject(error))),
+      };
     } catch (raced) {
       if (!(raced instanceof Deno.errors.AlreadyExists)) throw raced;
       entry = await Deno.lstat(path);
@@ -77,11 +89,11 @@ export async function openRegularFile(
     if (opened.dev !== entry.dev || opened.ino !== entry.ino) {
       throw new NotRegularFileError(`Refusing "${basename(path)}": it was replaced while opening`);
     }
+    return { file, info: opened };
   } catch (error) {
     file.close();
     throw error;
   }
-  return file;
 }
 
 /** Throws a {@link NotRegularFileError} when `entry` is a symlink or a special file. */
@@ -180,22 +192,29 @@ export async function renameIntoPlace(
  * with a {@link NotRegularFileError}.
  */
 export async function readTextOrNull(path: string): Promise<string | null> {
-  let file: Deno.FsFile;
+  let opened: { file: Deno.FsFile; info: Deno.FileInfo };
   try {
-    file = await openRegularFile(path, { read: true });
+    opened = await openChecked(path, { read: true });
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return null;
     throw error;
   }
-  using _ = file;
-  const chunks: Uint8Array<ArrayBuffer>[] = [];
-  const buffer = new Uint8Array(64 * 1024);
+  using file = opened.file;
+  // One buffer of the file's size (and a byte more, to see the end), grown should the file
+  // grow meanwhile: a record is read with one allocation, not one of 64 KiB.
+  let buffer = new Uint8Array(opened.info.size + 1);
+  let filled = 0;
   for (;;) {
-    const read = await file.read(buffer);
+    if (filled === buffer.length) {
+      const larger = new Uint8Array(buffer.length * 2);
+      larger.set(buffer);
+      buffer = larger;
+    }
+    const read = await file.read(buffer.subarray(filled));
     if (read === null) break;
-    chunks.push(buffer.slice(0, read));
+    filled += read;
   }
-  return new TextDecoder().decode(await new Blob(chunks).arrayBuffer());
+  return new TextDecoder().decode(buffer.subarray(0, filled));
 }
 
 /**
