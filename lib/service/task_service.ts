@@ -197,11 +197,13 @@ export class FlowTaskService implements TaskService {
       this.#changedWhileLoading = new Set();
       const reads = store.readActive();
       this.#loading = (async () => {
+        let taken = 0;
         for await (const read of reads) {
-          if (this.#closing) break;
+          if (this.#closing) return;
           if ("skipped" in read) warn(read.skipped);
-          else this.#takeUp(read.record);
+          else if (this.#takeUp(read.record)) taken++;
         }
+        logger.info("running and paused tasks taken up", { tasks: taken });
       })().catch((error) => {
         logger.error("cannot read the running and paused tasks", { error: String(error) });
       }).finally(() => this.#changedWhileLoading = undefined);
@@ -256,11 +258,11 @@ export class FlowTaskService implements TaskService {
   /**
    * Takes up a task found running or paused at the start: re-runs it, or fails it when it
    * overran, or arms its timers and sends its requests. A task an operation saved since the
-   * start is left as that made it (its record here may be older).
+   * start is left as that made it (its record here may be older): `false`.
    */
-  #takeUp(record: TaskRecord): void {
+  #takeUp(record: TaskRecord): boolean {
     const id = record.id;
-    if (this.#changedWhileLoading?.has(id) || this.#active.has(id)) return;
+    if (this.#changedWhileLoading?.has(id) || this.#active.has(id)) return false;
     this.#active.set(id, record);
     if (record.overrunAt !== undefined) {
       void this.#serialize(id, () => this.#failOverrun(id));
@@ -271,6 +273,7 @@ export class FlowTaskService implements TaskService {
       const requests = serverRequests(record);
       if (requests.length > 0) this.#deps.onPending(id, requests, record.retry);
     }
+    return true;
   }
 
   /**
