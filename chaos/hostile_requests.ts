@@ -7,7 +7,7 @@
  * @module
  */
 import { DASHBOARD_ASSETS } from "../lib/http/dashboard_routes.ts";
-import { INDEX_FILE_NAME } from "../lib/store/index_file.ts";
+import { INDEX_FILE_NAME, isIndexFileName } from "../lib/store/index_file.ts";
 import {
   checkStatesDir,
   grepLogFile,
@@ -667,7 +667,7 @@ export async function runHostileRequests(options: ScenarioOptions): Promise<Scen
     ]);
     const stray: string[] = [];
     for await (const entry of Deno.readDir(srv.statesDir)) {
-      if (!allowed.has(entry.name)) stray.push(entry.name);
+      if (!allowed.has(entry.name) && !isIndexFileName(entry.name)) stray.push(entry.name);
     }
     if (stray.length > 0) problems.push(`stray files in states/: ${stray.join(", ")}`);
     const strayOutside: string[] = [];

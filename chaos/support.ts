@@ -6,7 +6,7 @@
  * @module
  */
 import { join } from "@std/path";
-import { INDEX_FILE_NAME } from "../lib/store/index_file.ts";
+import { isIndexFileName } from "../lib/store/index_file.ts";
 import { ServerProcess, type StartOptions } from "../testing/server_process.ts";
 import { LOCK_FILE_NAME } from "../lib/store/dir_lock.ts";
 
@@ -120,8 +120,8 @@ export async function checkStatesDir(
       out.tempFiles.push(name);
     } else if (name === LOCK_FILE_NAME) {
       // The server's lock on the directory.
-    } else if (name === INDEX_FILE_NAME) {
-      // The store's index of the tasks, not a task's file.
+    } else if (isIndexFileName(name)) {
+      // The store's index of the tasks (and its snapshot), not a task's file.
     } else if (name.endsWith(".journal.jsonl")) {
       out.journals++;
     } else if (name.endsWith(".json")) {

@@ -26,6 +26,11 @@ import { decodeSnapshot, encodeSnapshot } from "./index_snapshot.ts";
 
 /** Name of the index file in the states directory (never a task's file name). */
 export const INDEX_FILE_NAME = "_index.tsv";
+/** Whether `name` is one of the index's files in a states directory: the file or a snapshot. */
+export function isIndexFileName(name: string): boolean {
+  return name === INDEX_FILE_NAME || (SNAPSHOT_NAMES as readonly string[]).includes(name);
+}
+
 /** First line of an index file without a snapshot; an unknown first line means the file must be rebuilt. */
 export const INDEX_HEADER = "flowstate-index\t2\n";
 const HEADER = INDEX_HEADER;
