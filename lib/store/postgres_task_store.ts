@@ -368,6 +368,44 @@ export class PostgresTaskStore implements TaskStore {
     });
   }
 
+  /**
+   * The committed events whose lines lie in the journal's last `maxBytes` bytes, and the
+   * bytes before the first of them: only those rows are read.
+   */
+  async readTail(
+    record: Pick<TaskRecord, "id" | "eventsBytes">,
+    maxBytes: number,
+  ): Promise<{ events: TaskEvent[]; skippedBytes: number }> {
+    const { id, eventsBytes } = record;
+    if (eventsBytes <= maxBytes) return { events: await this.readEvents(record), skippedBytes: 0 };
+    return await this.#run(`read the journal of task "${id}"`, async () => {
+      assertTaskId(id);
+      assertBytes(id, eventsBytes);
+      const start = eventsBytes - maxBytes;
+      const rows = await this.sql<
+        { line: string; end_bytes: number; start_bytes: number; is_commit: boolean }[]
+      >`
+        SELECT line, end_bytes, end_bytes - octet_length(line) - 1 AS start_bytes, is_commit
+        FROM flowstate_journal
+        WHERE task_id = ${id} AND end_bytes <= ${eventsBytes}
+          AND end_bytes - octet_length(line) - 1 >= ${start}
+        ORDER BY line_no`;
+      const last = rows.at(-1);
+      if (last !== undefined && Number(last.end_bytes) !== eventsBytes) {
+        throw cutOff(id, eventsBytes);
+      }
+      if (last === undefined) {
+        const [size] = await this.sql<{ end: number }[]>`
+          SELECT coalesce(max(end_bytes), 0) AS end FROM flowstate_journal
+          WHERE task_id = ${id}`;
+        const bytes = Number(size?.end ?? 0);
+        if (bytes < eventsBytes) throw shorter(id, bytes, eventsBytes);
+      }
+      const events = rows.filter((row) => !row.is_commit).map((row) => JSON.parse(row.line));
+      return { events, skippedBytes: rows.length > 0 ? Number(rows[0]!.start_bytes) : eventsBytes };
+    });
+  }
+
   /** Removes the task's row and journal in one transaction; `false` when there was none. */
   remove(id: string): Promise<boolean> {
     return this.#run(`remove task "${id}"`, async () => {
