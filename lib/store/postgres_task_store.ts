@@ -401,7 +401,18 @@ export class PostgresTaskStore implements TaskStore {
         const bytes = Number(size?.end ?? 0);
         if (bytes < eventsBytes) throw shorter(id, bytes, eventsBytes);
       }
-      const events = rows.filter((row) => !row.is_commit).map((row) => JSON.parse(row.line));
+      let events: TaskEvent[] = rows.filter((row) => !row.is_commit).map((row) =>
+        JSON.parse(row.line)
+      );
+      const cipher = this.#cipher;
+      if (cipher) {
+        try {
+          events = await Promise.all(events.map((event) => cipher.openEvent(event)));
+        } catch (error) {
+          if (!(error instanceof SealedPartError)) throw error;
+          throw new ConflictError(`Cannot read the journal of task "${id}": ${error.message}`);
+        }
+      }
       return { events, skippedBytes: rows.length > 0 ? Number(rows[0]!.start_bytes) : eventsBytes };
     });
   }
