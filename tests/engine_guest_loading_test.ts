@@ -67,7 +67,13 @@ Deno.test("every guest module has a source, and only the internal ones define no
     assert.equal(typeof guestModuleSource(module.name), "string", module.name);
   }
   const internal = GUEST_MODULES.filter((module) => module.globals.length === 0);
-  assert.deepEqual(internal.map((module) => module.name).sort(), ["hostcall", "variables"]);
+  assert.deepEqual(internal.map((module) => module.name).sort(), [
+    "body",
+    "bodyextra",
+    "hostcall",
+    "multipart",
+    "variables",
+  ]);
   assert.equal(guestModuleSource("no-such-module"), undefined);
   assert.equal(new Set(ALL_GLOBALS).size, ALL_GLOBALS.length, "a global is listed twice");
 });

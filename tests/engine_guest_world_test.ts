@@ -65,17 +65,22 @@ for (const variant of VARIANTS) {
     assert.equal(request.url, "https://api.example/stringified");
   });
 
-  Deno.test(`[${variant}] fetch upper-cases the method and records a string body`, async () => {
+  Deno.test(`[${variant}] fetch upper-cases a standard method and records a string body as text/plain`, async () => {
     const request = await onlyRequest(
       variant,
       `await fetch("https://api.example/items", { method: "post", body: JSON.stringify({ a: 1 }) })`,
     );
-    assert.deepEqual(request.options, { method: "POST", headers: {}, body: '{"a":1}' });
+    assert.deepEqual(request.options, {
+      method: "POST",
+      headers: { "content-type": "text/plain;charset=UTF-8" },
+      body: '{"a":1}',
+    });
     const patch = await onlyRequest(
       variant,
       `await fetch("https://api.example/i", { method: "PaTcH" })`,
     );
-    assert.deepEqual(patch.options, { method: "PATCH", headers: {} });
+    // The Fetch standard normalises only DELETE, GET, HEAD, OPTIONS, POST and PUT.
+    assert.deepEqual(patch.options, { method: "PaTcH", headers: {} });
   });
 
   Deno.test(`[${variant}] fetch records headers given as an object, lower-casing names`, async () => {
@@ -394,7 +399,11 @@ const r = await fetch("https://x.example/", { method: "post", body: "b" });
 [r.status, await r.json()]`;
     const paused = await executeCode(code, { variant });
     assert.equal(paused.fetchRequest?.url, "https://x.example/");
-    assert.deepEqual(paused.fetchRequest?.options, { method: "POST", headers: {}, body: "b" });
+    assert.deepEqual(paused.fetchRequest?.options, {
+      method: "POST",
+      headers: { "content-type": "text/plain;charset=UTF-8" },
+      body: "b",
+    });
     const done = await resumeExecution(viaJson(paused.state!), {
       ...ok({ a: 1 }),
       id: paused.fetchRequest!.id,
@@ -417,7 +426,11 @@ delete Object.prototype.toJSON;
 r.status`;
       const paused = await executeCode(code, { variant });
       assert.equal(paused.fetchRequest?.url, "https://x.example/");
-      assert.deepEqual(paused.fetchRequest?.options, { method: "POST", headers: {}, body: "b" });
+      assert.deepEqual(paused.fetchRequest?.options, {
+        method: "POST",
+        headers: { "content-type": "text/plain;charset=UTF-8" },
+        body: "b",
+      });
       const done = await resumeExecution(viaJson(paused.state!), {
         ...ok({ a: 1 }),
         id: paused.fetchRequest!.id,

@@ -1,5 +1,6 @@
 /**
- * The pure host calls of the guest world: URL parsing, form encoding, text encoding, base64,
+ * The pure host calls of the guest world: URL parsing, form encoding, text encoding, base64
+ * (a delivered binary body's bytes too),
  * digests, HMAC and the task's entropy stream. The guest reaches them through one bridge
  * function, `call(op, argJson, bytes?)`; strings cross as JSON text (exact for NUL and lone
  * surrogates), bytes as `ArrayBuffer`s.
@@ -11,6 +12,7 @@
  * @module
  */
 import { createHash, createHmac } from "node:crypto";
+import { decodeBody } from "./body_bytes.ts";
 
 /** What a host call returns to the guest: JSON text or bytes. */
 export type HostCallResult = string | Uint8Array;
@@ -88,6 +90,8 @@ export class HostCalls {
         return JSON.stringify(this.#decode(args, bytes ?? new Uint8Array(0)));
       case "base64.atob":
         return JSON.stringify(atob(args));
+      case "base64.decode":
+        return decodeBody({ bodyBase64: args })!;
       case "base64.btoa":
         return JSON.stringify(btoa(args));
       case "crypto.random":

@@ -39,8 +39,11 @@ export class Replay {
         }`,
       );
     }
+    // Methods compare without case: journals written before the Fetch standard's method
+    // normalisation recorded every method upper-cased (`patch` as `PATCH`).
     if (
-      recorded.url !== asked.url || (recorded.options.method ?? "GET") !== asked.method ||
+      recorded.url !== asked.url ||
+      (recorded.options.method ?? "GET").toUpperCase() !== asked.method.toUpperCase() ||
       recorded.options.body !== asked.body ||
       recorded.options.bodyBase64 !== asked.bodyBase64
     ) {

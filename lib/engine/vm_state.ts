@@ -7,7 +7,7 @@
  */
 import { ExecutionError } from "./execution_error.ts";
 import type { FetchResponse, ResumeInput, VMState } from "./types.ts";
-import { decodeBody } from "./body_bytes.ts";
+import { headerList } from "./header_list.ts";
 import { jsonNestingExceeds, MAX_GUEST_PARSE_DEPTH } from "../json_depth.ts";
 import { createHash } from "node:crypto";
 
@@ -57,20 +57,28 @@ export function staleError(id: string, pending: readonly string[]): ExecutionErr
 }
 
 /**
- * The response without its body, and the body as JSON text ("" when absent): the exact body
- * text when the response carries its bytes (`body`, or `bodyBase64` decoded as UTF-8), else
- * `data` as the seed's contract has it. A body nested deeper than
- * {@link MAX_GUEST_PARSE_DEPTH} is flagged `tooDeep` (the limit), so that the guest's `json()` rejects it.
+ * The message a response is delivered as: the response without its body and headers, with
+ * `headerList` (normalised once, here: see `header_list.ts`) and, for a response with a
+ * body, `binary` when the body is base64; and the body as JSON text ("" when absent): the
+ * exact text when the response carries its bytes as `body`, base64 for `bodyBase64`, else
+ * `data` as the seed's contract has it (a string as is, anything else as its JSON text). A
+ * text body nested deeper than {@link MAX_GUEST_PARSE_DEPTH} is flagged `tooDeep` (the
+ * limit), so that the guest's `json()` rejects it.
  */
 export function deliveryMessage(response: FetchResponse): [string, string] {
-  const { data, body, bodyBase64, ...meta } = response;
-  if (body === undefined && bodyBase64 === undefined) {
-    return [JSON.stringify(meta), data === undefined ? "" : JSON.stringify(data)];
-  }
-  const text = body ?? new TextDecoder().decode(decodeBody({ bodyBase64 }));
+  const { data, body, bodyBase64, headers, ...meta } = response;
+  const message: Record<string, unknown> = { ...meta, headerList: headerList(headers) };
+  let text: string | undefined;
+  if (typeof body === "string") text = body;
+  else if (typeof bodyBase64 === "string") {
+    message.binary = true;
+    return [JSON.stringify(message), JSON.stringify(bodyBase64)];
+  } else if (data !== undefined) text = typeof data === "string" ? data : JSON.stringify(data);
+  if (text === undefined) return [JSON.stringify(message), ""];
   // The guest's json() refuses such a body rather than exhausting the stack parsing it.
-  const deep = jsonNestingExceeds(text, MAX_GUEST_PARSE_DEPTH);
-  const message = deep ? { ...meta, tooDeep: MAX_GUEST_PARSE_DEPTH } : meta;
+  if (text.length > MAX_GUEST_PARSE_DEPTH && jsonNestingExceeds(text, MAX_GUEST_PARSE_DEPTH)) {
+    message.tooDeep = MAX_GUEST_PARSE_DEPTH;
+  }
   return [JSON.stringify(message), JSON.stringify(text)];
 }
 

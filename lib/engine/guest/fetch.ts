@@ -1,17 +1,23 @@
 /**
- * Guest source: `fetch()`. A call records the request with the host and returns a promise
- * that the host settles later through {@link FetchExports.deliver} (the controller's
- * `deliver`), possibly in another process after a replay.
+ * Guest source: `fetch(input, init)`. A call records the request with the host and returns
+ * a promise that the host settles later through {@link FetchExports.deliver} (the
+ * controller's `deliver`), possibly in another process after a replay.
  *
- * `init.signal` (or a `Request` input's `signal`): an aborted signal rejects the call with
- * its reason before anything is recorded; a signal that aborts while the request waits for
- * its response rejects the call with its reason and tells the host, which journals the abort
- * and stops waiting for the request (a response that comes later is not delivered).
+ * `input` is a URL string, a `URL` or a `Request`; the init is checked as the `Request`
+ * constructor checks it. A call with a string or `URL` and a string body (or none) takes a
+ * short path that loads neither the request nor the body module: most fetches of a script
+ * pay only for this module and the response. An `init.signal` already aborted rejects the
+ * call with its reason and records nothing; one that aborts while the request waits for its
+ * response rejects the call with its reason and tells the host, which journals the abort and
+ * stops waiting for the request (a response that comes later is not delivered). The abort
+ * comes from the guest's own deterministic events, so a replay takes the same path.
  *
  * @module
  */
 import type { GuestCore, GuestExports, GuestModule, GuestUse } from "./guest_types.ts";
-import type { ResponsePayload } from "./response.ts";
+import type { ResponseExports, ResponsePayload } from "./response.ts";
+import type { RequestExports } from "./request.ts";
+import type { BodyExports, BodyState } from "./body.ts";
 import type { AbortExports } from "./abort.ts";
 
 /** What the fetch module exports besides the `fetch` global. */
@@ -24,42 +30,24 @@ interface Waiter {
   resolve(value: unknown): void;
   reject(reason: unknown): void;
   url: string;
-  /** Stops watching the request's signal (a no-op without one). */
+  /** The call's signal, if any. */
+  signal: AbortSignal | null;
+  /** Stops watching the signal for the request's abort (a no-op without one). */
   unwatch(): void;
 }
 
 function fetchFactory(core: GuestCore, use: GuestUse): GuestExports {
   const { OrigPromise, OrigMap, mapGet, mapSet, mapDelete, StringCtor, TypeErrorCtor } = core;
-  const { toUpperCase, quote, own, JSONparse } = core;
+  const { toUpperCase, quote, own, JSONparse, arrayIncludes, promiseThen } = core;
   const hostRecord = core.host.record;
   const hostAbort = core.host.abortRequest;
   const noop = () => {};
-  const Headers = use("headers").Headers as typeof globalThis.Headers;
-  const Response = use("response").Response as new (
-    payload: ResponsePayload,
-    url: string,
-    dataText: string,
-  ) => unknown;
+  const charCodeAt = String.prototype.charCodeAt;
+  const toWellFormed = (String.prototype as unknown as { toWellFormed(this: string): string })
+    .toWellFormed;
   const pending = new OrigMap<string, Waiter>();
-
-  type Input =
-    | string
-    | { url?: unknown; method?: unknown; headers?: unknown; signal?: unknown }
-    | null;
-  type Init =
-    | {
-      method?: unknown;
-      headers?: unknown;
-      body?: unknown;
-      redirect?: unknown;
-      signal?: unknown;
-      external?: unknown;
-    }
-    | null
-    | undefined;
-  const ArrayBufferCtor = ArrayBuffer;
-  const Uint8ArrayCtor = Uint8Array;
-  const isView = ArrayBuffer.isView;
+  const NORMALISED = ["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"];
+  const FORBIDDEN = ["CONNECT", "TRACE", "TRACK"];
   const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   const charAt = String.prototype.charAt;
   const base64 = (bytes: Uint8Array): string => {
@@ -73,94 +61,214 @@ function fetchFactory(core: GuestCore, use: GuestUse): GuestExports {
     }
     return out;
   };
-
-  /**
-   * The signal of a request: `init.signal` when present (`null`: none), else the input's
-   * (a `Request`'s). A `TypeError` when it is not an `AbortSignal`.
-   */
-  const signalOf = (input: Input, options: NonNullable<Init>): AbortSignal | null => {
-    let signal = options.signal;
-    if (signal === undefined && input !== null && typeof input === "object") signal = input.signal;
-    if (signal === undefined || signal === null) return null;
-    const abort = use("abort") as AbortExports;
-    if (!(signal instanceof abort.AbortSignal)) {
-      throw new TypeErrorCtor("fetch: signal must be an AbortSignal");
+  const isToken = (text: string) => {
+    if (text.length === 0) return false;
+    for (let i = 0; i < text.length; i++) {
+      const c = charCodeAt.call(text, i);
+      const ok = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) ||
+        c === 33 || (c >= 35 && c <= 39) || c === 42 || c === 43 || c === 45 || c === 46 ||
+        c === 94 || c === 95 || c === 96 || c === 124 || c === 126;
+      if (!ok) return false;
     }
-    return signal;
+    return true;
   };
-
-  /** Request `id`'s signal aborted: the host stops waiting for it, the call rejects. */
-  const abortWaiter = (id: string, reason: unknown) => {
-    const waiter = mapGet.call(pending, id) as Waiter | undefined;
-    if (waiter === undefined) return;
-    mapDelete.call(pending, id);
-    hostAbort(id);
-    waiter.reject(reason);
+  /** Init members only the Request constructor checks: their presence takes the long path. */
+  const REQUEST_OPTIONS = [
+    "cache",
+    "credentials",
+    "duplex",
+    "integrity",
+    "keepalive",
+    "mode",
+    "priority",
+    "referrer",
+    "referrerPolicy",
+    "window",
+  ];
+  const hasRequestOptions = (init: unknown) => {
+    if (init === undefined || init === null || typeof init !== "object") return false;
+    for (const key of REQUEST_OPTIONS) if (key in init) return true;
+    return false;
   };
+  const isRequest = (input: unknown) =>
+    core.loaded("request") && input instanceof (use("request").Request as typeof Request);
 
-  function fetch(input: Input, init?: Init): Promise<unknown> {
-    return new OrigPromise((resolve, reject) => {
-      let url;
-      if (typeof input === "string") url = input;
-      else if (input !== null && typeof input === "object" && typeof input.url === "string") {
-        url = input.url;
-      } else url = StringCtor(input);
-      const options = init === undefined || init === null ? {} : init;
-      const signal = signalOf(input, options);
-      let method = options.method;
-      if (
-        method === undefined && input !== null && typeof input === "object" &&
-        typeof input.method === "string"
-      ) method = input.method;
-      method = method === undefined ? "GET" : toUpperCase.call(StringCtor(method));
-      let headerSource = options.headers;
-      if (
-        headerSource === undefined && input !== null && typeof input === "object" &&
-        input.headers !== undefined
-      ) headerSource = input.headers;
-      let headers = "";
-      new Headers(headerSource as HeadersInit).forEach((value, name) => {
-        headers += (headers ? "," : "") + quote(name) + ":" + quote(value);
-      });
-      let message = '{"url":' + quote(url) + ',"method":' + quote(method) + ',"headers":{' +
-        headers + "}";
-      const raw = options.body;
-      if (raw !== undefined && raw !== null) {
-        const bytes = raw instanceof ArrayBufferCtor
-          ? new Uint8ArrayCtor(raw)
-          : isView(raw)
-          ? new Uint8ArrayCtor(raw.buffer, raw.byteOffset, raw.byteLength)
-          : undefined;
-        message += bytes === undefined
-          ? ',"body":' + quote(StringCtor(raw))
-          : ',"bodyBase64":' + quote(base64(bytes));
+  /** What a call sends, gathered from its input and init. */
+  interface Outgoing {
+    url: string;
+    method: string;
+    headers: Headers | null;
+    text: string | null;
+    state: BodyState | null;
+    type: string | null;
+    redirect: string | undefined;
+    signal: AbortSignal | null;
+  }
+
+  /** The short path: a URL string or `URL`, checked as the Request constructor would. */
+  const fromInit = (input: unknown, init: unknown): Outgoing => {
+    if (init !== undefined && init !== null && typeof init !== "object") {
+      throw new TypeErrorCtor("fetch: init must be an object");
+    }
+    const options = (init ?? {}) as Record<string, unknown>;
+    // The seed's contract: a plain object's `url`, `method` and `headers` (a Request-like
+    // record) are used when the init does not give them.
+    const like = typeof input === "object" && input !== null &&
+        typeof (input as { url?: unknown }).url === "string"
+      ? input as Record<string, unknown>
+      : null;
+    let methodInit = options.method;
+    let headersInit = options.headers;
+    if (like !== null) {
+      if (methodInit === undefined && typeof like.method === "string") methodInit = like.method;
+      if (headersInit === undefined) headersInit = like.headers;
+    }
+    const out: Outgoing = {
+      url: typeof input === "string"
+        ? input
+        : like !== null
+        ? like.url as string
+        : StringCtor(input),
+      method: "GET",
+      headers: null,
+      text: null,
+      state: null,
+      type: null,
+      redirect: undefined,
+      signal: null,
+    };
+    if (methodInit !== undefined) {
+      const method = StringCtor(methodInit);
+      if (!isToken(method)) throw new TypeErrorCtor("fetch: invalid method " + quote(method));
+      const upper = toUpperCase.call(method);
+      if (arrayIncludes.call(FORBIDDEN, upper)) {
+        throw new TypeErrorCtor("fetch: forbidden method " + quote(method));
       }
-      const redirect = options.redirect;
-      if (redirect !== undefined) {
-        if (redirect !== "follow" && redirect !== "manual" && redirect !== "error") {
-          throw new TypeErrorCtor(
-            'fetch: redirect must be "follow", "manual" or "error", got ' +
-              quote(StringCtor(redirect)),
-          );
-        }
-        message += ',"redirect":' + quote(redirect);
+      out.method = arrayIncludes.call(NORMALISED, upper) ? upper : method;
+    }
+    if (headersInit !== undefined) {
+      const Headers = use("headers").Headers as typeof globalThis.Headers;
+      out.headers = new Headers(headersInit as HeadersInit);
+    }
+    const raw = options.body;
+    if (raw !== undefined && raw !== null) {
+      if (out.method === "GET" || out.method === "HEAD") {
+        throw new TypeErrorCtor("fetch: a " + out.method + " request cannot have a body");
       }
-      // FlowState's own option: who performs the request (the server, or an outside worker).
-      const external = options.external;
-      if (external !== undefined) message += ',"external":' + (external ? "true" : "false");
-      if (signal !== null && signal.aborted) {
-        reject(signal.reason);
-        return;
+      if (typeof raw === "string") {
+        out.text = toWellFormed.call(raw);
+        out.type = "text/plain;charset=UTF-8";
+      } else {
+        const { state, type } = (use("body") as unknown as BodyExports).extract(raw);
+        out.state = state;
+        out.type = type;
       }
-      const id = hostRecord(message + "}");
-      const waiter: Waiter = { resolve, reject, url, unwatch: noop };
-      mapSet.call(pending, id, waiter);
-      if (signal !== null) {
-        waiter.unwatch = (use("abort") as AbortExports).onAbort(
-          signal,
-          (reason) => abortWaiter(id, reason),
+    }
+    const redirect = options.redirect;
+    if (redirect !== undefined) {
+      if (redirect !== "follow" && redirect !== "manual" && redirect !== "error") {
+        throw new TypeErrorCtor(
+          'fetch: redirect must be "follow", "manual" or "error", got ' +
+            quote(StringCtor(redirect)),
         );
       }
+      out.redirect = redirect;
+    }
+    const signal = options.signal;
+    if (signal !== undefined && signal !== null) {
+      if (
+        !core.loaded("abort") || !(signal instanceof (use("abort").AbortSignal as never))
+      ) throw new TypeErrorCtor("fetch: init.signal must be an AbortSignal");
+      out.signal = signal as AbortSignal;
+    }
+    return out;
+  };
+
+  /** The long path: a Request, built from `input` and `init` by the request module. */
+  const fromRequest = (input: unknown, init: unknown): Outgoing => {
+    const requests = use("request") as unknown as RequestExports;
+    const request = requests.forFetch(input, init);
+    return {
+      url: request.url,
+      method: request.method,
+      headers: request.headers,
+      text: null,
+      state: requests.bodyOf(request),
+      type: null,
+      redirect: request.redirect === "follow" ? undefined : request.redirect,
+      signal: requests.signalOf(request),
+    };
+  };
+
+  const send = (
+    out: Outgoing,
+    external: unknown,
+    body: string | Uint8Array | null,
+    waiter: Waiter,
+  ) => {
+    let headers = "";
+    let typed = false;
+    if (out.headers !== null) {
+      out.headers.forEach((value, name) => {
+        if (name === "content-type") typed = true;
+        headers += (headers ? "," : "") + quote(name) + ":" + quote(value);
+      });
+    }
+    if (!typed && out.type !== null) {
+      headers += (headers ? "," : "") + '"content-type":' + quote(out.type);
+    }
+    let message = '{"url":' + quote(out.url) + ',"method":' + quote(out.method) +
+      ',"headers":{' + headers + "}";
+    if (body !== null) {
+      message += typeof body === "string"
+        ? ',"body":' + quote(body)
+        : ',"bodyBase64":' + quote(base64(body));
+    }
+    if (out.redirect !== undefined) message += ',"redirect":' + quote(out.redirect);
+    // FlowState's own option: who performs the request (the server, or an outside worker).
+    if (external !== undefined) message += ',"external":' + (external ? "true" : "false");
+    const id = hostRecord(message + "}");
+    mapSet.call(pending, id, waiter);
+    if (out.signal !== null) {
+      waiter.unwatch = (use("abort") as unknown as AbortExports).onAbort(out.signal, (reason) => {
+        if (mapGet.call(pending, id) !== waiter) return;
+        mapDelete.call(pending, id);
+        hostAbort(id);
+        waiter.reject(reason);
+      });
+    }
+  };
+
+  function fetch(input: unknown, init?: unknown): Promise<unknown> {
+    return new OrigPromise((resolve, reject) => {
+      const out = isRequest(input) || hasRequestOptions(init)
+        ? fromRequest(input, init)
+        : fromInit(input, init);
+      if (out.signal !== null && out.signal.aborted) {
+        // The Request constructor's TypeErrors come first (an invalid URL among them).
+        new (use("request").Request as typeof Request)(input as RequestInfo, init as RequestInit);
+        reject(out.signal.reason);
+        return;
+      }
+      const external = init !== undefined && init !== null
+        ? (init as { external?: unknown }).external
+        : undefined;
+      const waiter: Waiter = { resolve, reject, url: out.url, signal: out.signal, unwatch: noop };
+      const state = out.state;
+      if (state === null) {
+        send(out, external, out.text, waiter);
+        return;
+      }
+      if (state.stream === null) {
+        state.used = true;
+        send(out, external, state.text !== null ? state.text : state.bytes, waiter);
+        return;
+      }
+      // A stream is read whole first: the host sends bodies of known length.
+      const body = use("body") as unknown as BodyExports;
+      promiseThen.call(body.consume(state), (content) => {
+        send(out, external, content, waiter);
+      }, reject);
     });
   }
 
@@ -170,22 +278,35 @@ function fetchFactory(core: GuestCore, use: GuestUse): GuestExports {
     mapDelete.call(pending, id);
     waiter.unwatch();
     const raw = JSONparse(json);
-    const payload: ResponsePayload = {
-      success: own(raw, "success"),
-      status: own(raw, "status") as number | undefined,
-      statusText: own(raw, "statusText") as string | undefined,
-      url: own(raw, "url") as string | undefined,
-      headers: own(raw, "headers") as Record<string, string> | undefined,
-      data: dataText === "" ? undefined : JSONparse(dataText),
-      tooDeep: own(raw, "tooDeep") as number | undefined,
-    };
-    if (payload.status === 0 || (payload.status === undefined && payload.success !== true)) {
+    const status = own(raw, "status") as number | undefined;
+    if (status === 0 || (status === undefined && own(raw, "success") !== true)) {
       const reason = own(raw, "error");
       waiter.reject(
         new TypeErrorCtor("fetch failed: " + (reason === undefined ? "unknown error" : reason)),
       );
-    } else {
-      waiter.resolve(new Response(payload, waiter.url, dataText));
+      return true;
+    }
+    const payload: ResponsePayload = {
+      status,
+      statusText: own(raw, "statusText") as string | undefined,
+      url: own(raw, "url") as string | undefined,
+      headerList: own(raw, "headerList") as [string, string][] | undefined,
+      body: dataText === "" ? undefined : JSONparse(dataText),
+      binary: own(raw, "binary") === true,
+      tooDeep: own(raw, "tooDeep") as number | undefined,
+    };
+    try {
+      const responses = use("response") as unknown as ResponseExports;
+      const response = responses.fromHost(payload, waiter.url);
+      if (waiter.signal !== null) {
+        // Aborting after the response came makes its body unreadable with the reason.
+        (use("abort") as unknown as AbortExports).onAbort(waiter.signal, (reason) => {
+          responses.abortBody(response, reason);
+        });
+      }
+      waiter.resolve(response);
+    } catch (error) {
+      waiter.reject(error);
     }
     return true;
   };

@@ -10,14 +10,21 @@
 import type { GuestCore, GuestExports, GuestModule } from "./guest_types.ts";
 
 function headersFactory(core: GuestCore): GuestExports {
-  const { objectKeys, isArray, StringCtor, TypeErrorCtor, toLowerCase, quote } = core;
-  const { arrayPush, arraySplice, stringSlice, hasOwn } = core;
+  const { isArray, StringCtor, TypeErrorCtor, toLowerCase, quote } = core;
+  const { arrayPush, arraySplice, stringSlice, hasOwn, getOwnPropertyDescriptor } = core;
+  const ownKeys = Reflect.ownKeys;
   const charCodeAt = String.prototype.charCodeAt;
   const iteratorSymbol = Symbol.iterator;
   type HeadersInit = Headers | readonly unknown[] | Record<string, unknown> | null | undefined;
   type Entry = [string, string];
   /** Passed as the constructor's second argument by the guest's own fetch: nobody else has it. */
   const IMMUTABLE = {};
+  let sortedOf: (headers: Headers) => Entry[] = () => [];
+  /**
+   * Passed with a list of `[name, value]` pairs the host already normalised (the headers of
+   * a delivered response): the list becomes the immutable headers as is, unvalidated.
+   */
+  const TRUSTED = {};
 
   const isTokenCode = (c: number) =>
     (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) ||
@@ -52,13 +59,22 @@ function headersFactory(core: GuestCore): GuestExports {
     #list: Entry[] = [];
     #immutable = false;
     constructor(init?: HeadersInit, guard?: unknown) {
-      if (init !== undefined && init !== null) {
-        if (typeof init !== "object" && typeof init !== "function") {
+      if (guard === TRUSTED) {
+        this.#list = init as unknown as Entry[];
+        this.#immutable = true;
+        return;
+      }
+      if (init !== undefined) {
+        if (init === null || (typeof init !== "object" && typeof init !== "function")) {
           throw new TypeErrorCtor(
             "Failed to construct 'Headers': init must be a sequence of pairs or a record",
           );
         }
-        if (init instanceof Headers || isArray(init) || iteratorSymbol in init) {
+        const method = (init as Record<symbol, unknown>)[iteratorSymbol];
+        if (method !== undefined && method !== null) {
+          if (typeof method !== "function") {
+            throw new TypeErrorCtor("Failed to construct 'Headers': init is not iterable");
+          }
           for (const pair of init as Iterable<unknown>) {
             if (pair === null || typeof pair !== "object") {
               throw new TypeErrorCtor("Failed to construct 'Headers': each header must be a pair");
@@ -72,10 +88,18 @@ function headersFactory(core: GuestCore): GuestExports {
             this.append(items[0], items[1]);
           }
         } else {
-          const record = init as Record<string, unknown>;
-          for (const name of objectKeys(record)) {
+          // A Web IDL record: own keys in order, each enumerable one converted, then read.
+          const record = init as Record<PropertyKey, unknown>;
+          for (const key of ownKeys(record)) {
+            const descriptor = getOwnPropertyDescriptor(record, key);
+            if (descriptor === undefined || !descriptor.enumerable) continue;
+            if (typeof key === "symbol") {
+              throw new TypeErrorCtor("Failed to construct 'Headers': a header name is a symbol");
+            }
+            const name = normalizeName(key);
+            const value = normalizeValue(record[key]);
             try {
-              this.append(name, record[name]);
+              this.append(name, value);
             } catch (error) {
               // The host's answer may come from an outside worker: a header the standard
               // refuses is dropped rather than failing the delivery.
@@ -137,6 +161,9 @@ function headersFactory(core: GuestCore): GuestExports {
         if (list[i]![0] === key) arraySplice.call(list, i, 1);
       }
     }
+    static {
+      sortedOf = (headers) => headers.#sorted();
+    }
     /** The sorted and combined view the standard iterates over. */
     #sorted(): Entry[] {
       const names: string[] = [];
@@ -168,14 +195,14 @@ function headersFactory(core: GuestCore): GuestExports {
       }
       for (const [name, value] of this.#sorted()) callback.call(thisArg, value, name, this);
     }
-    *entries(): IterableIterator<[string, string]> {
-      for (const [name, value] of this.#sorted()) yield [name, value];
+    entries(): IterableIterator<[string, string]> {
+      return makeIterator(this, "entries");
     }
-    *keys(): IterableIterator<string> {
-      for (const [name] of this.#sorted()) yield name;
+    keys(): IterableIterator<string> {
+      return makeIterator(this, "keys");
     }
-    *values(): IterableIterator<string> {
-      for (const [, value] of this.#sorted()) yield value;
+    values(): IterableIterator<string> {
+      return makeIterator(this, "values");
     }
     [Symbol.iterator]() {
       return this.entries();
@@ -192,10 +219,44 @@ function headersFactory(core: GuestCore): GuestExports {
       return out;
     }
   }
-  return { Headers, IMMUTABLE };
+  // The iterators of the Web IDL pair iterator: each step reads the sorted view afresh at
+  // its index, so changes made while iterating are seen as the standard says.
+  const IteratorPrototype = Object.getPrototypeOf(Object.getPrototypeOf([][Symbol.iterator]()));
+  const targets = new WeakMap<object, [Headers, string, number]>();
+  const weakGet = WeakMap.prototype.get;
+  const weakSet = WeakMap.prototype.set;
+  const HeadersIterator = Object.create(IteratorPrototype, {
+    next: {
+      value: function next(this: object) {
+        const state = weakGet.call(targets, this) as [Headers, string, number] | undefined;
+        if (state === undefined) throw new TypeErrorCtor("Illegal invocation of next");
+        const pairs = sortedOf(state[0]);
+        if (state[2] >= pairs.length) return { value: undefined, done: true };
+        const pair = pairs[state[2]++]!;
+        const kind = state[1];
+        return {
+          value: kind === "keys" ? pair[0] : kind === "values" ? pair[1] : [pair[0], pair[1]],
+          done: false,
+        };
+      },
+      writable: true,
+      configurable: true,
+      enumerable: true,
+    },
+    [Symbol.toStringTag]: { value: "Headers Iterator", configurable: true },
+  });
+  function makeIterator(headers: Headers, kind: string) {
+    const iterator = Object.create(HeadersIterator);
+    weakSet.call(targets, iterator, [headers, kind, 0]);
+    return iterator;
+  }
+  return { Headers, IMMUTABLE, TRUSTED };
 }
 
-/** The `Headers` global; `IMMUTABLE` is the guard the guest's fetch gives response headers. */
+/**
+ * The `Headers` global; `IMMUTABLE` is the guard the guest's fetch gives response headers,
+ * `TRUSTED` the one for a list the host normalised.
+ */
 export const headersModule: GuestModule = {
   name: "headers",
   globals: ["Headers"],

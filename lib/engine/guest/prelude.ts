@@ -16,6 +16,12 @@
  * @module
  */
 import { abortModule } from "./abort.ts";
+import { blobModule } from "./blob.ts";
+import { bodyModule } from "./body.ts";
+import { bodyExtraModule } from "./body_extra.ts";
+import { formDataModule } from "./form_data.ts";
+import { multipartModule } from "./multipart.ts";
+import { requestModule } from "./request.ts";
 import { base64Module } from "./base64.ts";
 import { consoleModule } from "./console.ts";
 import { cryptoModule } from "./crypto.ts";
@@ -50,6 +56,12 @@ export const GUEST_MODULES: readonly GuestModule[] = [
   consoleModule,
   headersModule,
   responseModule,
+  requestModule,
+  bodyModule,
+  bodyExtraModule,
+  blobModule,
+  formDataModule,
+  multipartModule,
   fetchModule,
   timersModule,
   flowStateModule,
