@@ -53,3 +53,56 @@ Deno.test("a paginated API read as a ReadableStream through a TransformStream su
     await api.close();
   }
 });
+
+/** Records of the NDJSON export, in two parts (names with characters of 2 and 3 bytes). */
+const EXPORT = [
+  [{ name: "café", amount: 3 }, { name: "naïve", amount: 4 }],
+  [{ name: "€uro", amount: 5 }],
+];
+
+/** `/export?part=N` (NDJSON, `x-next-part` naming the next) and `/report` (echoes the JSON). */
+function startExportApi(): HeldUpstream {
+  return startHeldUpstream((_req, url, body) => {
+    if (url.pathname === "/export") {
+      const part = Number(url.searchParams.get("part") ?? "0");
+      const lines = EXPORT[part]!.map((record) => JSON.stringify(record) + "\n").join("");
+      const headers = new Headers({ "content-type": "application/x-ndjson" });
+      if (part + 1 < EXPORT.length) headers.set("x-next-part", `/export?part=${part + 1}`);
+      return new Response(lines, { headers });
+    }
+    if (url.pathname === "/report") return Response.json({ received: JSON.parse(body) });
+    return new Response("no route", { status: 404 });
+  });
+}
+
+Deno.test("an NDJSON export streamed with a reader loop over response.body, its summary uploaded as a stream, survives SIGKILL at every pause with the same result", async () => {
+  const api = startExportApi();
+  try {
+    const code = await Deno.readTextFile(new URL("fixtures/stream_body.js", import.meta.url));
+    const input = { url: api.url("/export"), report: api.url("/report") };
+    const reference = await runUninterrupted(code, input);
+    assertEquals(reference.error, undefined);
+    const summary = { parts: 2, count: 3, total: 12 };
+    assertEquals(reference.result, {
+      names: ["café", "naïve", "€uro"],
+      total: 12,
+      parts: 2,
+      received: summary,
+    });
+    api.seen.length = 0;
+    const { done, kills } = await runKilledAtEveryPause(api, code, input, "stream-body");
+    assertEquals(kills, 3);
+    assertEquals(done.status, "completed");
+    assertEquals(done.result, reference.result);
+    // The streamed upload was read whole before it was journaled: both sends carry the same
+    // JSON document, with its content type.
+    const reports = api.seen.filter((s) => s.path === "/report");
+    assertEquals(reports.length, 2);
+    for (const report of reports) {
+      assertEquals(JSON.parse(report.body), summary);
+      assertEquals(report.headers["content-type"], "application/json");
+    }
+  } finally {
+    await api.close();
+  }
+});
