@@ -12,6 +12,12 @@
  */
 import type { GuestAsk, GuestCore, GuestExports, GuestModule, GuestUse } from "./guest_types.ts";
 import type { BodyExtraExports } from "./body_extra.ts";
+import type { AbortExports } from "./abort.ts";
+
+/** What a stream of the streams module (web-streams-polyfill) holds that the body uses. */
+interface StreamInternals {
+  _readableStreamController: { error(reason: unknown): void };
+}
 
 /** A body: text or bytes, or a stream; read at most once. */
 export interface BodyState {
@@ -23,6 +29,8 @@ export interface BodyState {
   tooDeep?: number;
   /** Why the body cannot be read (its fetch was aborted): reads reject with it. */
   error?: unknown;
+  /** Stops watching the signal of the body's fetch (set while an abort can still error it). */
+  unwatch?: () => void;
 }
 
 /** What the body module exports. */
@@ -37,8 +45,19 @@ export interface BodyExports {
   take(state: BodyState): BodyState;
   /** Whether the body can no longer be read (read, or its stream locked). */
   unusable(state: BodyState | null): boolean;
-  /** Reads a body whole; rejects with a TypeError when it was read. */
-  consume(state: BodyState | null): Promise<Uint8Array | string>;
+  /**
+   * Reads a body whole; rejects with a TypeError when it was read. A `signal` that aborts
+   * while a stream is read cancels the stream and rejects with the signal's reason.
+   */
+  consume(state: BodyState | null, signal?: AbortSignal | null): Promise<Uint8Array | string>;
+  /**
+   * Errors the body with the reason when `signal` aborts while the body is still readable:
+   * not read, or a stream with bytes left (the Fetch standard's abort after the response
+   * came). An empty body is closed from the start and never errors.
+   */
+  watchAbort(state: BodyState, signal: AbortSignal): void;
+  /** Cancels the stream of `state` with `reason` when it is readable and unlocked. */
+  cancel(state: BodyState, reason: unknown): void;
   /** UTF-8 bytes of `text` (made well-formed first). */
   utf8(text: string): Uint8Array;
   /** `bytes` decoded as UTF-8 (a BOM dropped, bad sequences replaced). */
@@ -59,6 +78,7 @@ function bodyFactory(core: GuestCore, use: GuestUse): GuestExports {
   const { defineProperty, promiseThen, stringSlice } = core;
   const charCodeAt = String.prototype.charCodeAt;
   const Uint8ArrayCtor = Uint8Array;
+  const noop = () => {};
   const typedSlice = Uint8Array.prototype.slice;
   const toWellFormed = (String.prototype as unknown as { toWellFormed(this: string): string })
     .toWellFormed;
@@ -86,6 +106,8 @@ function bodyFactory(core: GuestCore, use: GuestUse): GuestExports {
   // `_disturbed` set, which the standard's "disturbed" is.
   const disturbed = (state: BodyState) =>
     state.stream !== null && (state.stream as { _disturbed?: unknown })._disturbed === true;
+  // ...and its `_state` is the standard's [[state]]: "readable", "closed" or "errored".
+  const readable = (stream: unknown) => (stream as { _state?: unknown })._state === "readable";
   const unusable: BodyExports["unusable"] = (state) =>
     state !== null &&
     (state.used || disturbed(state) ||
@@ -94,23 +116,64 @@ function bodyFactory(core: GuestCore, use: GuestUse): GuestExports {
     if (state.stream !== null) return extra().teeInto(state);
     const copy = make(state.text, state.bytes);
     if (state.tooDeep !== undefined) copy.tooDeep = state.tooDeep;
+    if (state.error !== undefined) copy.error = state.error;
     return copy;
   };
   const take: BodyExports["take"] = (state) => {
     const taken = state.stream !== null ? extra().proxy(state) : make(state.text, state.bytes);
     if (state.tooDeep !== undefined) taken.tooDeep = state.tooDeep;
+    if (state.error !== undefined) taken.error = state.error;
     state.used = true;
     return taken;
   };
-  const consume: BodyExports["consume"] = (state) => {
+  /** Drops the abort watch of a body that an abort can no longer error. */
+  const release = (state: BodyState) => {
+    const unwatch = state.unwatch;
+    if (unwatch === undefined) return;
+    state.unwatch = undefined;
+    unwatch();
+  };
+  const consume: BodyExports["consume"] = (state, signal) => {
     if (state === null) return promiseResolve(new Uint8ArrayCtor(0));
     if (state.error !== undefined) return promiseReject(state.error);
     if (unusable(state)) {
       return promiseReject(new TypeErrorCtor("Body is unusable: the body has already been read"));
     }
     state.used = true;
-    if (state.stream !== null) return extra().readAll(state.stream as ReadableStream);
-    return promiseResolve(state.text !== null ? state.text : state.bytes!);
+    if (state.stream === null) {
+      release(state);
+      return promiseResolve(state.text !== null ? state.text : state.bytes!);
+    }
+    const reading = extra().readAll(state.stream as ReadableStream, signal ?? null);
+    if (state.unwatch === undefined) return reading;
+    // Until the stream is read to its end, an abort still errors it.
+    return promiseThen.call(reading, (bytes) => {
+      release(state);
+      return bytes;
+    }, (error) => {
+      release(state);
+      throw error;
+    }) as Promise<Uint8Array>;
+  };
+  const watchAbort: BodyExports["watchAbort"] = (state, signal) => {
+    const empty = state.text !== null
+      ? state.text.length === 0
+      : state.bytes !== null && state.bytes.length === 0;
+    if (state.used || empty) return;
+    state.unwatch = (use("abort") as unknown as AbortExports).onAbort(signal, (reason) => {
+      state.unwatch = undefined;
+      if (state.stream === null) {
+        if (!state.used) state.error = reason;
+      } else if (readable(state.stream)) {
+        (state.stream as unknown as StreamInternals)._readableStreamController.error(reason);
+        state.error = reason;
+      }
+    });
+  };
+  const cancel: BodyExports["cancel"] = (state, reason) => {
+    const stream = state.stream as ReadableStream | null;
+    if (stream === null || !readable(stream) || stream.locked) return;
+    promiseThen.call(stream.cancel(reason), noop, noop);
   };
 
   // UTF-8 decode drops a leading BOM, also from a body that is held as text.
@@ -201,7 +264,19 @@ function bodyFactory(core: GuestCore, use: GuestUse): GuestExports {
       },
     });
   };
-  return { extract, make, clone, take, unusable, consume, utf8, mixin, decodeUtf8 };
+  return {
+    extract,
+    make,
+    clone,
+    take,
+    unusable,
+    consume,
+    watchAbort,
+    cancel,
+    utf8,
+    mixin,
+    decodeUtf8,
+  };
 }
 
 /** The internal `body` module. */

@@ -14,6 +14,7 @@ import type { BlobExports } from "./blob.ts";
 import type { BodyExports, BodyState } from "./body.ts";
 import type { FormDataExports } from "./form_data.ts";
 import type { MultipartExports } from "./multipart.ts";
+import type { AbortExports } from "./abort.ts";
 
 /** What the body_extra module exports. */
 export interface BodyExtraExports {
@@ -23,18 +24,26 @@ export interface BodyExtraExports {
   teeInto(state: BodyState): BodyState;
   /** A body reading the stream of `state` through an identity transform (locking it). */
   proxy(state: BodyState): BodyState;
-  /** All the bytes of `stream`, read chunk by chunk. */
-  readAll(stream: ReadableStream): Promise<Uint8Array>;
+  /**
+   * All the bytes of `stream`, read chunk by chunk; when `signal` aborts first, the stream is
+   * cancelled with the signal's reason and the promise rejects with it.
+   */
+  readAll(stream: ReadableStream, signal: AbortSignal | null): Promise<Uint8Array>;
   /** A Blob of `bytes` typed by content type `type`. */
   toBlob(bytes: Uint8Array, type: string | null): Blob;
   /** The FormData a body of content type `type` holds; a TypeError when it holds none. */
   toForm(body: Uint8Array | string, type: string | null): FormData;
-  /** Gives `state` a stream of the bytes not yet read (`ReadableStream` from `streams`). */
+  /**
+   * Gives `state` a stream of the bytes not yet read (`ReadableStream` from `streams`), an
+   * errored one when its fetch was aborted.
+   */
   streamOf(state: BodyState): void;
 }
 
 function bodyExtraFactory(core: GuestCore, use: GuestUse): GuestExports {
   const { StringCtor, TypeErrorCtor, toLowerCase, stringSlice, arrayPush, quote } = core;
+  const { promiseThen } = core;
+  const noop = () => {};
   const Uint8ArrayCtor = Uint8Array;
   const ArrayBufferCtor = ArrayBuffer;
   const isView = ArrayBuffer.isView;
@@ -122,18 +131,33 @@ function bodyExtraFactory(core: GuestCore, use: GuestUse): GuestExports {
     return { text: null, bytes: null, stream, used: false };
   };
 
-  const readAll: BodyExtraExports["readAll"] = async (stream) => {
+  const readAll: BodyExtraExports["readAll"] = async (stream, signal) => {
     const reader = stream.getReader();
     const chunks: Uint8Array[] = [];
     let total = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      if (!(value instanceof Uint8ArrayCtor)) {
-        throw new TypeErrorCtor("A body stream chunk must be a Uint8Array");
+    let aborted = false;
+    let reason: unknown;
+    const unwatch = signal === null
+      ? noop
+      : (use("abort") as unknown as AbortExports).onAbort(signal, (why) => {
+        aborted = true;
+        reason = why;
+        // Cancelling ends the pending read (done), which then rejects with the reason.
+        promiseThen.call(reader.cancel(why), noop, noop);
+      });
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (aborted) throw reason;
+        if (done) break;
+        if (!(value instanceof Uint8ArrayCtor)) {
+          throw new TypeErrorCtor("A body stream chunk must be a Uint8Array");
+        }
+        arrayPush.call(chunks, value);
+        total += value.length;
       }
-      arrayPush.call(chunks, value);
-      total += value.length;
+    } finally {
+      unwatch();
     }
     const all = new Uint8ArrayCtor(total);
     let at = 0;
@@ -186,7 +210,8 @@ function bodyExtraFactory(core: GuestCore, use: GuestUse): GuestExports {
 
   const streamOf: BodyExtraExports["streamOf"] = (state) => {
     const { ReadableStream } = streams();
-    const bytes = state.used
+    const error = state.error;
+    const bytes = state.used || error !== undefined
       ? new Uint8ArrayCtor(0)
       : state.bytes !== null
       ? state.bytes
@@ -197,6 +222,7 @@ function bodyExtraFactory(core: GuestCore, use: GuestUse): GuestExports {
     const stream = new ReadableStream({
       type: "bytes",
       start(controller: ReadableByteStreamController) {
+        if (error !== undefined) return controller.error(error);
         if (bytes.length > 0) controller.enqueue(typedSlice.call(bytes) as Uint8Array<ArrayBuffer>);
         controller.close();
       },

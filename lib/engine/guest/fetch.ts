@@ -9,8 +9,11 @@
  * pay only for this module and the response. An `init.signal` already aborted rejects the
  * call with its reason and records nothing; one that aborts while the request waits for its
  * response rejects the call with its reason and tells the host, which journals the abort and
- * stops waiting for the request (a response that comes later is not delivered). The abort
- * comes from the guest's own deterministic events, so a replay takes the same path.
+ * stops waiting for the request (a response that comes later is not delivered). Aborted
+ * after the response came, the response's body errors with the reason unless it is read or
+ * empty; aborted before or while a request body stream is read, that stream is cancelled.
+ * The abort comes from the guest's own deterministic events, so a replay takes the same
+ * path.
  *
  * @module
  */
@@ -245,9 +248,13 @@ function fetchFactory(core: GuestCore, use: GuestUse): GuestExports {
         ? fromRequest(input, init)
         : fromInit(input, init);
       if (out.signal !== null && out.signal.aborted) {
-        // The Request constructor's TypeErrors come first (an invalid URL among them).
-        new (use("request").Request as typeof Request)(input as RequestInfo, init as RequestInit);
-        reject(out.signal.reason);
+        // The Request constructor's TypeErrors come first: an invalid URL, which the checks
+        // above let through for the host to report, is the one left.
+        new (use("request").Request as typeof Request)(out.url);
+        const reason = out.signal.reason;
+        reject(reason);
+        // The standard's "abort the fetch() call": a readable body stream is cancelled.
+        if (out.state !== null) (use("body") as unknown as BodyExports).cancel(out.state, reason);
         return;
       }
       const external = init !== undefined && init !== null
@@ -264,11 +271,20 @@ function fetchFactory(core: GuestCore, use: GuestUse): GuestExports {
         send(out, external, state.text !== null ? state.text : state.bytes, waiter);
         return;
       }
-      // A stream is read whole first: the host sends bodies of known length.
+      // A stream is read whole first: the host sends bodies of known length. An abort
+      // meanwhile rejects the call at once and cancels the stream.
       const body = use("body") as unknown as BodyExports;
-      promiseThen.call(body.consume(state), (content) => {
-        send(out, external, content, waiter);
-      }, reject);
+      const signal = out.signal;
+      const unwatch = signal === null
+        ? noop
+        : (use("abort") as unknown as AbortExports).onAbort(signal, reject);
+      promiseThen.call(body.consume(state, signal), (content) => {
+        unwatch();
+        if (signal === null || !signal.aborted) send(out, external, content, waiter);
+      }, (error) => {
+        unwatch();
+        reject(error);
+      });
     });
   }
 
@@ -298,12 +314,8 @@ function fetchFactory(core: GuestCore, use: GuestUse): GuestExports {
     try {
       const responses = use("response") as unknown as ResponseExports;
       const response = responses.fromHost(payload, waiter.url);
-      if (waiter.signal !== null) {
-        // Aborting after the response came makes its body unreadable with the reason.
-        (use("abort") as unknown as AbortExports).onAbort(waiter.signal, (reason) => {
-          responses.abortBody(response, reason);
-        });
-      }
+      // Aborting after the response came errors its body while still readable.
+      if (waiter.signal !== null) responses.watchAbort(response, waiter.signal);
       waiter.resolve(response);
     } catch (error) {
       waiter.reject(error);

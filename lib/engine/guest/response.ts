@@ -29,8 +29,11 @@ export interface ResponsePayload {
 export interface ResponseExports {
   /** The response `fetch()` resolves with, for `payload` answering a request to `url`. */
   fromHost(payload: ResponsePayload, url: string): globalThis.Response;
-  /** Makes the body of `response`, unless already read, reject its reads with `reason`. */
-  abortBody(response: globalThis.Response, reason: unknown): void;
+  /**
+   * Errors the body of `response` with the reason when `signal` aborts while the body is
+   * still readable (see {@link BodyExports.watchAbort}).
+   */
+  watchAbort(response: globalThis.Response, signal: AbortSignal): void;
 }
 
 function responseFactory(core: GuestCore, use: GuestUse): GuestExports {
@@ -256,11 +259,11 @@ function responseFactory(core: GuestCore, use: GuestUse): GuestExports {
       payload.url !== undefined && payload.url !== url,
     );
   };
-  const abortBody = (response: Response, reason: unknown) => {
+  const watchAbort = (response: Response, signal: AbortSignal) => {
     const state = stateOf(response);
-    if (state && !state.used) state.error = reason;
+    if (state) body.watchAbort(state, signal);
   };
-  return { Response, fromHost, abortBody };
+  return { Response, fromHost, watchAbort };
 }
 
 /** The `Response` global. */
