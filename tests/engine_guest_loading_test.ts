@@ -69,6 +69,7 @@ Deno.test("every guest module has a source, and only the internal ones define no
   const internal = GUEST_MODULES.filter((module) => module.globals.length === 0);
   assert.deepEqual(internal.map((module) => module.name).sort(), [
     "body",
+    "bodyabort",
     "bodyextra",
     "hostcall",
     "multipart",

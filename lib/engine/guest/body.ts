@@ -12,12 +12,6 @@
  */
 import type { GuestAsk, GuestCore, GuestExports, GuestModule, GuestUse } from "./guest_types.ts";
 import type { BodyExtraExports } from "./body_extra.ts";
-import type { AbortExports } from "./abort.ts";
-
-/** What a stream of the streams module (web-streams-polyfill) holds that the body uses. */
-interface StreamInternals {
-  _readableStreamController: { error(reason: unknown): void };
-}
 
 /** A body: text or bytes, or a stream; read at most once. */
 export interface BodyState {
@@ -47,17 +41,14 @@ export interface BodyExports {
   unusable(state: BodyState | null): boolean;
   /**
    * Reads a body whole; rejects with a TypeError when it was read. A `signal` that aborts
-   * while a stream is read cancels the stream and rejects with the signal's reason.
+   * while a stream is read cancels the stream, calls `aborted` with the signal's reason at
+   * once and rejects with it.
    */
-  consume(state: BodyState | null, signal?: AbortSignal | null): Promise<Uint8Array | string>;
-  /**
-   * Errors the body with the reason when `signal` aborts while the body is still readable:
-   * not read, or a stream with bytes left (the Fetch standard's abort after the response
-   * came). An empty body is closed from the start and never errors.
-   */
-  watchAbort(state: BodyState, signal: AbortSignal): void;
-  /** Cancels the stream of `state` with `reason` when it is readable and unlocked. */
-  cancel(state: BodyState, reason: unknown): void;
+  consume(
+    state: BodyState | null,
+    signal?: AbortSignal | null,
+    aborted?: (reason: unknown) => void,
+  ): Promise<Uint8Array | string>;
   /** UTF-8 bytes of `text` (made well-formed first). */
   utf8(text: string): Uint8Array;
   /** `bytes` decoded as UTF-8 (a BOM dropped, bad sequences replaced). */
@@ -78,7 +69,6 @@ function bodyFactory(core: GuestCore, use: GuestUse): GuestExports {
   const { defineProperty, promiseThen, stringSlice } = core;
   const charCodeAt = String.prototype.charCodeAt;
   const Uint8ArrayCtor = Uint8Array;
-  const noop = () => {};
   const typedSlice = Uint8Array.prototype.slice;
   const toWellFormed = (String.prototype as unknown as { toWellFormed(this: string): string })
     .toWellFormed;
@@ -106,8 +96,6 @@ function bodyFactory(core: GuestCore, use: GuestUse): GuestExports {
   // `_disturbed` set, which the standard's "disturbed" is.
   const disturbed = (state: BodyState) =>
     state.stream !== null && (state.stream as { _disturbed?: unknown })._disturbed === true;
-  // ...and its `_state` is the standard's [[state]]: "readable", "closed" or "errored".
-  const readable = (stream: unknown) => (stream as { _state?: unknown })._state === "readable";
   const unusable: BodyExports["unusable"] = (state) =>
     state !== null &&
     (state.used || disturbed(state) ||
@@ -126,54 +114,21 @@ function bodyFactory(core: GuestCore, use: GuestUse): GuestExports {
     state.used = true;
     return taken;
   };
-  /** Drops the abort watch of a body that an abort can no longer error. */
-  const release = (state: BodyState) => {
-    const unwatch = state.unwatch;
-    if (unwatch === undefined) return;
-    state.unwatch = undefined;
-    unwatch();
-  };
-  const consume: BodyExports["consume"] = (state, signal) => {
+  const consume: BodyExports["consume"] = (state, signal, aborted) => {
     if (state === null) return promiseResolve(new Uint8ArrayCtor(0));
     if (state.error !== undefined) return promiseReject(state.error);
     if (unusable(state)) {
       return promiseReject(new TypeErrorCtor("Body is unusable: the body has already been read"));
     }
     state.used = true;
-    if (state.stream === null) {
-      release(state);
-      return promiseResolve(state.text !== null ? state.text : state.bytes!);
-    }
-    const reading = extra().readAll(state.stream as ReadableStream, signal ?? null);
-    if (state.unwatch === undefined) return reading;
-    // Until the stream is read to its end, an abort still errors it.
-    return promiseThen.call(reading, (bytes) => {
-      release(state);
-      return bytes;
-    }, (error) => {
-      release(state);
-      throw error;
-    }) as Promise<Uint8Array>;
-  };
-  const watchAbort: BodyExports["watchAbort"] = (state, signal) => {
-    const empty = state.text !== null
-      ? state.text.length === 0
-      : state.bytes !== null && state.bytes.length === 0;
-    if (state.used || empty) return;
-    state.unwatch = (use("abort") as unknown as AbortExports).onAbort(signal, (reason) => {
+    if (state.stream !== null) return extra().readAll(state, signal ?? null, aborted ?? null);
+    // Read whole: an abort can no longer error it.
+    const unwatch = state.unwatch;
+    if (unwatch !== undefined) {
       state.unwatch = undefined;
-      if (state.stream === null) {
-        if (!state.used) state.error = reason;
-      } else if (readable(state.stream)) {
-        (state.stream as unknown as StreamInternals)._readableStreamController.error(reason);
-        state.error = reason;
-      }
-    });
-  };
-  const cancel: BodyExports["cancel"] = (state, reason) => {
-    const stream = state.stream as ReadableStream | null;
-    if (stream === null || !readable(stream) || stream.locked) return;
-    promiseThen.call(stream.cancel(reason), noop, noop);
+      unwatch();
+    }
+    return promiseResolve(state.text !== null ? state.text : state.bytes!);
   };
 
   // UTF-8 decode drops a leading BOM, also from a body that is held as text.
@@ -264,19 +219,7 @@ function bodyFactory(core: GuestCore, use: GuestUse): GuestExports {
       },
     });
   };
-  return {
-    extract,
-    make,
-    clone,
-    take,
-    unusable,
-    consume,
-    watchAbort,
-    cancel,
-    utf8,
-    mixin,
-    decodeUtf8,
-  };
+  return { extract, make, clone, take, unusable, consume, utf8, mixin, decodeUtf8 };
 }
 
 /** The internal `body` module. */

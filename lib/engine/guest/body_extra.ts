@@ -25,10 +25,15 @@ export interface BodyExtraExports {
   /** A body reading the stream of `state` through an identity transform (locking it). */
   proxy(state: BodyState): BodyState;
   /**
-   * All the bytes of `stream`, read chunk by chunk; when `signal` aborts first, the stream is
-   * cancelled with the signal's reason and the promise rejects with it.
+   * All the bytes of the stream of `state`, read chunk by chunk; when `signal` aborts first,
+   * the stream is cancelled with the signal's reason, `aborted` is called with it at once and
+   * the promise rejects with it.
    */
-  readAll(stream: ReadableStream, signal: AbortSignal | null): Promise<Uint8Array>;
+  readAll(
+    state: BodyState,
+    signal: AbortSignal | null,
+    aborted: ((reason: unknown) => void) | null,
+  ): Promise<Uint8Array>;
   /** A Blob of `bytes` typed by content type `type`. */
   toBlob(bytes: Uint8Array, type: string | null): Blob;
   /** The FormData a body of content type `type` holds; a TypeError when it holds none. */
@@ -42,7 +47,7 @@ export interface BodyExtraExports {
 
 function bodyExtraFactory(core: GuestCore, use: GuestUse): GuestExports {
   const { StringCtor, TypeErrorCtor, toLowerCase, stringSlice, arrayPush, quote } = core;
-  const { promiseThen } = core;
+  const { promiseThen, OrigPromise } = core;
   const noop = () => {};
   const Uint8ArrayCtor = Uint8Array;
   const ArrayBufferCtor = ArrayBuffer;
@@ -131,42 +136,58 @@ function bodyExtraFactory(core: GuestCore, use: GuestUse): GuestExports {
     return { text: null, bytes: null, stream, used: false };
   };
 
-  const readAll: BodyExtraExports["readAll"] = async (stream, signal) => {
-    const reader = stream.getReader();
-    const chunks: Uint8Array[] = [];
-    let total = 0;
-    let aborted = false;
-    let reason: unknown;
-    const unwatch = signal === null
-      ? noop
-      : (use("abort") as unknown as AbortExports).onAbort(signal, (why) => {
-        aborted = true;
-        reason = why;
-        // Cancelling ends the pending read (done), which then rejects with the reason.
-        promiseThen.call(reader.cancel(why), noop, noop);
-      });
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (aborted) throw reason;
-        if (done) break;
-        if (!(value instanceof Uint8ArrayCtor)) {
-          throw new TypeErrorCtor("A body stream chunk must be a Uint8Array");
+  const readAll: BodyExtraExports["readAll"] = (state, signal, aborted) =>
+    new OrigPromise((resolve, reject) => {
+      const reader = (state.stream as ReadableStream).getReader();
+      const chunks: Uint8Array[] = [];
+      let total = 0;
+      let settled = false;
+      let unwatch = noop;
+      const settle = () => {
+        settled = true;
+        unwatch();
+        // Read to its end or failed: an abort of the body's fetch can no longer error it.
+        const unwatchFetch = state.unwatch;
+        state.unwatch = undefined;
+        if (unwatchFetch !== undefined) unwatchFetch();
+      };
+      const fail = (error: unknown) => {
+        if (settled) return;
+        settle();
+        reject(error);
+      };
+      const next = (): void =>
+        void promiseThen.call(reader.read(), (result) => {
+          if (settled) return;
+          const { done, value } = result as ReadableStreamReadResult<unknown>;
+          if (done) return finish();
+          if (!(value instanceof Uint8ArrayCtor)) {
+            return fail(new TypeErrorCtor("A body stream chunk must be a Uint8Array"));
+          }
+          arrayPush.call(chunks, value);
+          total += value.length;
+          next();
+        }, fail);
+      const finish = () => {
+        settle();
+        const all = new Uint8ArrayCtor(total);
+        let at = 0;
+        for (const chunk of chunks) {
+          typedSet.call(all, chunk, at);
+          at += chunk.length;
         }
-        arrayPush.call(chunks, value);
-        total += value.length;
+        resolve(all);
+      };
+      if (signal !== null) {
+        // An abort rejects at once and cancels the stream (its pending read then ends).
+        unwatch = (use("abort") as unknown as AbortExports).onAbort(signal, (reason) => {
+          fail(reason);
+          if (aborted !== null) aborted(reason);
+          promiseThen.call(reader.cancel(reason), noop, noop);
+        });
       }
-    } finally {
-      unwatch();
-    }
-    const all = new Uint8ArrayCtor(total);
-    let at = 0;
-    for (const chunk of chunks) {
-      typedSet.call(all, chunk, at);
-      at += chunk.length;
-    }
-    return all;
-  };
+      next();
+    });
 
   const toBlob: BodyExtraExports["toBlob"] = (bytes, type) => {
     const blob = use("blob") as unknown as BlobExports;

@@ -22,6 +22,7 @@ import type { ResponseExports, ResponsePayload } from "./response.ts";
 import type { RequestExports } from "./request.ts";
 import type { BodyExports, BodyState } from "./body.ts";
 import type { AbortExports } from "./abort.ts";
+import type { BodyAbortExports } from "./body_abort.ts";
 
 /** What the fetch module exports besides the `fetch` global. */
 export interface FetchExports {
@@ -254,7 +255,9 @@ function fetchFactory(core: GuestCore, use: GuestUse): GuestExports {
         const reason = out.signal.reason;
         reject(reason);
         // The standard's "abort the fetch() call": a readable body stream is cancelled.
-        if (out.state !== null) (use("body") as unknown as BodyExports).cancel(out.state, reason);
+        if (out.state !== null) {
+          (use("bodyabort") as unknown as BodyAbortExports).cancel(out.state, reason);
+        }
         return;
       }
       const external = init !== undefined && init !== null
@@ -274,17 +277,9 @@ function fetchFactory(core: GuestCore, use: GuestUse): GuestExports {
       // A stream is read whole first: the host sends bodies of known length. An abort
       // meanwhile rejects the call at once and cancels the stream.
       const body = use("body") as unknown as BodyExports;
-      const signal = out.signal;
-      const unwatch = signal === null
-        ? noop
-        : (use("abort") as unknown as AbortExports).onAbort(signal, reject);
-      promiseThen.call(body.consume(state, signal), (content) => {
-        unwatch();
-        if (signal === null || !signal.aborted) send(out, external, content, waiter);
-      }, (error) => {
-        unwatch();
-        reject(error);
-      });
+      promiseThen.call(body.consume(state, out.signal, reject), (content) => {
+        send(out, external, content, waiter);
+      }, reject);
     });
   }
 

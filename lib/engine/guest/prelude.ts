@@ -19,6 +19,7 @@ import { abortModule } from "./abort.ts";
 import { blobModule } from "./blob.ts";
 import { bodyModule } from "./body.ts";
 import { bodyExtraModule } from "./body_extra.ts";
+import { bodyAbortModule } from "./body_abort.ts";
 import { formDataModule } from "./form_data.ts";
 import { multipartModule } from "./multipart.ts";
 import { requestModule } from "./request.ts";
@@ -59,6 +60,7 @@ export const GUEST_MODULES: readonly GuestModule[] = [
   requestModule,
   bodyModule,
   bodyExtraModule,
+  bodyAbortModule,
   blobModule,
   formDataModule,
   multipartModule,

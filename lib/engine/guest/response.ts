@@ -10,6 +10,8 @@
  */
 import type { GuestAsk, GuestCore, GuestExports, GuestModule, GuestUse } from "./guest_types.ts";
 import type { BodyExports, BodyState } from "./body.ts";
+import type { BodyAbortExports } from "./body_abort.ts";
+import type { AbortExports } from "./abort.ts";
 
 /** The host's answer to a request, as the guest reads it (see `vm_state.ts`). */
 export interface ResponsePayload {
@@ -31,7 +33,7 @@ export interface ResponseExports {
   fromHost(payload: ResponsePayload, url: string): globalThis.Response;
   /**
    * Errors the body of `response` with the reason when `signal` aborts while the body is
-   * still readable (see {@link BodyExports.watchAbort}).
+   * still readable (see `body_abort.ts`).
    */
   watchAbort(response: globalThis.Response, signal: AbortSignal): void;
 }
@@ -261,7 +263,10 @@ function responseFactory(core: GuestCore, use: GuestUse): GuestExports {
   };
   const watchAbort = (response: Response, signal: AbortSignal) => {
     const state = stateOf(response);
-    if (state) body.watchAbort(state, signal);
+    if (!state) return;
+    state.unwatch = (use("abort") as unknown as AbortExports).onAbort(signal, (reason) => {
+      (use("bodyabort") as unknown as BodyAbortExports).abortBody(state, reason);
+    });
   };
   return { Response, fromHost, watchAbort };
 }
