@@ -2,7 +2,9 @@
  * `fetch(url, { signal })` in the engine: an aborted signal rejects at once and records
  * nothing; a signal that aborts while the request waits rejects the call with the signal's
  * reason, drops the request from the pending (or waiting) ones and journals the abort, so
- * that a replay in a fresh VM takes the same path and a response that comes later is refused.
+ * that a replay in a fresh VM takes the same path and a response that comes later is refused;
+ * a signal that aborts after the responses came errors the bodies still readable, in a
+ * replay as live.
  */
 import assert from "node:assert/strict";
 import {
@@ -13,6 +15,8 @@ import {
   type VMState,
 } from "../lib/mod.ts";
 import {
+  driveCold,
+  driveLive,
   journalRequests,
   ok,
   rejectsWithKind,
@@ -63,7 +67,29 @@ try { await slow; } catch (error) {
 const after = await (await fetch("https://after.example/")).json();
 [caught, after]`;
 
+/** Aborts after the responses came: one body taken as a stream, one cloned, one read. */
+const ABORT_AFTER_RESPONSES = `const controller = new AbortController();
+const signal = controller.signal;
+const streamed = await fetch("https://a.example/", { signal });
+const reader = streamed.body.getReader();
+const unread = await fetch("https://b.example/", { signal });
+const copy = unread.clone();
+const read = await (await fetch("https://c.example/", { signal })).text();
+await fetch("https://d.example/");
+controller.abort("late");
+const outcome = (p) => p.then((v) => typeof v === "string" ? v : v.done, (e) => "rejected: " + e);
+[await outcome(reader.read()), await outcome(reader.closed), await outcome(unread.text()),
+ await outcome(copy.text()), read]`;
+
 for (const variant of VARIANTS) {
+  Deno.test(`[${variant}] an abort after the responses errors the bodies still readable, live and when replayed cold at every pause`, async () => {
+    const expected = ["rejected: late", "rejected: late", "rejected: late", "body", "body"];
+    for (const drive of [driveLive, driveCold]) {
+      const run = await drive(ABORT_AFTER_RESPONSES, () => ok("body"), { variant });
+      assert.deepEqual(run.result, expected, drive.name);
+    }
+  });
+
   Deno.test(`[${variant}] fetch with an aborted signal rejects with its reason at once and records no request`, async () => {
     using vm = new FetchVM({ variant });
     const done = await vm.execute(`const out = [];
