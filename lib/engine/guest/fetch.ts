@@ -255,7 +255,7 @@ function fetchFactory(core: GuestCore, use: GuestUse): GuestExports {
         const reason = out.signal.reason;
         reject(reason);
         // The standard's "abort the fetch() call": a readable body stream is cancelled.
-        if (out.state !== null) {
+        if (out.state !== null && out.state.stream !== null) {
           (use("bodyabort") as unknown as BodyAbortExports).cancel(out.state, reason);
         }
         return;
