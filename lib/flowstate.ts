@@ -15,6 +15,7 @@ import {
   FetchDispatcher,
   fetchWithRetry,
   performFetch,
+  PinnedClientPool,
 } from "./outbound/mod.ts";
 import { FlowTaskService, ServiceMetrics, WebhookSender, WorkerPool } from "./service/mod.ts";
 import { LeaseKeeper } from "./service/lease_keeper.ts";
@@ -98,6 +99,7 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
       ...[port, ...otherPorts].map((p) => new URL(`http://localhost:${p}`)),
     ],
   });
+  const clients = new PinnedClientPool();
   const dispatcher: FetchDispatcher = new FetchDispatcher({
     perform: (request, signal, retry, hold) => {
       const options = {
@@ -106,6 +108,7 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
         policy,
         selfMark,
         hold,
+        clients,
       };
       return retry
         ? fetchWithRetry(
@@ -153,6 +156,7 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
         policy,
         signal,
         selfMark,
+        clients,
       }),
     marks: database
       ? new PostgresWebhookMarks(database)
@@ -258,6 +262,7 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
       // Ends the event streams, so the server's own shutdown is not held by them.
       service.events.close();
       await dispatcher.close();
+      clients.close();
       // The other replicas take this one's tasks over at once.
       await keeper?.release();
       await store.close();

@@ -29,6 +29,21 @@ for (const variant of VARIANTS) {
     assert.deepEqual(rest, (fromPrelude.result as unknown[]).slice(3));
   });
 
+  Deno.test(`[${variant}] a VM from the image starts with the common guest APIs loaded, and a script may still replace them`, async () => {
+    const code = `const d = (name) => Object.getOwnPropertyDescriptor(globalThis, name);
+const kinds = ["fetch", "Response", "Headers", "URL", "AbortController", "setTimeout",
+  "FlowState", "ReadableStream"].map((name) => typeof d(name).get === "function" ? "lazy" : "loaded");
+globalThis.Headers = "mine";
+[kinds, Headers, d("fetch").enumerable, d("fetch").writable]`;
+    const fromImage = await executeCode(code, { variant, vmImages: true });
+    const fromPrelude = await executeCode(code, { variant, vmImages: false });
+    const loaded = ["loaded", "loaded", "loaded", "loaded", "loaded", "loaded"];
+    // FlowState (per task: its id and input) and the streams (large) load on first use.
+    assert.deepEqual(fromImage.result, [[...loaded, "lazy", "lazy"], "mine", false, true]);
+    // An accessor has no "writable" (JSON null).
+    assert.deepEqual(fromPrelude.result, [Array(8).fill("lazy"), "mine", false, null]);
+  });
+
   Deno.test(`[${variant}] two VMs from the image share nothing`, async () => {
     const a = new FetchVM({ variant, id: "a" });
     const b = new FetchVM({ variant, id: "b" });

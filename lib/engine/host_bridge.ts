@@ -19,6 +19,7 @@ import type { HostCalls } from "./host_calls.ts";
 export interface Controller {
   object: QuickJSHandle;
   identify: QuickJSHandle;
+  preload: QuickJSHandle;
   deliver: QuickJSHandle;
   fire: QuickJSHandle;
   signal: QuickJSHandle;
@@ -134,6 +135,7 @@ export function controllerOf(context: QuickJSContext, object: QuickJSHandle): Co
   return {
     object,
     identify: member("identify"),
+    preload: member("preload"),
     deliver: member("deliver"),
     fire: member("fire"),
     signal: member("signal"),

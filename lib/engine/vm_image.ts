@@ -27,6 +27,7 @@ import {
   // deno-lint-ignore no-import-prefix -- the engine is imported by path from other projects
 } from "npm:quickjs-emscripten@0.32.0";
 import {
+  callController,
   type Controller,
   disposeController,
   type HostFunctions,
@@ -34,6 +35,7 @@ import {
   hostFunctionTable,
   installPrelude,
 } from "./host_bridge.ts";
+import { IMAGE_MODULES } from "./guest/prelude.ts";
 import { INITIAL_MEMORY_BYTES, newCappedModule } from "./quickjs_modules.ts";
 import type { Variant } from "./types.ts";
 
@@ -158,6 +160,12 @@ async function captureImage(variant: Variant): Promise<VMImage> {
         refs.put = put;
       }
       try {
+        callController(
+          context,
+          controller.preload,
+          [JSON.stringify(IMAGE_MODULES)],
+          (info) => new Error(`The image's guest modules did not load: ${info.message}`),
+        );
         if (runtime.hasPendingJob()) throw new Error("The prelude left a job pending");
         const hostRefIds = table.map(([name, fn]) => {
           const id = ids.get(fn);

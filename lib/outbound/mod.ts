@@ -8,5 +8,6 @@ export * from "./byte_budget.ts";
 export * from "./egress_policy.ts";
 export * from "./fetch_dispatcher.ts";
 export * from "./outbound_fetch.ts";
+export * from "./pinned_client_pool.ts";
 export * from "./webhook_signature.ts";
 export * from "./retry_policy.ts";

@@ -13,6 +13,7 @@
 import type { ByteHold } from "./byte_budget.ts";
 import { EgressDeniedError, type EgressPolicy } from "./egress_policy.ts";
 import { pinnedClient } from "./pinned_client.ts";
+import type { PinnedClientPool } from "./pinned_client_pool.ts";
 import { jsonNestingExceeds, MAX_JSON_DEPTH } from "../json_depth.ts";
 import { decodeBody, encodeBody, type FetchRequest, type FetchResponse } from "../engine/mod.ts";
 
@@ -61,6 +62,8 @@ export interface PerformFetchOptions {
   selfMark?: { header: string; value: string };
   /** The `fetch` to use. Default: the global one. */
   fetchImpl?: typeof fetch;
+  /** Where pinned clients are kept for reuse. Default: a new client per request. */
+  clients?: PinnedClientPool;
 }
 
 /** Thrown internally to end the exchange with a given error text. */
@@ -141,7 +144,11 @@ async function exchange(
   for (let redirects = 0;; redirects++) {
     const target = await abortable(options.policy.check(url, signal), signal);
     // Connect to the address the policy checked, not to a second lookup of the name.
-    const pinned = target.address === undefined ? undefined : pinnedClient(url, target.address);
+    const pinned = target.address === undefined
+      ? undefined
+      : options.clients
+      ? options.clients.acquire(url, target.address)
+      : pinnedClient(url, target.address);
     let response: Response;
     let location: string | null;
     try {

@@ -14,6 +14,8 @@ import type { SchedulerExports } from "./timers.ts";
 export interface GuestController {
   /** Names the execution (`FlowState.taskId`) and seeds `Math.random`, before any script. */
   identify(taskId: string, seed: number): void;
+  /** Loads the guest modules named in `namesJson` (a VM image holds them loaded). */
+  preload(namesJson: string): void;
   deliver(id: string, json: string, dataText: string, clockMs: number): boolean;
   /** Runs the callback of host timer `id` at guest clock `clockMs`: `"fired"`, or `"unarmed"`. */
   fire(id: number, clockMs: number): string;
@@ -72,6 +74,10 @@ export function guestController(core: GuestCore): GuestController {
     identify(taskId, seed) {
       core.taskId = taskId;
       core.reseed(seed);
+    },
+    preload(namesJson) {
+      const names = JSONparse(namesJson) as string[];
+      for (let i = 0; i < names.length; i++) core.use(names[i]!);
     },
     deliver(id, json, dataText, clockMs) {
       setClock(clockMs);

@@ -83,6 +83,35 @@ export const GUEST_MODULES: readonly GuestModule[] = [
   textStreamsModule,
 ];
 
+/**
+ * The guest modules a VM image holds already loaded (see `vm_image.ts`): those most fetch
+ * scripts touch. A VM made from the image starts with their globals as plain properties, as
+ * if the script had read them, and never parses their sources; VMs made the long way load
+ * them on first use like every other module. Only a module whose factory reads nothing of
+ * one task (its id, input, clock or seed) may be listed: `flowstate` reads the task's id
+ * and input. The streams are left out for their size (they would double the image).
+ */
+export const IMAGE_MODULES: readonly string[] = [
+  "hostcall",
+  "variables",
+  "console",
+  "domexception",
+  "headers",
+  "body",
+  "response",
+  "request",
+  "fetch",
+  "url",
+  "encoding",
+  "base64",
+  "events",
+  "abort",
+  "timers",
+  "microtask",
+  "structuredclone",
+  "crypto",
+];
+
 const LAZY_TABLE = GUEST_MODULES.filter((module) => module.globals.length > 0)
   .map((module) => [module.name, module.globals] as const);
 
