@@ -20,6 +20,16 @@ testTaskStoreContract("FileTaskStore", async () => {
   };
 });
 
+/** Saves with a store opened for that save alone, as another process would. */
+async function saveOnce(
+  dir: string,
+  record: TaskRecord,
+  events: TaskEvent[],
+): Promise<TaskRecord> {
+  await using store = new FileTaskStore(dir);
+  return await store.save(record, events);
+}
+
 /** Whether a directory with mode 0o500 refuses writes here (it does not for root). */
 async function readOnlyDirsRefuseWrites(): Promise<boolean> {
   if (Deno.build.os === "windows") return false;
@@ -83,7 +93,7 @@ async function countFlushes(fn: () => Promise<void>): Promise<{ sync: number; sy
 
 Deno.test("FileTaskStore writes the record pretty-printed and the journal as events and commits", async () => {
   await withStoreDir(async (dir) => {
-    const store = new FileTaskStore(dir);
+    await using store = new FileTaskStore(dir);
     const created = makeRecord("t1");
     const events = [requestEvent("r1"), logEvent("hi")];
     const written = await store.save(created, events);
@@ -109,7 +119,7 @@ Deno.test("FileTaskStore writes the record pretty-printed and the journal as eve
 
 Deno.test("the first save writes the record durably; a later save flushes the journal once, only", async () => {
   await withStoreDir(async (dir) => {
-    const store = new FileTaskStore(dir);
+    await using store = new FileTaskStore(dir);
     let record = makeRecord("t1");
     const first = await countFlushes(async () => {
       record = await store.save(record, [logEvent("a")]);
@@ -129,7 +139,7 @@ Deno.test("the first save writes the record durably; a later save flushes the jo
       );
     }
 
-    const unflushed = new FileTaskStore(join(dir, "off"), { fsync: false });
+    await using unflushed = new FileTaskStore(join(dir, "off"), { fsync: false });
     await unflushed.loadAll();
     const off = await countFlushes(async () => {
       const saved = await unflushed.save(makeRecord("t2"), [logEvent("a")]);
@@ -141,7 +151,7 @@ Deno.test("the first save writes the record durably; a later save flushes the jo
 
 Deno.test("a save flushes only the journal: the record file is replaced but not required for recovery", async () => {
   await withStoreDir(async (dir) => {
-    const store = new FileTaskStore(dir);
+    await using store = new FileTaskStore(dir);
     const recordPath = join(dir, "t1.json");
     const created = makeRecord("t1", { status: "running", pauseCount: 0 });
     const first = await store.save(created, []);
@@ -168,7 +178,7 @@ Deno.test("a save flushes only the journal: the record file is replaced but not 
     // As if the machine died before the record's rename reached the disk.
     await Deno.writeTextFile(recordPath, firstText);
 
-    const restarted = new FileTaskStore(dir);
+    await using restarted = new FileTaskStore(dir);
     assertEquals(await restarted.loadAll(), { tasks: [second], skipped: [] });
     assertEquals(await restarted.readRecord("t1"), second);
     assertEquals(await restarted.readEvents(second), events);
@@ -184,7 +194,7 @@ Deno.test("a save flushes only the journal: the record file is replaced but not 
       [logEvent("x")],
     );
     await Deno.writeTextFile(recordPath, firstText);
-    const again = new FileTaskStore(dir);
+    await using again = new FileTaskStore(dir);
     assertEquals(await again.loadAll(), { tasks: [third], skipped: [] });
     assertEquals(await again.readEvents(third), [...events, logEvent("x")]);
     const fourth = await again.save({ ...third, status: "completed", pending: [] }, []);
@@ -194,7 +204,7 @@ Deno.test("a save flushes only the journal: the record file is replaced but not 
 
 Deno.test("uncommitted lines after the last commit are ignored and truncated by the next save", async () => {
   await withStoreDir(async (dir) => {
-    const store = new FileTaskStore(dir);
+    await using store = new FileTaskStore(dir);
     const recordPath = join(dir, "t1.json");
     const journal = join(dir, "t1.journal.jsonl");
     const first = await store.save(makeRecord("t1"), [logEvent("a")]);
@@ -209,7 +219,7 @@ Deno.test("uncommitted lines after the last commit are ignored and truncated by 
       { append: true },
     );
 
-    const restarted = new FileTaskStore(dir);
+    await using restarted = new FileTaskStore(dir);
     assertEquals(await restarted.loadAll(), { tasks: [second], skipped: [] });
     assertEquals(await restarted.readEvents(second), [logEvent("a"), logEvent("b")]);
     const next = { ...second, pauseCount: 3 };
@@ -224,7 +234,7 @@ Deno.test("uncommitted lines after the last commit are ignored and truncated by 
 
 Deno.test("a commit after a line that does not parse is not taken", async () => {
   await withStoreDir(async (dir) => {
-    const store = new FileTaskStore(dir);
+    await using store = new FileTaskStore(dir);
     const journal = join(dir, "t1.journal.jsonl");
     const first = await store.save(makeRecord("t1"), [logEvent("a")]);
     const committed = await Deno.readTextFile(journal);
@@ -237,7 +247,7 @@ Deno.test("a commit after a line that does not parse is not taken", async () => 
       append: true,
     });
 
-    const restarted = new FileTaskStore(dir);
+    await using restarted = new FileTaskStore(dir);
     assertEquals(await restarted.loadAll(), { tasks: [first], skipped: [] });
     assertEquals(await restarted.readRecord("t1"), first);
     const next = await restarted.save({ ...first, pauseCount: 3 }, []);
@@ -251,7 +261,7 @@ Deno.test("a commit after a line that does not parse is not taken", async () => 
 
 Deno.test("a record file left unreadable by a power loss is rebuilt from the journal", async () => {
   await withStoreDir(async (dir) => {
-    const store = new FileTaskStore(dir);
+    await using store = new FileTaskStore(dir);
     const recordPath = join(dir, "t1.json");
     const first = await store.save(makeRecord("t1", { task: "demo" }), [logEvent("a")]);
     const last = await store.save(
@@ -260,13 +270,13 @@ Deno.test("a record file left unreadable by a power loss is rebuilt from the jou
     );
     for (const torn of ["", '{\n  "id": "t1",\n  "na', "\0".repeat(300)]) {
       await Deno.writeTextFile(recordPath, torn);
-      const restarted = new FileTaskStore(dir);
+      await using restarted = new FileTaskStore(dir);
       assertEquals(await restarted.loadAll(), { tasks: [last], skipped: [] });
       assertEquals(await restarted.readRecord("t1"), last);
       assertEquals(await restarted.readEvents(last), [logEvent("a"), logEvent("b")]);
     }
     // The rebuilt record goes on like any other.
-    const next = await new FileTaskStore(dir).save({ ...last, pauseCount: 3 }, []);
+    const next = await saveOnce(dir, { ...last, pauseCount: 3 }, []);
     assertEquals(await new FileTaskStore(dir).loadAll(), { tasks: [next], skipped: [] });
 
     // Without the journal's first commit, there is nothing to rebuild it from.
@@ -282,7 +292,7 @@ Deno.test("a record file left unreadable by a power loss is rebuilt from the jou
 
 Deno.test("a save whose record cannot be replaced is taken back from the journal", async () => {
   await withStoreDir(async (dir) => {
-    const store = new FileTaskStore(dir);
+    await using store = new FileTaskStore(dir);
     const recordPath = join(dir, "t1.json");
     const journal = join(dir, "t1.journal.jsonl");
     const before = await store.save(makeRecord("t1"), [logEvent("a")]);
@@ -317,7 +327,7 @@ Deno.test("a save whose record cannot be replaced is taken back from the journal
 
 Deno.test("FileTaskStore with fsync off stores the same files", async () => {
   await withStoreDir(async (dir) => {
-    const store = new FileTaskStore(dir, { fsync: false });
+    await using store = new FileTaskStore(dir, { fsync: false });
     const written = await store.save(makeRecord("t1"), [logEvent("a")]);
     assertEquals(await new FileTaskStore(dir).readRecord("t1"), written);
     assertEquals(await new FileTaskStore(dir).readEvents(written), [logEvent("a")]);
@@ -326,7 +336,7 @@ Deno.test("FileTaskStore with fsync off stores the same files", async () => {
 
 Deno.test("readEvents ignores uncommitted lines after eventsBytes", async () => {
   await withStoreDir(async (dir) => {
-    const store = new FileTaskStore(dir);
+    await using store = new FileTaskStore(dir);
     const record = await store.save(makeRecord("t1"), [logEvent("a"), logEvent("b")]);
     const journal = join(dir, "t1.journal.jsonl");
     await Deno.writeTextFile(journal, line(logEvent("c")) + "not json\n", { append: true });
@@ -339,7 +349,7 @@ Deno.test("readEvents ignores uncommitted lines after eventsBytes", async () => 
 
 Deno.test("save discards journal lines the record does not account for", async () => {
   await withStoreDir(async (dir) => {
-    const record = await new FileTaskStore(dir).save(makeRecord("t1"), [logEvent("a")]);
+    const record = await saveOnce(dir, makeRecord("t1"), [logEvent("a")]);
     const journal = join(dir, "t1.journal.jsonl");
     // What a crash between appending events and writing their record leaves behind.
     await Deno.writeTextFile(journal, line(logEvent("b")) + line(requestEvent("r1")), {
@@ -347,7 +357,7 @@ Deno.test("save discards journal lines the record does not account for", async (
     });
     await Deno.writeTextFile(journal, '{"type":"log","mess', { append: true });
 
-    const restarted = new FileTaskStore(dir);
+    await using restarted = new FileTaskStore(dir);
     assertEquals(await restarted.loadAll(), { tasks: [record], skipped: [] });
     const next = { ...record, pauseCount: 2 };
     const written = await restarted.save(next, [logEvent("c")]);
@@ -357,7 +367,7 @@ Deno.test("save discards journal lines the record does not account for", async (
     assertEquals(written.eventsBytes, byteLength(expected));
     assertEquals(await restarted.readEvents(written), [logEvent("a"), logEvent("c")]);
 
-    const unchanged = await new FileTaskStore(dir).save(written, []);
+    const unchanged = await saveOnce(dir, written, []);
     assertEquals(unchanged.eventsBytes, byteLength(expected + commitText(written)));
     assertEquals(await Deno.readTextFile(journal), expected + commitText(written));
   });
@@ -365,7 +375,7 @@ Deno.test("save discards journal lines the record does not account for", async (
 
 Deno.test("readEvents throws naming the file and line of an unparsable committed line", async () => {
   await withStoreDir(async (dir) => {
-    const store = new FileTaskStore(dir);
+    await using store = new FileTaskStore(dir);
     const journal = join(dir, "t1.journal.jsonl");
     const text = line(logEvent("a")) + "not json\n" + line(logEvent("c"));
     await Deno.writeTextFile(journal, text);
@@ -386,7 +396,7 @@ Deno.test("readEvents throws naming the file and line of an unparsable committed
 
 Deno.test("loadAll skips bad record files with reasons, leaves them on disk, loads good ones", async () => {
   await withStoreDir(async (dir) => {
-    const store = new FileTaskStore(dir);
+    await using store = new FileTaskStore(dir);
     const good = await store.save(makeRecord("good"), [logEvent("a")]);
     const bad: Record<string, string> = {
       "corrupt.json": '{"id": "corrupt", ',
@@ -431,7 +441,7 @@ Deno.test("loadAll skips bad record files with reasons, leaves them on disk, loa
 
 Deno.test("loadAll removes leftover temp files of interrupted writes only", async () => {
   await withStoreDir(async (dir) => {
-    const store = new FileTaskStore(dir);
+    await using store = new FileTaskStore(dir);
     const good = await store.save(makeRecord("t1"), []);
     await Deno.writeTextFile(join(dir, ".t1.json.0123456789abcdef.tmp"), '{"id": "t1", "na');
     await Deno.writeTextFile(join(dir, "keep.tmp"), "mine");
@@ -444,7 +454,7 @@ Deno.test("loadAll removes leftover temp files of interrupted writes only", asyn
 
 Deno.test("remove takes the record file first, so an interrupted remove leaves no task, and loadAll clears its journal", async () => {
   await withStoreDir(async (dir) => {
-    const store = new FileTaskStore(dir);
+    await using store = new FileTaskStore(dir);
     await store.save(makeRecord("kept"), [logEvent("kept")]);
     const gone = await store.save(makeRecord("gone"), [logEvent("a")]);
     assertEquals(await store.remove("gone"), true);
@@ -452,7 +462,7 @@ Deno.test("remove takes the record file first, so an interrupted remove leaves n
 
     // What a crash between the two unlinks of remove() leaves: the journal alone.
     await Deno.writeTextFile(join(dir, "half.journal.jsonl"), commitText(gone));
-    const fresh = new FileTaskStore(dir);
+    await using fresh = new FileTaskStore(dir);
     const { tasks, skipped } = await fresh.loadAll();
     assertEquals(tasks.map((task) => task.id), ["kept"]);
     assertEquals(skipped, []);
@@ -470,7 +480,7 @@ Deno.test("loadAll creates a missing directory", async () => {
 
 Deno.test("a journal shorter than its record is reported by loadAll and refused by save", async () => {
   await withStoreDir(async (dir) => {
-    const record = await new FileTaskStore(dir).save(makeRecord("t1"), [
+    const record = await saveOnce(dir, makeRecord("t1"), [
       logEvent("a"),
       logEvent("b"),
     ]);
@@ -479,7 +489,7 @@ Deno.test("a journal shorter than its record is reported by loadAll and refused 
     const journal = join(dir, "t1.journal.jsonl");
     await Deno.remove(journal);
 
-    const store = new FileTaskStore(dir);
+    await using store = new FileTaskStore(dir);
     assertEquals(await store.loadAll(), {
       tasks: [],
       skipped: [{
@@ -517,7 +527,7 @@ Deno.test("a journal shorter than its record is reported by loadAll and refused 
 
 Deno.test("loadAll loads more records than it reads at once", async () => {
   await withStoreDir(async (dir) => {
-    const store = new FileTaskStore(dir, { fsync: false });
+    await using store = new FileTaskStore(dir, { fsync: false });
     const ids = Array.from({ length: 150 }, (_, i) => `task-${String(i).padStart(3, "0")}`);
     await Promise.all(ids.map((id) => store.save(makeRecord(id), [logEvent(id)])));
     const { tasks, skipped } = await new FileTaskStore(dir).loadAll();
@@ -528,7 +538,7 @@ Deno.test("loadAll loads more records than it reads at once", async () => {
 
 Deno.test("a save whose record's temp file cannot be written is taken back from the journal", async () => {
   await withStoreDir(async (dir) => {
-    const store = new FileTaskStore(dir);
+    await using store = new FileTaskStore(dir);
     const journal = join(dir, "t1.journal.jsonl");
     let record = await store.save(makeRecord("t1"), [logEvent("a")]);
     const { writeTextFile } = Deno;
@@ -559,7 +569,7 @@ Deno.test("a save whose record's temp file cannot be written is taken back from 
 
 Deno.test("save reports a failing journal append as UnavailableError and keeps the record", async () => {
   await withStoreDir(async (dir) => {
-    const store = new FileTaskStore(dir);
+    await using store = new FileTaskStore(dir);
     const before = await store.save(makeRecord("t1"), []);
     const recordPath = join(dir, "t1.json");
     const recordText = await Deno.readTextFile(recordPath);
@@ -577,7 +587,7 @@ Deno.test("save reports a failing journal append as UnavailableError and keeps t
     assertEquals(await Deno.readTextFile(recordPath), recordText);
     assertEquals(await listDir(dir), ["t1.journal.jsonl", "t1.json"]);
 
-    const restarted = new FileTaskStore(dir);
+    await using restarted = new FileTaskStore(dir);
     const cutError = await assertRejects(
       () => restarted.save({ ...before, pauseCount: 2 }, [logEvent("a")]),
       UnavailableError,
@@ -603,7 +613,7 @@ Deno.test({
   ignore: Deno.build.os === "windows",
   fn: async () => {
     await withStoreDir(async (dir) => {
-      const store = new FileTaskStore(dir);
+      await using store = new FileTaskStore(dir);
       const before = await store.save(makeRecord("t1"), []);
       await Deno.remove(join(dir, "t1.journal.jsonl"));
       await Deno.symlink("/dev/full", join(dir, "t1.journal.jsonl"));
@@ -629,7 +639,7 @@ Deno.test({
       const victim = join(dir, "..", `victim-${crypto.randomUUID()}.txt`);
       await Deno.writeTextFile(victim, "precious");
       try {
-        const store = new FileTaskStore(dir);
+        await using store = new FileTaskStore(dir);
         await store.loadAll();
         // Planted while the store runs (at startup an orphan journal is removed).
         await Deno.symlink(victim, join(dir, "victim.journal.jsonl"));
@@ -652,7 +662,7 @@ Deno.test({
   ignore: Deno.build.os === "windows",
   fn: async () => {
     await withStoreDir(async (dir) => {
-      const store = new FileTaskStore(dir);
+      await using store = new FileTaskStore(dir);
       const kept = await store.save(makeRecord("t1"), []);
       const fifo = new Deno.Command("mkfifo", { args: [join(dir, "x.json")] });
       assertEquals((await fifo.output()).code, 0);
@@ -673,7 +683,7 @@ Deno.test({
   fn: async () => {
     await withStoreDir(async (parent) => {
       const dir = join(parent, "fresh");
-      const store = new FileTaskStore(dir);
+      await using store = new FileTaskStore(dir);
       await store.loadAll();
       const record = await store.save(makeRecord("t1"), [logEvent("a")]);
       await store.save({ ...record, pauseCount: 2 }, []);
@@ -690,7 +700,7 @@ Deno.test({
   ignore: !READ_ONLY_DIRS_REFUSE_WRITES,
   fn: async () => {
     await withStoreDir(async (dir) => {
-      const store = new FileTaskStore(dir);
+      await using store = new FileTaskStore(dir);
       const before = await store.save(makeRecord("t1"), [logEvent("a")]);
       const journal = join(dir, "t1.journal.jsonl");
       const committed = await Deno.readTextFile(journal);
@@ -724,7 +734,7 @@ Deno.test({
 Deno.test("a refused id creates no file anywhere", async () => {
   await withStoreDir(async (dir) => {
     const storeDir = join(dir, "states");
-    const store = new FileTaskStore(storeDir);
+    await using store = new FileTaskStore(storeDir);
     await store.loadAll();
     await assertRejects(() => store.save(makeRecord("../escape"), [logEvent("a")]));
     assertEquals(await listDir(dir), ["states"]);
@@ -736,7 +746,7 @@ const INTEGRITY_KEY = "journal-key-for-tests-0123";
 
 Deno.test("with an integrity key, saves read back the same, live and after a restart", async () => {
   await withStoreDir(async (dir) => {
-    const store = new FileTaskStore(dir, { integrityKey: INTEGRITY_KEY });
+    await using store = new FileTaskStore(dir, { integrityKey: INTEGRITY_KEY });
     await store.loadAll();
     let record = await store.save(makeRecord("t1", { result: { ok: true } }), [requestEvent("r1")]);
     const older = record;
@@ -744,12 +754,12 @@ Deno.test("with an integrity key, saves read back the same, live and after a res
     record = await store.save({ ...record, pauseCount: 3 }, []);
     assertEquals(await store.readRecord("t1"), record);
     assertEquals(await store.readEvents(record), [requestEvent("r1"), logEvent("two")]);
-    const restarted = new FileTaskStore(dir, { integrityKey: INTEGRITY_KEY });
+    await using restarted = new FileTaskStore(dir, { integrityKey: INTEGRITY_KEY });
     assertEquals(await restarted.loadAll(), { tasks: [record], skipped: [] });
     // A save from an older record cuts the journal back and signs on from there.
     const redone = await restarted.save({ ...older, pauseCount: 5 }, [logEvent("redo")]);
     assertEquals(await restarted.readEvents(redone), [requestEvent("r1"), logEvent("redo")]);
-    const again = new FileTaskStore(dir, { integrityKey: INTEGRITY_KEY });
+    await using again = new FileTaskStore(dir, { integrityKey: INTEGRITY_KEY });
     assertEquals(await again.loadAll(), { tasks: [redone], skipped: [] });
     assertEquals(await again.readEvents(redone), [requestEvent("r1"), logEvent("redo")]);
   });
@@ -757,7 +767,7 @@ Deno.test("with an integrity key, saves read back the same, live and after a res
 
 Deno.test("with an integrity key, an edited journal line refuses the task: skipped at start, 409 when read", async () => {
   await withStoreDir(async (dir) => {
-    const store = new FileTaskStore(dir, { integrityKey: INTEGRITY_KEY });
+    await using store = new FileTaskStore(dir, { integrityKey: INTEGRITY_KEY });
     await store.loadAll();
     let record = await store.save(makeRecord("t1"), [requestEvent("r1")]);
     record = await store.save({ ...record, pauseCount: 2 }, [logEvent("paid 10")]);
@@ -796,7 +806,7 @@ Deno.test("with an integrity key, an edited journal line refuses the task: skipp
 
 Deno.test("with an integrity key, a garbled committed line cannot roll the task back to an earlier commit", async () => {
   await withStoreDir(async (dir) => {
-    const store = new FileTaskStore(dir, { integrityKey: INTEGRITY_KEY });
+    await using store = new FileTaskStore(dir, { integrityKey: INTEGRITY_KEY });
     await store.loadAll();
     let record = await store.save(makeRecord("t1"), [logEvent("a")]);
     record = await store.save({ ...record, pauseCount: 2 }, [logEvent("b")]);
@@ -816,7 +826,7 @@ const SEALING_KEY = "sealing-key-for-tests-0123";
 
 Deno.test("with an encryption key, request and response secrets are sealed on disk and read back in clear", async () => {
   await withStoreDir(async (dir) => {
-    const store = new FileTaskStore(dir, {
+    await using store = new FileTaskStore(dir, {
       encryptionKey: SEALING_KEY,
       integrityKey: INTEGRITY_KEY,
     });
@@ -862,7 +872,7 @@ Deno.test("with an encryption key, request and response secrets are sealed on di
       assert(text.includes("https://api.example.com/charge") || name === "t1.json", name);
     }
     assertEquals(await store.readEvents(record), [request, response]);
-    const restarted = new FileTaskStore(dir, {
+    await using restarted = new FileTaskStore(dir, {
       encryptionKey: SEALING_KEY,
       integrityKey: INTEGRITY_KEY,
     });
@@ -870,7 +880,7 @@ Deno.test("with an encryption key, request and response secrets are sealed on di
     assertEquals(await restarted.readEvents(record), [request, response]);
 
     // Another key cannot open them: the task is refused, never read as garbage.
-    const wrong = new FileTaskStore(dir, {
+    await using wrong = new FileTaskStore(dir, {
       encryptionKey: "another-key-0123456789",
       integrityKey: INTEGRITY_KEY,
     });
@@ -884,7 +894,7 @@ Deno.test("with an encryption key, request and response secrets are sealed on di
 
 Deno.test("with an encryption key, the variables view (globals a response filled) is sealed in the record and commit lines", async () => {
   await withStoreDir(async (dir) => {
-    const store = new FileTaskStore(dir, { encryptionKey: SEALING_KEY });
+    await using store = new FileTaskStore(dir, { encryptionKey: SEALING_KEY });
     await store.loadAll();
     const vm = {
       id: "vm-1",
@@ -912,7 +922,7 @@ Deno.test("with an encryption key, the variables view (globals a response filled
 
 Deno.test("with an encryption key, a paused task's pending request is sealed in the record and opened at load", async () => {
   await withStoreDir(async (dir) => {
-    const store = new FileTaskStore(dir, { encryptionKey: SEALING_KEY });
+    await using store = new FileTaskStore(dir, { encryptionKey: SEALING_KEY });
     await store.loadAll();
     const pending = {
       id: "r1",
@@ -951,13 +961,13 @@ const listIds = async (store: FileTaskStore) =>
 
 Deno.test("open reads the index file and only the records of running and paused tasks", async () => {
   await withStoreDir(async (dir) => {
-    const store = new FileTaskStore(dir);
+    await using store = new FileTaskStore(dir);
     await store.open();
     const paused = await saveTask(store, "p", "paused");
     await saveTask(store, "c", "completed");
     // A finished task's files are not read at a start: its record may even be unreadable.
     await Deno.writeTextFile(join(dir, "c.json"), "not read");
-    const again = new FileTaskStore(dir);
+    await using again = new FileTaskStore(dir);
     assertEquals(await again.open(), { active: [paused], skipped: [] });
     assertEquals(await listIds(again), ["c:completed", "p:paused"]);
     await again.close();
@@ -966,16 +976,16 @@ Deno.test("open reads the index file and only the records of running and paused 
 
 Deno.test("a missing or unreadable index file is rebuilt from the records", async () => {
   await withStoreDir(async (dir) => {
-    const store = new FileTaskStore(dir);
+    await using store = new FileTaskStore(dir);
     await store.open();
     const paused = await saveTask(store, "p", "paused");
     await saveTask(store, "c", "completed");
     await Deno.remove(indexPath(dir));
-    const rebuilt = new FileTaskStore(dir);
+    await using rebuilt = new FileTaskStore(dir);
     assertEquals(await rebuilt.open(), { active: [paused], skipped: [] });
     assertEquals(await listIds(rebuilt), ["c:completed", "p:paused"]);
     await Deno.writeTextFile(indexPath(dir), "flowstate-index\t1\np\tpaused\tx\n");
-    const again = new FileTaskStore(dir);
+    await using again = new FileTaskStore(dir);
     const { active, skipped } = await again.open();
     assertEquals(active, [paused]);
     assertEquals(skipped, [{
@@ -989,12 +999,12 @@ Deno.test("a missing or unreadable index file is rebuilt from the records", asyn
 
 Deno.test("a torn last line of the index file is ignored and cut off", async () => {
   await withStoreDir(async (dir) => {
-    const store = new FileTaskStore(dir);
+    await using store = new FileTaskStore(dir);
     await store.open();
     await saveTask(store, "c", "completed");
     const whole = await Deno.readTextFile(indexPath(dir));
     await Deno.writeTextFile(indexPath(dir), "zz\tcomp", { append: true });
-    const again = new FileTaskStore(dir);
+    await using again = new FileTaskStore(dir);
     assertEquals((await again.open()).skipped, []);
     assertEquals(await listIds(again), ["c:completed"]);
     await saveTask(again, "d", "completed");
@@ -1006,7 +1016,7 @@ Deno.test("a torn last line of the index file is ignored and cut off", async () 
 
 Deno.test("open corrects index lines a crash left behind: a task found finished or never committed", async () => {
   await withStoreDir(async (dir) => {
-    const store = new FileTaskStore(dir);
+    await using store = new FileTaskStore(dir);
     await store.open();
     const running = await saveTask(store, "r", "running");
     await saveTask(store, "gone", "running");
@@ -1017,12 +1027,12 @@ Deno.test("open corrects index lines a crash left behind: a task found finished 
     await Deno.writeTextFile(indexPath(dir), before);
     await Deno.remove(join(dir, "gone.json"));
     await Deno.remove(join(dir, "gone.journal.jsonl"));
-    const again = new FileTaskStore(dir);
+    await using again = new FileTaskStore(dir);
     assertEquals(await again.open(), { active: [], skipped: [] });
     assertEquals(await listIds(again), ["r:completed"]);
     assertEquals(again.counts(), { running: 0, paused: 0, completed: 1, error: 0, cancelled: 0 });
     await again.close();
-    const third = new FileTaskStore(dir);
+    await using third = new FileTaskStore(dir);
     await third.open();
     assertEquals(await listIds(third), ["r:completed"]);
     await third.close();
@@ -1031,14 +1041,14 @@ Deno.test("open corrects index lines a crash left behind: a task found finished 
 
 Deno.test("a removal interrupted after its index line is completed at the next open", async () => {
   await withStoreDir(async (dir) => {
-    const store = new FileTaskStore(dir);
+    await using store = new FileTaskStore(dir);
     await store.open();
     const record = await saveTask(store, "x", "completed");
     await saveTask(store, "y", "completed");
     // What a kill between the removal's index line and its file removals leaves.
     const createdMs = Date.parse(record.createdAt);
     await Deno.writeTextFile(indexPath(dir), `x\tremoved\t${createdMs}\n`, { append: true });
-    const again = new FileTaskStore(dir);
+    await using again = new FileTaskStore(dir);
     await again.open();
     assertEquals(await again.readRecord("x"), null);
     assertEquals(await listIds(again), ["y:completed"]);
@@ -1049,7 +1059,7 @@ Deno.test("a removal interrupted after its index line is completed at the next o
 
 Deno.test("a task created anew after its id was removed survives the next open", async () => {
   await withStoreDir(async (dir) => {
-    const store = new FileTaskStore(dir);
+    await using store = new FileTaskStore(dir);
     await store.open();
     await saveTask(store, "x", "completed");
     assertEquals(await store.remove("x"), true);
@@ -1057,7 +1067,7 @@ Deno.test("a task created anew after its id was removed survives the next open",
       makeRecord("x", { status: "completed", createdAt: "2025-02-01T00:00:00.000Z" }),
       [logEvent("anew")],
     );
-    const reopened = new FileTaskStore(dir);
+    await using reopened = new FileTaskStore(dir);
     await reopened.open();
     assertEquals(await reopened.readRecord("x"), again);
     assertEquals(await listIds(reopened), ["x:completed"]);
@@ -1073,7 +1083,7 @@ for (
 ) {
   Deno.test(`readTail ${variant}: the journal's tail reads back in clear; with a MAC an edited line of it is refused`, async () => {
     await withStoreDir(async (dir) => {
-      const store = new FileTaskStore(dir, options);
+      await using store = new FileTaskStore(dir, options);
       await store.loadAll();
       let record = await store.save(makeRecord("t1"), [logEvent("first")]);
       for (let i = 0; i < 30; i++) record = await store.save(record, [logEvent(`line ${i}`)]);

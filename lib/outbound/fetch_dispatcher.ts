@@ -201,7 +201,8 @@ export class FetchDispatcher {
       }
       return;
     }
-    logger.info("fetch done", {
+    // One per fetch: at debug when it answered, at info when it failed.
+    logger[response.error === undefined ? "debug" : "info"]("fetch done", {
       taskId,
       fetchId: request.id,
       url: request.url,

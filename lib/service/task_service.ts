@@ -949,7 +949,9 @@ export class FlowTaskService implements TaskService {
         : new UnavailableError(`Cannot save task "${record.id}"`, { cause: error });
     }
     if (saved.status !== TaskStatus.Paused || sleepsLong(saved)) this.#deps.pool.drop(saved.id);
-    logger.info(`task ${saved.status}`, {
+    // A pause is the hot path's line (one per fetch): at debug; the other states at info.
+    const level = saved.status === TaskStatus.Paused ? "debug" : "info";
+    logger[level](`task ${saved.status}`, {
       taskId: saved.id,
       pauseCount: saved.pauseCount,
       pending: saved.pending.length,

@@ -62,7 +62,7 @@ export async function openRegularFile(
 }
 
 /** {@link openRegularFile}, with what `stat` said of the opened file. */
-async function openChecked(
+export async function openChecked(
   path: string,
   options: Deno.OpenOptions,
 ): Promise<{ file: Deno.FsFile; info: Deno.FileInfo }> {
@@ -326,7 +326,8 @@ async function syncDir(path: string): Promise<void> {
   await dir.sync();
 }
 
-async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+/** Writes all of `bytes` to `file`, in as many writes as it takes. */
+export async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   let written = 0;
   while (written < bytes.length) written += await file.write(bytes.subarray(written));
 }

@@ -33,7 +33,6 @@
  */
 import { join } from "node:path";
 import {
-  appendLines,
   ensureDir,
   isTempFileName,
   NotRegularFileError,
@@ -46,6 +45,7 @@ import {
   shrinkFile,
   writeTempFile,
 } from "./atomic_file.ts";
+import { OpenJournals } from "./open_journals.ts";
 import {
   BadRequestError,
   ConflictError,
@@ -185,6 +185,8 @@ export class FileTaskStore implements TaskStore {
   readonly #fsync: boolean;
   /** Journal size per id, known since this process last cut back or appended to it. */
   readonly #journalSizes = new Map<string, number>();
+  /** Handles of the journals appended to lately (see `open_journals.ts`). */
+  readonly #journals = new OpenJournals();
   readonly #encoder = new TextEncoder();
   readonly #mac: JournalMac | undefined;
   readonly #cipher: JournalCipher | undefined;
@@ -364,9 +366,18 @@ export class FileTaskStore implements TaskStore {
     return true;
   }
 
-  /** Waits for index writes and removals under way, then closes the index file. */
+  /** {@link close}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /**
+   * Waits for index writes and removals under way, closes the journals kept open, then the
+   * index file. The store may be used again afterwards (it opens what it needs anew).
+   */
   async close(): Promise<void> {
     while (this.#background.size > 0) await Promise.allSettled([...this.#background]);
+    this.#journals.closeAll();
     await this.#indexFile.close();
   }
 
@@ -541,7 +552,7 @@ export class FileTaskStore implements TaskStore {
     this.#index.set(summary);
     if (isFinished(plain.status)) {
       // Nothing is kept in memory per finished task: a later save (a retry) checks anew.
-      this.#journalSizes.delete(id);
+      this.#forgetJournal(id);
       this.#chains.delete(id);
     }
     // A finished task's line need not be durable: until it is, the next open() reads the
@@ -893,7 +904,7 @@ export class FileTaskStore implements TaskStore {
   async #append(id: string, committed: number, lines: Uint8Array): Promise<void> {
     const path = this.#journalPath(id);
     if (this.#journalSizes.get(id) !== committed) {
-      this.#journalSizes.delete(id);
+      this.#forgetJournal(id);
       let size: number;
       try {
         size = await shrinkFile(path, committed);
@@ -904,7 +915,7 @@ export class FileTaskStore implements TaskStore {
       this.#journalSizes.set(id, committed);
     }
     try {
-      await appendLines(path, lines, { fsync: this.#fsync, create: committed === 0 });
+      await this.#journals.append(id, path, lines, { fsync: this.#fsync, create: committed === 0 });
     } catch (error) {
       await this.#takeBack(id, committed);
       throw unavailable(`Cannot append to the journal of task "${id}"`, error);
@@ -917,8 +928,14 @@ export class FileTaskStore implements TaskStore {
    * so that a commit whose save was reported failed does not come back at the next start.
    * Best effort: when this fails, the next save cuts it back.
    */
-  async #takeBack(id: string, committed: number): Promise<void> {
+  /** Stops knowing the size of the journal of `id`, and closes its handle. */
+  #forgetJournal(id: string): void {
     this.#journalSizes.delete(id);
+    this.#journals.close(id);
+  }
+
+  async #takeBack(id: string, committed: number): Promise<void> {
+    this.#forgetJournal(id);
     try {
       const size = await shrinkFile(this.#journalPath(id), committed, { fsync: this.#fsync });
       if (size >= committed) this.#journalSizes.set(id, committed);
@@ -984,7 +1001,7 @@ export class FileTaskStore implements TaskStore {
    * flush: the removal's line in the index file is what makes it durable.
    */
   async #removeFiles(id: string): Promise<void> {
-    this.#journalSizes.delete(id);
+    this.#forgetJournal(id);
     this.#chains.delete(id);
     await removeFile(this.#recordPath(id), { fsync: false });
     await removeFile(this.#journalPath(id), { fsync: false });
