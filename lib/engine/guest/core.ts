@@ -17,6 +17,19 @@ export function guestCore(host: GuestHost): GuestCore {
   // Host messages are built by hand: JSON.stringify of a primitive string never calls guest
   // code, while JSON.stringify of an object would call a guest Object.prototype.toJSON.
   const quote = (text: unknown) => JSONstringify(StringCtor(text));
+  const charCodeAt = String.prototype.charCodeAt;
+  /** Whether `text` is an HTTP token (RFC 9110): a method or a header name. */
+  const isToken = (text: string) => {
+    if (text.length === 0) return false;
+    for (let i = 0; i < text.length; i++) {
+      const c = charCodeAt.call(text, i);
+      const ok = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) ||
+        c === 33 || (c >= 35 && c <= 39) || c === 42 || c === 43 || c === 45 || c === 46 ||
+        c === 94 || c === 95 || c === 96 || c === 124 || c === 126;
+      if (!ok) return false;
+    }
+    return true;
+  };
   const own = (obj: object, key: string) =>
     hasOwn.call(obj, key) ? (obj as Record<string, unknown>)[key] : undefined;
   const hide = (obj: object, name: PropertyKey, value: unknown) =>
@@ -122,6 +135,7 @@ export function guestCore(host: GuestHost): GuestCore {
     toUpperCase: String.prototype.toUpperCase,
     indirectEval: eval,
     quote,
+    isToken,
     own,
     hide,
     describe,

@@ -46,7 +46,6 @@ function fetchFactory(core: GuestCore, use: GuestUse): GuestExports {
   const hostRecord = core.host.record;
   const hostAbort = core.host.abortRequest;
   const noop = () => {};
-  const charCodeAt = String.prototype.charCodeAt;
   const toWellFormed = (String.prototype as unknown as { toWellFormed(this: string): string })
     .toWellFormed;
   const pending = new OrigMap<string, Waiter>();
@@ -65,17 +64,7 @@ function fetchFactory(core: GuestCore, use: GuestUse): GuestExports {
     }
     return out;
   };
-  const isToken = (text: string) => {
-    if (text.length === 0) return false;
-    for (let i = 0; i < text.length; i++) {
-      const c = charCodeAt.call(text, i);
-      const ok = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) ||
-        c === 33 || (c >= 35 && c <= 39) || c === 42 || c === 43 || c === 45 || c === 46 ||
-        c === 94 || c === 95 || c === 96 || c === 124 || c === 126;
-      if (!ok) return false;
-    }
-    return true;
-  };
+  const isToken = core.isToken;
   /** Init members only the Request constructor checks: their presence takes the long path. */
   const REQUEST_OPTIONS = [
     "cache",

@@ -121,6 +121,8 @@ export interface GuestCore {
   indirectEval: typeof eval;
   /** A JSON string literal of `String(text)` (never runs guest code). */
   quote(text: unknown): string;
+  /** Whether a string is an HTTP token (a method or a header name). */
+  isToken(text: string): boolean;
   /** `obj[key]` when it is an own property, else `undefined`. */
   own(obj: object, key: string): unknown;
   /** Defines a writable, configurable, non-enumerable data property. */

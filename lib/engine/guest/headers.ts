@@ -26,17 +26,12 @@ function headersFactory(core: GuestCore): GuestExports {
    */
   const TRUSTED = {};
 
-  const isTokenCode = (c: number) =>
-    (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) ||
-    c === 33 || (c >= 35 && c <= 39) || c === 42 || c === 43 || c === 45 || c === 46 ||
-    c === 94 || c === 95 || c === 96 || c === 124 || c === 126;
+  const isToken = core.isToken;
   const isHttpWhitespace = (c: number) => c === 9 || c === 10 || c === 13 || c === 32;
 
   const normalizeName = (raw: unknown): string => {
     const name = StringCtor(raw);
-    let valid = name.length > 0;
-    for (let i = 0; valid && i < name.length; i++) valid = isTokenCode(charCodeAt.call(name, i));
-    if (!valid) throw new TypeErrorCtor("Invalid header name: " + quote(name));
+    if (!isToken(name)) throw new TypeErrorCtor("Invalid header name: " + quote(name));
     return toLowerCase.call(name);
   };
   const normalizeValue = (raw: unknown): string => {

@@ -25,7 +25,6 @@ export interface RequestExports {
 
 function requestFactory(core: GuestCore, use: GuestUse): GuestExports {
   const { TypeErrorCtor, StringCtor, quote, toUpperCase, arrayIncludes } = core;
-  const charCodeAt = String.prototype.charCodeAt;
   const Headers = use("headers").Headers as typeof globalThis.Headers;
   const body = use("body") as unknown as BodyExports;
   const NORMALISED = ["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"];
@@ -49,17 +48,7 @@ function requestFactory(core: GuestCore, use: GuestUse): GuestExports {
     priority: ["high", "low", "auto"],
     duplex: ["half"],
   };
-  const isToken = (text: string) => {
-    if (text.length === 0) return false;
-    for (let i = 0; i < text.length; i++) {
-      const c = charCodeAt.call(text, i);
-      const ok = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) ||
-        c === 33 || (c >= 35 && c <= 39) || c === 42 || c === 43 || c === 45 || c === 46 ||
-        c === 94 || c === 95 || c === 96 || c === 124 || c === 126;
-      if (!ok) return false;
-    }
-    return true;
-  };
+  const isToken = core.isToken;
   const fail = (why: string): never => {
     throw new TypeErrorCtor("Failed to construct 'Request': " + why);
   };
