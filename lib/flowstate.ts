@@ -143,6 +143,8 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
     guestLogRate: config.guestLogRate,
     webhookState: (taskId, finishedAt) => webhooks.state(taskId, finishedAt),
     retainFinishedMs: config.retainFinishedMs,
+    // In a cluster the records held are the latest only while the leases are in force.
+    leasesInForce: database && (() => keeper?.leasesInForce() ?? false),
   });
 
   const webhooks = new WebhookSender({

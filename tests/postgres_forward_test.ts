@@ -1,11 +1,18 @@
 /**
  * Requests for a task reaching a replica that does not hold it: forwarded to the replica
  * that does, or, for a finished task nobody holds, handled where they land (that replica
- * then holds the task).
+ * then holds the task). A replica whose lease on a task lapsed holds it no more, though it
+ * has not learnt so yet.
  */
 import { assertEquals } from "@std/assert";
-import { freePort, ServerProcess } from "../testing/server_process.ts";
+import postgres from "postgres";
+import { freePort, ServerProcess, waitFor } from "../testing/server_process.ts";
 import { freshDatabase } from "../testing/postgres.ts";
+import { startTcpGate } from "../testing/tcp_gate.ts";
+import type { TaskView } from "../lib/service/task_types.ts";
+
+/** Lease time of the replicas, ms. */
+const LEASE_MS = 1_000;
 
 Deno.test({
   name: "cancel, retry and signal reach the replica holding the task, whichever replica gets them",
@@ -54,3 +61,95 @@ Deno.test({
     await database.drop();
   }
 });
+
+Deno.test({
+  name:
+    "a response reaching a replica whose lease on the task lapsed goes to the replica that took the task over",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const database = await freshDatabase();
+  const url = new URL(database.url);
+  // Replica a reaches the database through the gate, b directly: holding the gate cuts a off.
+  const gate = startTcpGate({ hostname: url.hostname, port: Number(url.port || 5432) });
+  const gated = new URL(database.url);
+  gated.hostname = "127.0.0.1";
+  gated.port = String(gate.port);
+  const sql = postgres(database.url, { max: 1, onnotice: () => {} });
+  const replicas: ServerProcess[] = [];
+  try {
+    for (const [id, databaseUrl] of [["a", gated.href], ["b", database.url]] as const) {
+      const port = freePort();
+      replicas.push(
+        await ServerProcess.start({
+          label: `lapsed-${id}`,
+          port,
+          env: {
+            DATABASE_URL: databaseUrl,
+            REPLICA_ID: id,
+            REPLICA_URL: `http://127.0.0.1:${port}`,
+            LEASE_MS: String(LEASE_MS),
+          },
+        }),
+      );
+    }
+    const [a, b] = replicas as [ServerProcess, ServerProcess];
+    const created = await a.createTask({
+      id: "moved",
+      autoFetch: false,
+      code: `const one = await (await fetch("https://api.test/1")).json();
+const two = await (await fetch("https://api.test/2")).json();
+one.n + two.n`,
+    });
+    assertEquals(created.status, "paused");
+
+    // a is cut off from the database past its lease: b takes the task on to its next fetch.
+    gate.hold();
+    await waitFor(async () => {
+      const [row] = await sql<{ lapsed: boolean }[]>`
+        SELECT owner <> 'a' OR lease_until < now() AS lapsed FROM flowstate_tasks
+        WHERE id = 'moved'`;
+      return row?.lapsed;
+    }, { message: "the lease of replica a on the task to expire" });
+    const first = await b.call("moved", answer(created.fetchRequest!.id, 20));
+    assertEquals(first.status, 200, first.text);
+    const second = (first.body as { task: TaskView }).task;
+    assertEquals(second.status, "paused");
+
+    // The second response reaches a, which still has the task as it was before b took it:
+    // a answers from that copy, or asks the database (then it is let through).
+    const sent = gate.heldBytes;
+    let answered = false;
+    const reply = a.call("moved", answer(second.fetchRequest!.id, 22)).finally(() => {
+      answered = true;
+    });
+    await waitFor(() => answered || gate.heldBytes > sent, {
+      message: "replica a to answer or to ask the database",
+    });
+    gate.open();
+    const done = await reply;
+    assertEquals(done.status, 200, done.text);
+    const task = (done.body as { task: TaskView }).task;
+    assertEquals([task.status, task.result], ["completed", 42]);
+    assertEquals(b.logGrep(/"path":"\/call","status":200/).length, 2);
+  } finally {
+    gate.open();
+    await Promise.all(replicas.map((replica) => replica.close()));
+    await sql.end();
+    await gate.close();
+    await database.drop();
+  }
+});
+
+/** The answer of a fetch whose JSON body is `{ n }`. */
+function answer(id: string, n: number): Record<string, unknown> {
+  const body = JSON.stringify({ n });
+  return {
+    id,
+    success: true,
+    status: 200,
+    headers: { "content-type": "application/json" },
+    data: { n },
+    body,
+  };
+}

@@ -39,7 +39,10 @@ const ANSWER_HOP_HEADERS = [
 export interface OwnerForwardDeps {
   /** The origin of the live replica holding the task's lease, `null` when none or this one. */
   ownerAddress(taskId: string): Promise<string | null>;
-  /** Whether this replica holds the task (then it is handled here at once). */
+  /**
+   * Whether this replica surely holds the task, its lease in force: then it is handled here
+   * at once. A replica whose leases may have lapsed asks the database who holds it.
+   */
   holds(taskId: string): boolean;
   /** Bodies larger than this are not read here (the route refuses them). */
   maxBodyBytes: number;

@@ -8,6 +8,11 @@
  * `Idempotency-Key`), the timers due fire.
  *
  * A failing database only logs: nothing is dropped on an error, the next round tries again.
+ * The keeper knows how long its leases are surely in force: a lease renewed at a moment
+ * lasts `leaseMs` from it, and no peer can take a task over before then. Past that (this
+ * replica cut off from the database, or too late to renew) a peer may have taken any of
+ * its tasks over and moved them on, and until the next round says which, this replica's
+ * copies of its tasks may be behind the database ({@link LeaseKeeper.leasesInForce}).
  *
  * @module
  */
@@ -49,6 +54,8 @@ export class LeaseKeeper {
   #round: Promise<void> | undefined;
   #stopped = false;
   #failing = false;
+  /** Until when (`performance.now()`, ms) the leases renewed last are surely in force. */
+  #inForceUntil = Number.NEGATIVE_INFINITY;
 
   constructor(deps: LeaseKeeperDeps) {
     this.#deps = deps;
@@ -58,6 +65,16 @@ export class LeaseKeeper {
   start(): Promise<void> {
     this.#round = this.#run();
     return this.#round;
+  }
+
+  /**
+   * Whether this replica's leases are surely in force now: its last renewal was sent less
+   * than `leaseMs` ago (the database dates a lease from when it runs the renewal, no
+   * earlier). While they are, no other replica can have taken over a task this one holds;
+   * once they are not, one may have, and this replica's copy of the task may be behind.
+   */
+  leasesInForce(): boolean {
+    return performance.now() < this.#inForceUntil;
   }
 
   /** Stops the rounds (the leases held stay until {@link release} or their expiry). */
@@ -70,6 +87,7 @@ export class LeaseKeeper {
   /** Ends this replica's leases at once, for a graceful stop (best effort). */
   async release(): Promise<void> {
     await this.stop();
+    this.#inForceUntil = Number.NEGATIVE_INFINITY;
     try {
       await this.#deps.leases.release();
     } catch (error) {
@@ -81,7 +99,9 @@ export class LeaseKeeper {
     const { leases, service, logger } = this.#deps;
     try {
       await leases.heartbeat(this.#deps.address());
+      const renewing = performance.now();
       for (const id of await leases.renew(service.heldTasks())) service.release(id);
+      this.#inForceUntil = renewing + this.#deps.leaseMs;
       if (!this.#stopped) {
         const claimed = await leases.claim(CLAIM_BATCH, service.heldTasks());
         if (claimed.length > 0) {

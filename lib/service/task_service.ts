@@ -107,6 +107,14 @@ export interface TaskServiceDeps {
    * sweep removes older ones. Kept forever when omitted.
    */
   retainFinishedMs?: number;
+  /**
+   * In a cluster: whether this replica's task leases are surely in force (see
+   * `LeaseKeeper.leasesInForce`). While they are not, another replica may have taken a task
+   * over and saved it since, so the record held here is not trusted: requests read the task
+   * from the store, and {@link FlowTaskService.holds} is false (a request then reaches the
+   * task's owner). Always in force when omitted (one server owns all its tasks).
+   */
+  leasesInForce?: () => boolean;
 }
 
 /** Default of {@link TaskServiceDeps.guestLogRate}. */
@@ -240,9 +248,12 @@ export class FlowTaskService implements TaskService {
     this.#deps.logger.warn("task taken over by another replica", { taskId });
   }
 
-  /** Whether this service holds the running or paused task `taskId`. */
+  /**
+   * Whether this service holds the running or paused task `taskId`, its record here the
+   * latest (in a cluster: under a lease surely in force).
+   */
   holds(taskId: string): boolean {
-    return this.#active.has(taskId);
+    return this.#active.has(taskId) && this.#leasesInForce();
   }
 
   /** The tasks this service holds or is working on (a cluster renews their leases). */
@@ -692,8 +703,9 @@ export class FlowTaskService implements TaskService {
   /** A page of the store's listing, as views of the records. */
   async #listViews(query: ListQuery): Promise<TaskListView> {
     const page = await this.#deps.store.list(query);
+    const trusted = this.#leasesInForce();
     const records = await Promise.all(page.tasks.map(async ({ id }) => {
-      const active = this.#active.get(id);
+      const active = trusted ? this.#active.get(id) : undefined;
       if (active) return active;
       try {
         return await this.#deps.store.readRecord(id);
@@ -761,11 +773,25 @@ export class FlowTaskService implements TaskService {
     });
   }
 
-  /** The task's latest record: held when it is active, else read from the store. */
+  /**
+   * The task's latest record: the one held when it is active and its lease in force, else
+   * the store's. A held record the store's has moved past (another replica took the task
+   * over and saved it) loses its live VM, which is of that older state.
+   */
   async #record(id: string): Promise<TaskRecord> {
-    const record = this.#active.get(id) ?? await this.#deps.store.readRecord(id);
+    const held = this.#active.get(id);
+    if (held && this.#leasesInForce()) return held;
+    const stored = await this.#deps.store.readRecord(id);
+    // Held and not stored: a task being created, its first save under way.
+    const record = stored ?? held;
     if (!record) throw new NotFoundError(`Task "${id}" not found`);
+    if (held && record.eventsBytes !== held.eventsBytes) this.#deps.pool.drop(id);
     return record;
+  }
+
+  /** Whether the records held here are the latest (see {@link TaskServiceDeps.leasesInForce}). */
+  #leasesInForce(): boolean {
+    return this.#deps.leasesInForce?.() ?? true;
   }
 
   /**

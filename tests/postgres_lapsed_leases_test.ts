@@ -1,0 +1,106 @@
+/**
+ * A replica whose leases lapsed (cut off from the database, or too late to renew them) no
+ * longer trusts its copies of its tasks: another replica may have taken one over and moved
+ * it on. Two task services on one PostgreSQL database, each with its own store and engine
+ * process, as two replicas of a cluster.
+ */
+import { assertEquals } from "@std/assert";
+import postgres from "postgres";
+import { waitFor } from "../testing/wait.ts";
+import { freshDatabase } from "../testing/postgres.ts";
+import { FlowTaskService } from "../lib/service/task_service.ts";
+import { WorkerPool } from "../lib/service/executor.ts";
+import { PostgresTaskStore } from "../lib/store/postgres_task_store.ts";
+import { createLogger } from "../lib/log.ts";
+import type { FetchResponse } from "../lib/engine/mod.ts";
+
+/** Lease time of the replicas, ms. */
+const LEASE_MS = 300;
+
+/** One replica: a store leasing to `owner`, an engine process and the service over them. */
+function replica(url: string, owner: string, leasesInForce?: () => boolean) {
+  const store = new PostgresTaskStore({ url, owner, leaseMs: LEASE_MS, maxConnections: 2 });
+  const pool = new WorkerPool({ size: 1, liveVms: 16, timeLimitMs: 5_000, graceMs: 1_000 });
+  const service = new FlowTaskService({
+    store,
+    pool,
+    engine: { timeLimitMs: 5_000 },
+    tasksDir: "tasks",
+    autoFetch: false,
+    onPending: () => {},
+    logger: createLogger({ level: "silent" }),
+    version: "test",
+    leasesInForce,
+  });
+  return {
+    service,
+    async close() {
+      await service.close();
+      await pool.close();
+      await store.close();
+    },
+  };
+}
+
+/** The answer of fetch `id`, a JSON body `{ n }`. */
+function answer(id: string, n: number): FetchResponse {
+  const body = JSON.stringify({ n });
+  return {
+    id,
+    success: true,
+    status: 200,
+    headers: { "content-type": "application/json" },
+    data: { n },
+    body,
+  };
+}
+
+Deno.test({
+  name:
+    "a replica whose leases lapsed acts on a task as the database has it, not as its older copy",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const database = await freshDatabase();
+  const sql = postgres(database.url, { max: 1, onnotice: () => {} });
+  let inForce = true;
+  const a = replica(database.url, "a", () => inForce);
+  const b = replica(database.url, "b");
+  const leaseExpired = (owner: string) =>
+    waitFor(async () => {
+      const [row] = await sql<{ expired: boolean }[]>`
+        SELECT lease_until < now() AS expired FROM flowstate_tasks
+        WHERE id = 'moved' AND owner = ${owner}`;
+      return row?.expired;
+    }, { message: `the lease of replica ${owner} on the task to expire` });
+  try {
+    await a.service.start();
+    await b.service.start();
+    const created = await a.service.create({
+      id: "moved",
+      code: `const one = await (await fetch("https://api.test/1")).json();
+const two = await (await fetch("https://api.test/2")).json();
+one.n + two.n`,
+    });
+    assertEquals(created.status, "paused");
+
+    // a stops renewing (as when cut off from the database); b takes the task on, then
+    // goes quiet too: nobody holds the task, and a's copy is a step behind.
+    inForce = false;
+    await leaseExpired("a");
+    const second = await b.service.deliver("moved", answer(created.fetchRequest!.id, 20));
+    assertEquals(second.status, "paused");
+    await leaseExpired("b");
+
+    const done = await a.service.deliver("moved", answer(second.fetchRequest!.id, 22));
+    assertEquals([done.status, done.result], ["completed", 42]);
+    const [row] = await sql<{ owner: string; status: string }[]>`
+      SELECT owner, status FROM flowstate_tasks WHERE id = 'moved'`;
+    assertEquals(row, { owner: "a", status: "completed" });
+  } finally {
+    await a.close();
+    await b.close();
+    await sql.end();
+    await database.drop();
+  }
+});
