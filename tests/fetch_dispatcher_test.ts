@@ -139,3 +139,50 @@ Deno.test("tasks holding many slow requests leave room for another task's single
     await upstream.close();
   }
 });
+
+Deno.test("a request wanted again while its cancelled response is still being posted is sent again and delivered", async () => {
+  const upstream = startHoldingUpstream();
+  const policy = createEgressPolicy({
+    allow: [],
+    denyPrivate: false,
+    selfOrigins: [],
+    localAddresses: () => [],
+  });
+  const firstPost = Promise.withResolvers<void>();
+  const firstAnswer = Promise.withResolvers<"retry">();
+  const delivered = Promise.withResolvers<FetchResponse>();
+  let posts = 0;
+  const dispatcher = new FetchDispatcher({
+    perform: (req, signal) =>
+      performFetch(req, { timeoutMs: LIVENESS_MS, maxBytes: 1024, policy, signal }),
+    post: (_taskId, response) => {
+      if (++posts > 1) {
+        delivered.resolve(response);
+        return Promise.resolve("delivered");
+      }
+      firstPost.resolve();
+      return firstAnswer.promise;
+    },
+    deliverDirect: () => Promise.resolve("delivered"),
+    isPending: () => true,
+    logger: createLogger({ level: "silent" }),
+    postAttempts: 5,
+    concurrency: 8,
+  });
+  try {
+    const fetch = request("f", upstream.url("f"));
+    upstream.release("f");
+    dispatcher.dispatch("t", [fetch]);
+    await within(firstPost.promise, "the response being posted");
+    // The task is released (another replica took it) and taken back while that post is
+    // under way; the post then fails.
+    dispatcher.dispatch("t", []);
+    dispatcher.dispatch("t", [fetch]);
+    firstAnswer.resolve("retry");
+    const response = await within(delivered.promise, "the request sent again being delivered");
+    assertEquals([response.id, response.body], ["f", "answer f"]);
+  } finally {
+    await dispatcher.close();
+    await upstream.close();
+  }
+});

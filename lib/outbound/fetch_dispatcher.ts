@@ -21,6 +21,15 @@ import type { FetchRequest, FetchResponse } from "../engine/mod.ts";
 import { type RetryPolicy, sleep } from "./retry_policy.ts";
 import type { ByteBudget, ByteHold } from "./byte_budget.ts";
 
+/** A request being performed or delivered. */
+interface Flight {
+  taskId: string;
+  /** Cancels this flight only. */
+  abort: AbortController;
+  /** Whether its turn came (it was sent). */
+  started: boolean;
+}
+
 /** What became of one delivery attempt. */
 export type DeliveryOutcome = "delivered" | "gone" | "retry";
 
@@ -87,13 +96,10 @@ const MAX_BACKOFF_MS = 5_000;
 export class FetchDispatcher {
   readonly #deps: FetchDispatcherDeps;
   /**
-   * Requests being performed or delivered, by id, with their task, their own abort and
-   * whether their turn came (they were sent).
+   * Requests being performed or delivered, by id. A cancelled one stays until its loop
+   * ends (a delivery being posted finishes first), but no longer counts as in flight.
    */
-  readonly #inflight = new Map<
-    string,
-    { taskId: string; abort: AbortController; started: boolean }
-  >();
+  readonly #inflight = new Map<string, Flight>();
   /** Set by {@link drain}: no request starts any more, responses are delivered in-process. */
   #draining = false;
   readonly #abort = new AbortController();
@@ -125,12 +131,14 @@ export class FetchDispatcher {
     }
     if (this.#abort.signal.aborted || this.#draining) return;
     for (const request of requests) {
-      if (this.#inflight.has(request.id)) continue;
-      const abort = new AbortController();
-      this.#inflight.set(request.id, { taskId, abort, started: false });
-      const signal = AbortSignal.any([this.#abort.signal, abort.signal]);
-      const run = this.#run(taskId, request, signal, retry).finally(() => {
-        this.#inflight.delete(request.id);
+      // A request cancelled and wanted again (its task released, then taken back) is sent
+      // again: its cancelled loop ends without delivering.
+      if (this.#inflight.get(request.id)?.abort.signal.aborted === false) continue;
+      const flight: Flight = { taskId, abort: new AbortController(), started: false };
+      this.#inflight.set(request.id, flight);
+      const signal = AbortSignal.any([this.#abort.signal, flight.abort.signal]);
+      const run = this.#run(taskId, request, flight, signal, retry).finally(() => {
+        if (this.#inflight.get(request.id) === flight) this.#inflight.delete(request.id);
         this.#running.delete(run);
       });
       this.#running.add(run);
@@ -166,12 +174,13 @@ export class FetchDispatcher {
   async #run(
     taskId: string,
     request: FetchRequest,
+    flight: Flight,
     signal: AbortSignal,
     retry: RetryPolicy | undefined,
   ): Promise<void> {
     const hold = this.#deps.bytes?.open(taskId);
     try {
-      await this.#performAndDeliver(taskId, request, signal, retry, hold);
+      await this.#performAndDeliver(taskId, request, flight, signal, retry, hold);
     } finally {
       hold?.release();
     }
@@ -180,6 +189,7 @@ export class FetchDispatcher {
   async #performAndDeliver(
     taskId: string,
     request: FetchRequest,
+    flight: Flight,
     signal: AbortSignal,
     retry: RetryPolicy | undefined,
     hold: ByteHold | undefined,
@@ -189,8 +199,7 @@ export class FetchDispatcher {
     if (!await this.#acquire(taskId, signal)) return;
     try {
       if (signal.aborted) return;
-      const flight = this.#inflight.get(request.id);
-      if (flight) flight.started = true;
+      flight.started = true;
       response = await this.#prepareAndPerform(taskId, request, signal, retry, hold);
     } finally {
       this.#release(taskId);
