@@ -968,7 +968,11 @@ export class FlowTaskService implements TaskService {
     try {
       saved = await this.#save(record, next, events);
     } catch (error) {
-      // The outcome is lost, the previous record stands: run the segment again later.
+      // The outcome is lost, the previous record stands: run the segment again later. The
+      // live VM ran ahead of every record and goes: should the task come back here at the
+      // same step from another replica (same journal length, other fetch ids), it would be
+      // taken for that state.
+      this.#deps.pool.drop(record.id);
       if (record.status === TaskStatus.Running) this.#recoverLater(record.id);
       throw error instanceof HttpError
         ? error
