@@ -62,6 +62,18 @@ export function ok(data: unknown, extra: Partial<Answer> = {}): Answer {
   return { success: true, status: 200, statusText: "OK", data, ...extra };
 }
 
+/** The response to fetch `id`: status 200 with `data` as its JSON body. */
+export function jsonResponse(id: string, data: unknown): FetchResponse {
+  return {
+    id,
+    success: true,
+    status: 200,
+    headers: { "content-type": "application/json" },
+    data,
+    body: JSON.stringify(data),
+  };
+}
+
 /** A request that failed before any response (network error). */
 export function failed(error: string): Answer {
   return { success: false, error };

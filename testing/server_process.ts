@@ -347,7 +347,7 @@ export class ServerProcess {
   }
 
   /** `POST /call` with a fetch response; returns the exchange. */
-  call(taskId: string, fetchResponse: Record<string, unknown>): Promise<HttpResult> {
+  call(taskId: string, fetchResponse: object): Promise<HttpResult> {
     return this.request("/call", { body: { taskId, fetchResponse } });
   }
 

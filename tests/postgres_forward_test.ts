@@ -8,6 +8,7 @@ import { assertEquals } from "@std/assert";
 import postgres from "postgres";
 import { freePort, ServerProcess, waitFor } from "../testing/server_process.ts";
 import { freshDatabase } from "../testing/postgres.ts";
+import { jsonResponse } from "../testing/engine_driver.ts";
 import { startTcpGate } from "../testing/tcp_gate.ts";
 import type { TaskView } from "../lib/service/task_types.ts";
 
@@ -111,7 +112,7 @@ one.n + two.n`,
         WHERE id = 'moved'`;
       return row?.lapsed;
     }, { message: "the lease of replica a on the task to expire" });
-    const first = await b.call("moved", answer(created.fetchRequest!.id, 20));
+    const first = await b.call("moved", jsonResponse(created.fetchRequest!.id, { n: 20 }));
     assertEquals(first.status, 200, first.text);
     const second = (first.body as { task: TaskView }).task;
     assertEquals(second.status, "paused");
@@ -120,7 +121,7 @@ one.n + two.n`,
     // a answers from that copy, or asks the database (then it is let through).
     const sent = gate.heldBytes;
     let answered = false;
-    const reply = a.call("moved", answer(second.fetchRequest!.id, 22)).finally(() => {
+    const reply = a.call("moved", jsonResponse(second.fetchRequest!.id, { n: 22 })).finally(() => {
       answered = true;
     });
     await waitFor(() => answered || gate.heldBytes > sent, {
@@ -140,16 +141,3 @@ one.n + two.n`,
     await database.drop();
   }
 });
-
-/** The answer of a fetch whose JSON body is `{ n }`. */
-function answer(id: string, n: number): Record<string, unknown> {
-  const body = JSON.stringify({ n });
-  return {
-    id,
-    success: true,
-    status: 200,
-    headers: { "content-type": "application/json" },
-    data: { n },
-    body,
-  };
-}

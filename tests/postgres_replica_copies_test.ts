@@ -10,12 +10,12 @@ import { assert, assertEquals, assertRejects } from "@std/assert";
 import postgres from "postgres";
 import { waitFor } from "../testing/wait.ts";
 import { freshDatabase } from "../testing/postgres.ts";
+import { jsonResponse } from "../testing/engine_driver.ts";
 import { FlowTaskService } from "../lib/service/task_service.ts";
 import { WorkerPool } from "../lib/service/executor.ts";
 import { PostgresTaskStore } from "../lib/store/postgres_task_store.ts";
 import { createLogger } from "../lib/log.ts";
 import { LeaseLostError } from "../lib/errors.ts";
-import type { FetchResponse } from "../lib/engine/mod.ts";
 
 /** One replica: a store leasing to `owner`, an engine process and the service over them. */
 function replica(
@@ -45,19 +45,6 @@ function replica(
       await pool.close();
       await store.close();
     },
-  };
-}
-
-/** The answer of fetch `id`, a JSON body `{ n }`. */
-function answer(id: string, n: number): FetchResponse {
-  const body = JSON.stringify({ n });
-  return {
-    id,
-    success: true,
-    status: 200,
-    headers: { "content-type": "application/json" },
-    data: { n },
-    body,
   };
 }
 
@@ -94,11 +81,14 @@ one.n + two.n`,
     // goes quiet too: nobody holds the task, and a's copy is a step behind.
     inForce = false;
     await leaseExpired("a");
-    const second = await b.service.deliver("moved", answer(created.fetchRequest!.id, 20));
+    const second = await b.service.deliver(
+      "moved",
+      jsonResponse(created.fetchRequest!.id, { n: 20 }),
+    );
     assertEquals(second.status, "paused");
     await leaseExpired("b");
 
-    const done = await a.service.deliver("moved", answer(second.fetchRequest!.id, 22));
+    const done = await a.service.deliver("moved", jsonResponse(second.fetchRequest!.id, { n: 22 }));
     assertEquals([done.status, done.result], ["completed", 42]);
     const [row] = await sql<{ owner: string; status: string }[]>`
       SELECT owner, status FROM flowstate_tasks WHERE id = 'moved'`;
@@ -130,7 +120,7 @@ Deno.test({
 const two = await (await fetch("https://api.test/2")).json();
 one.n + two.n`,
     });
-    const first = answer(created.fetchRequest!.id, 20);
+    const first = jsonResponse(created.fetchRequest!.id, { n: 20 });
 
     // The first response reaches a while b holds the task: a runs the step, and its save is
     // refused. b then takes the same step itself (its next fetch has another id).
@@ -142,7 +132,10 @@ one.n + two.n`,
     await b.store.leases.release();
     a.service.adopt(await a.store.leases.claim(10, []));
     assert(a.service.holds("contested"));
-    const done = await a.service.deliver("contested", answer(second.fetchRequest!.id, 22));
+    const done = await a.service.deliver(
+      "contested",
+      jsonResponse(second.fetchRequest!.id, { n: 22 }),
+    );
     assertEquals([done.status, done.result], ["completed", 42]);
   } finally {
     await a.close();
