@@ -68,6 +68,11 @@ export interface Config {
   fetchTimeoutMs: number;
   /** `FETCH_MAX_BYTES`: largest accepted outbound response body. */
   fetchMaxBytes: number;
+  /**
+   * `FETCH_BODY_PART_MS`: a response whose body is not complete this long after its headers
+   * reaches the task in parts, at most one per this many ms; 0: always whole.
+   */
+  fetchBodyPartMs: number;
   /** `FETCH_ALLOW`: host names, IPs and CIDRs exempt from the egress policy. */
   fetchAllow: string[];
   /** `FETCH_DENY_PRIVATE`: also refuse loopback and private addresses. */
@@ -280,6 +285,12 @@ export const CONFIG_DOC: readonly ConfigDocEntry[] = [
     name: "FETCH_MAX_BYTES",
     default: "10485760",
     description: "Largest accepted outbound response body.",
+  },
+  {
+    name: "FETCH_BODY_PART_MS",
+    default: "250",
+    description:
+      "A response whose body is not complete this long after its headers reaches the task in parts: its status, headers and the bytes so far, then the bytes that came since, at most once per this many ms (`0`: only whole responses).",
   },
   {
     name: "FETCH_INFLIGHT_MB",
@@ -498,6 +509,7 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     maxConnections: int(env, "MAX_CONNECTIONS", 1024, 1),
     fetchTimeoutMs: int(env, "FETCH_TIMEOUT_MS", 30_000, 1, MAX_TIMER_MS),
     fetchMaxBytes: int(env, "FETCH_MAX_BYTES", 10 * MIB, 1),
+    fetchBodyPartMs: int(env, "FETCH_BODY_PART_MS", 250, 0, MAX_TIMER_MS),
     fetchAllow,
     fetchDenyPrivate: bool(env, "FETCH_DENY_PRIVATE", false),
     workers: int(env, "WORKERS", defaultWorkers(), 1, 1024),

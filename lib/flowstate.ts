@@ -101,7 +101,7 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
   });
   const clients = new PinnedClientPool();
   const dispatcher: FetchDispatcher = new FetchDispatcher({
-    perform: (request, signal, retry, hold) => {
+    perform: (request, signal, retry, hold, part) => {
       const options = {
         timeoutMs: config.fetchTimeoutMs,
         maxBytes: config.fetchMaxBytes,
@@ -109,6 +109,9 @@ export function createFlowState(config: Config, logger: Logger): FlowState {
         selfMark,
         hold,
         clients,
+        parts: config.fetchBodyPartMs > 0
+          ? { afterMs: config.fetchBodyPartMs, deliver: part }
+          : undefined,
       };
       return retry
         ? fetchWithRetry(

@@ -6,6 +6,9 @@
  * concurrency, not the script. Which ones wait depends only on the journal's order of
  * requests and responses, so a replay queues the same ones.
  *
+ * A response may arrive in parts (`bodyPending`): its request stays pending, counting the
+ * parts delivered, until the last one.
+ *
  * The guest may abort a request (its `fetch()` signal aborted) while it is pending or
  * waiting: it is dropped, and the abort journaled (checked against the journal in a replay)
  * so that the host, which sees it pending no more, cancels it.
@@ -14,7 +17,7 @@
  */
 import type { Journal } from "./journal.ts";
 import type { AskedRequest, Replay } from "./replay.ts";
-import type { FetchRequest, JournalEntry } from "./types.ts";
+import type { FetchRequest, FetchResponse, JournalEntry } from "./types.ts";
 import { newFetchId } from "./vm_state.ts";
 
 /** Pending requests, in the order they were made, and the count of all made so far. */
@@ -27,6 +30,8 @@ export class Requests {
   aborts = 0;
   /** Requests made while `maxPending` were pending, oldest first. */
   readonly #waiting: FetchRequest[] = [];
+  /** Parts delivered of the pending requests whose response arrives in parts, by id. */
+  readonly #parts = new Map<string, number>();
   readonly #maxPending: number;
   readonly #journal: Journal;
 
@@ -39,13 +44,43 @@ export class Requests {
   clear(): void {
     this.pending.clear();
     this.#waiting.length = 0;
+    this.#parts.clear();
     this.count = 0;
     this.aborts = 0;
+  }
+
+  /** Parts of pending request `id`'s response delivered so far (0 before its first). */
+  partsOf(id: string): number {
+    return this.#parts.get(id) ?? 0;
+  }
+
+  /**
+   * Takes `response` for its pending request: a part with `bodyPending` is counted and the
+   * request stays pending; a whole response, or the last part, settles it.
+   */
+  answer(response: FetchResponse): void {
+    if (response.bodyPending === true) {
+      this.#parts.set(response.id, this.partsOf(response.id) + 1);
+    } else this.settle(response.id);
+  }
+
+  /**
+   * The pending requests as a paused execution lists them: those whose response arrives in
+   * parts carry `receivedParts` (copies: the journal keeps the request as it was made).
+   */
+  listPending(): FetchRequest[] {
+    const list = [...this.pending.values()];
+    if (this.#parts.size === 0) return list;
+    return list.map((request) => {
+      const parts = this.#parts.get(request.id);
+      return parts === undefined ? request : { ...request, receivedParts: parts };
+    });
   }
 
   /** Ends pending request `id` (its response arrived) and lets the next waiting one in. */
   settle(id: string): void {
     this.pending.delete(id);
+    this.#parts.delete(id);
     while (this.pending.size < this.#maxPending && this.#waiting.length > 0) {
       const next = this.#waiting.shift()!;
       this.pending.set(next.id, next);

@@ -20,6 +20,13 @@ export interface FetchRequest {
   options: FetchRequestOptions;
   /** When the guest asked (host clock, ms since the epoch). */
   timestamp: number;
+  /**
+   * Present while the response arrives in parts (see {@link FetchResponse.bodyPending}): how
+   * many parts were delivered, the first with the status and headers. The next delivery
+   * carries `part` equal to it. Set in the lists a paused execution reports, never in the
+   * journal.
+   */
+  receivedParts?: number;
 }
 
 /** How a request treats a redirect (`init.redirect` of the Fetch standard). */
@@ -78,6 +85,17 @@ export interface FetchResponse {
   url?: string;
   /** When the response was received (ms since the epoch). */
   timestamp?: number;
+  /**
+   * The body is not complete: this delivery carries the status, headers and the body bytes
+   * that came so far (`body` or `bodyBase64`, or none), and `fetch()` resolves with them; the
+   * next parts follow as deliveries with the same id and `part` 1, 2..., the last one without
+   * `bodyPending`. A later part with `success: false` and an `error` (no `status`) is a body
+   * that failed: the guest's reads of it reject with a `TypeError`. In a later part, only the
+   * body fields, `error` and `bodyPending` are read.
+   */
+  bodyPending?: boolean;
+  /** Index of this delivery among a response's parts (0, the first, may be left out). */
+  part?: number;
   /**
    * Every attempt the host made at the request when it retried it (the last one is this
    * response); absent when it made one without a retry policy. The guest sees the last.

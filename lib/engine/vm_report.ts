@@ -39,7 +39,7 @@ export function report(vm: VMCore): ExecutionResult {
       "The script is waiting on a promise that can never settle: no fetch, timer or signal is pending",
     );
   }
-  const requests = [...vm.requests.pending.values()];
+  const requests = vm.requests.listPending();
   const variables = vm.replay ? {} : vm.variables.fresh(() => readVariables(vm));
   const state = snapshot(vm, variables, signals);
   const paused: ExecutionResult = {

@@ -45,7 +45,7 @@ export async function restoreState(vm: VMCore, state: VMState): Promise<Executio
         } else if (entry.type === "response") {
           const { id } = entry.response;
           if (!vm.requests.pending.has(id)) throw unaskedResponse(id);
-          vm.requests.settle(id);
+          vm.requests.answer(entry.response);
           vm.deadline = performance.now() + vm.options.timeLimitMs;
           const [meta, data] = deliveryMessage(entry.response);
           vm.clock = entry.at;

@@ -11,7 +11,7 @@ import type { ExecutionResult, FetchResponse, JournalEntry, ResumeInput } from "
 import type { Signal } from "./types.ts";
 import type { VMCore } from "./vm_core.ts";
 import { report } from "./vm_report.ts";
-import { deliveryMessage, staleError } from "./vm_state.ts";
+import { deliveryMessage, partError, staleError } from "./vm_state.ts";
 
 /**
  * Runs `body` under the segment's time limit, drains jobs, fires the timers due by now
@@ -66,13 +66,17 @@ function deliver(vm: VMCore, response: FetchResponse): Promise<ExecutionResult> 
   if (!vm.requests.pending.has(response.id)) {
     return Promise.reject(staleError(response.id, [...vm.requests.pending.keys()]));
   }
+  const awaited = vm.requests.partsOf(response.id);
+  if ((response.part ?? 0) !== awaited) {
+    return Promise.reject(partError(response.id, response.part ?? 0, awaited));
+  }
   const at = Date.now();
   const entry: JournalEntry = { type: "response", step: vm.step, response, at };
   const bytes = vm.journal.checkRoom(entry);
   const [meta, data] = deliveryMessage(response);
   return runSegment(vm, () => {
     vm.journal.append(entry, bytes);
-    vm.requests.settle(response.id);
+    vm.requests.answer(response);
     vm.clock = at;
     vm.call(vm.live!.controller.deliver, response.id, meta, data, at);
   }, true);

@@ -56,6 +56,15 @@ export function staleError(id: string, pending: readonly string[]): ExecutionErr
   );
 }
 
+/** The error of a part of a response that is not the part awaited (a repeat, or a gap). */
+export function partError(id: string, part: number, awaited: number): ExecutionError {
+  return new ExecutionError(
+    "stale",
+    "StaleResponseError",
+    `Fetch response "${id}": part ${part} is not the one awaited (part ${awaited})`,
+  );
+}
+
 /**
  * The message a response is delivered as: the response without its body and headers, with
  * `headerList` (normalised once, here: see `header_list.ts`) and, for a response with a

@@ -158,6 +158,16 @@ const FETCH_RESPONSE_FIELDS: JsonSchema = {
   error: { type: "string" },
   url: { type: "string" },
   timestamp: { type: "number" },
+  bodyPending: {
+    type: "boolean",
+    description:
+      "The body is not complete: this part carries the status, headers and the bytes so far; the next parts follow with the same id and `part` 1, 2..., the last without `bodyPending`.",
+  },
+  part: {
+    type: "integer",
+    minimum: 0,
+    description: "Index of this delivery among the parts of a response (0 may be left out).",
+  },
   attempts: {
     type: "array",
     maxItems: 1000,
@@ -328,9 +338,15 @@ export const FETCH_LOG_SCHEMA: JsonSchema = {
     size: { type: "integer" },
     bodyPreview: { type: "string" },
     bodyEncoding: { const: "base64" },
+    parts: {
+      type: "integer",
+      description: "How many parts the response arrived in, when its body came in parts.",
+    },
+    receiving: { const: true, description: "More parts of the response are to come." },
     aborted: {
       const: true,
-      description: "The task aborted the fetch (its signal) before a response was delivered.",
+      description:
+        "The task aborted the fetch (its signal) before its response, or its last part, was delivered.",
     },
     abortedAt: { type: "string", format: "date-time" },
   },
@@ -355,6 +371,11 @@ export const COMPONENT_SCHEMAS: Record<string, JsonSchema> = {
         description: "In lists and events: the size of a body over 16 KiB, given instead of it.",
       },
       redirect: { enum: ["manual", "error", "follow"] },
+      receivedParts: {
+        type: "integer",
+        description:
+          "Present while the response arrives in parts: parts delivered so far; the next one carries `part` equal to it.",
+      },
     },
   },
   TaskDetail: {

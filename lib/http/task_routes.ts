@@ -595,6 +595,19 @@ export function parseFetchResponse(
     out.timestamp = r.timestamp;
   }
   if (has(r, "data")) out.data = r.data;
+  if (has(r, "bodyPending")) {
+    if (typeof r.bodyPending !== "boolean") {
+      throw fail(`"${path}.bodyPending" must be a boolean, got ${quote(r.bodyPending)}`);
+    }
+    if (r.bodyPending) out.bodyPending = true;
+  }
+  if (has(r, "part")) {
+    const part = r.part;
+    if (typeof part !== "number" || !Number.isSafeInteger(part) || part < 0) {
+      throw fail(`"${path}.part" must be an integer from 0, got ${quote(part)}`);
+    }
+    out.part = part;
+  }
   if (has(r, "attempts")) out.attempts = parseAttempts(r.attempts, `${path}.attempts`, fail);
   if (has(r, "body") && has(r, "bodyBase64")) {
     throw fail(`give at most one of "${path}.body" and "${path}.bodyBase64"`);

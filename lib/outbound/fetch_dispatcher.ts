@@ -9,6 +9,11 @@
  * (the guest aborted it, or the task ended) is cancelled: its connection is closed and
  * nothing is delivered.
  *
+ * A response whose body is slow to come may be delivered in parts as it is read (the
+ * `part` argument of {@link FetchDispatcherDeps.perform}), each part like a response. Such a
+ * request cannot be sent again: found after a restart with parts delivered
+ * (`receivedParts`), its body is failed instead, its connection being gone.
+ *
  * Graceful shutdown ({@link FetchDispatcher.drain}) lets the requests being performed
  * finish, within a grace, and delivers their responses in-process, so a routine restart
  * sends none of them twice; requests still waiting for their turn are left for the restart.
@@ -38,13 +43,15 @@ export interface FetchDispatcherDeps {
   /**
    * Performs a request, retrying it as `retry` says when the task has a policy, and
    * reserving its body's bytes in `hold` as they arrive; never throws (failures are
-   * `success: false` responses).
+   * `success: false` responses). It may deliver the response in parts with `part` (which
+   * resolves `false` when the task wants no more), and resolve with the last.
    */
   perform(
     request: FetchRequest,
     signal: AbortSignal,
-    retry?: RetryPolicy,
-    hold?: ByteHold,
+    retry: RetryPolicy | undefined,
+    hold: ByteHold | undefined,
+    part: (response: FetchResponse) => Promise<boolean>,
   ): Promise<FetchResponse>;
   /**
    * The request as it is sent, read just before it is: its body comes back from the task's
@@ -178,6 +185,17 @@ export class FetchDispatcher {
     signal: AbortSignal,
     retry: RetryPolicy | undefined,
   ): Promise<void> {
+    if (request.receivedParts !== undefined) {
+      // Its body was being read by a connection that is gone (the server stopped).
+      await this.#deliver(taskId, request, {
+        id: request.id,
+        success: false,
+        part: request.receivedParts,
+        error: `Request to ${request.url} lost its connection before the response body was ` +
+          "complete: the server reading it stopped",
+      }, signal);
+      return;
+    }
     const hold = this.#deps.bytes?.open(taskId);
     try {
       await this.#performAndDeliver(taskId, request, flight, signal, retry, hold);
@@ -200,7 +218,14 @@ export class FetchDispatcher {
     try {
       if (signal.aborted) return;
       flight.started = true;
-      response = await this.#prepareAndPerform(taskId, request, signal, retry, hold);
+      response = await this.#prepareAndPerform(
+        taskId,
+        request,
+        signal,
+        retry,
+        hold,
+        (part) => this.#deliver(taskId, request, part, signal),
+      );
     } finally {
       this.#release(taskId);
     }
@@ -219,9 +244,24 @@ export class FetchDispatcher {
       error: response.error,
       attempts: response.attempts?.length,
     });
+    await this.#deliver(taskId, request, response, signal);
+  }
+
+  /**
+   * Delivers `response` (or a part of it), by the self-POST and, after failed attempts or
+   * while draining, in-process; `true` once delivered, `false` when the task no longer
+   * waits for the request or `signal` aborted.
+   */
+  async #deliver(
+    taskId: string,
+    request: FetchRequest,
+    response: FetchResponse,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    const { logger } = this.#deps;
     let delay = FIRST_BACKOFF_MS;
     for (let attempt = 1; !signal.aborted; attempt++) {
-      if (!this.#deps.isPending(taskId, request.id)) return;
+      if (!this.#deps.isPending(taskId, request.id)) return false;
       const direct = this.#draining || attempt > this.#deps.postAttempts;
       let outcome: DeliveryOutcome;
       try {
@@ -237,10 +277,11 @@ export class FetchDispatcher {
         });
         outcome = "retry";
       }
-      if (outcome !== "retry") return;
+      if (outcome !== "retry") return outcome === "delivered";
       await sleep(delay, signal);
       delay = Math.min(delay * 2, MAX_BACKOFF_MS);
     }
+    return false;
   }
 
   /** {@link FetchDispatcherDeps.prepare}, then {@link FetchDispatcherDeps.perform}. */
@@ -250,6 +291,7 @@ export class FetchDispatcher {
     signal: AbortSignal,
     retry: RetryPolicy | undefined,
     hold: ByteHold | undefined,
+    part: (response: FetchResponse) => Promise<boolean>,
   ): Promise<FetchResponse> {
     let sent = request;
     if (this.#deps.prepare) {
@@ -259,7 +301,7 @@ export class FetchDispatcher {
         return { id: request.id, success: false, error: ensureError(error).message };
       }
     }
-    return await this.#deps.perform(sent, signal, retry, hold);
+    return await this.#deps.perform(sent, signal, retry, hold, part);
   }
 
   /** Waits for the request's turn; `false` when it was aborted first. */

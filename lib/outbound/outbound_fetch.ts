@@ -3,7 +3,8 @@
  * here as the request's `redirect` mode says, one time limit for the whole exchange, and a
  * bounded, streamed body. Bodies are bytes both ways: the request body is sent exactly as
  * the guest gave it, and the response body comes back exactly as the server sent it (`body`
- * when it is valid UTF-8, `bodyBase64` otherwise).
+ * when it is valid UTF-8, `bodyBase64` otherwise). A body slow to come may be delivered in
+ * parts as it arrives ({@link PerformFetchOptions.parts}).
  *
  * {@link performFetch} never throws for anything about the request: every failure becomes
  * a {@link FetchResponse} with `success: false`, an `error` and no `status`.
@@ -64,6 +65,26 @@ export interface PerformFetchOptions {
   fetchImpl?: typeof fetch;
   /** Where pinned clients are kept for reuse. Default: a new client per request. */
   clients?: PinnedClientPool;
+  /** Delivers a response whose body is slow to come in parts. Default: always whole. */
+  parts?: ResponseParts;
+}
+
+/**
+ * How a response is delivered in parts: when its body is not complete `afterMs` after its
+ * headers, `deliver` gets its status, headers and the bytes so far (`bodyPending`, part 0),
+ * then the bytes that came since, at most once per `afterMs` (parts 1, 2...); the response
+ * the fetch resolves with is then the last part (or the failure of the body, with its part
+ * number). Once a part is delivered the request is not attempted again. `deliver` resolving
+ * `false` ends the exchange: the task wants no more of it.
+ */
+export interface ResponseParts {
+  afterMs: number;
+  deliver(part: FetchResponse): Promise<boolean>;
+}
+
+/** How far the delivery of a response in parts went: parts delivered so far. */
+interface Progress {
+  parts: number;
 }
 
 /** Thrown internally to end the exchange with a given error text. */
@@ -95,9 +116,17 @@ export async function attemptFetch(
   request: FetchRequest,
   options: PerformFetchOptions,
 ): Promise<FetchAttemptResult> {
+  const progress: Progress = { parts: 0 };
+  // Once parts went to the task, a failure is that of the body: its next part, not retried.
   const fail = (error: string, transient = false): FetchAttemptResult => ({
-    response: { id: request.id, success: false, error, timestamp: Date.now() },
-    transient,
+    response: {
+      id: request.id,
+      success: false,
+      error,
+      timestamp: Date.now(),
+      ...(progress.parts > 0 ? { part: progress.parts } : {}),
+    },
+    transient: transient && progress.parts === 0,
   });
   let url: URL;
   try {
@@ -112,7 +141,10 @@ export async function attemptFetch(
     ? AbortSignal.any([timeout.signal, options.signal])
     : timeout.signal;
   try {
-    return { response: await exchange(request, url, signal, options), transient: false };
+    return {
+      response: await exchange(request, url, signal, options, progress),
+      transient: false,
+    };
   } catch (error) {
     if (timeout.signal.aborted) {
       return fail(`Request to ${url.href} timed out after ${options.timeoutMs} ms`, true);
@@ -132,6 +164,7 @@ async function exchange(
   firstUrl: URL,
   signal: AbortSignal,
   options: PerformFetchOptions,
+  progress: Progress,
 ): Promise<FetchResponse> {
   const fetchImpl = options.fetchImpl ?? fetch;
   let url = firstUrl;
@@ -162,7 +195,7 @@ async function exchange(
       });
       location = response.headers.get("location");
       if (!REDIRECT_STATUSES.has(response.status) || location === null || mode === "manual") {
-        return await readResponse(request, url, response, signal, options.maxBytes, options.hold);
+        return await readResponse(request, url, response, signal, options, progress);
       }
       await response.body?.cancel().catch(() => {});
     } finally {
@@ -211,9 +244,10 @@ async function readResponse(
   url: URL,
   response: Response,
   signal: AbortSignal,
-  maxBytes: number,
-  hold: ByteHold | undefined,
+  options: PerformFetchOptions,
+  progress: Progress,
 ): Promise<FetchResponse> {
+  const { maxBytes, parts } = options;
   const tooLarge = () =>
     new FetchFailure(`Response body from ${url.href} exceeds ${maxBytes} bytes`);
   const declared = response.headers.get("content-length");
@@ -221,22 +255,52 @@ async function readResponse(
     await response.body?.cancel().catch(() => {});
     throw tooLarge();
   }
-  const bytes = await readBounded(response, signal, maxBytes, tooLarge, hold);
   const headers: Record<string, string> = {};
   for (const [name, value] of response.headers) {
     headers[name] = Object.hasOwn(headers, name) ? `${headers[name]}, ${value}` : value;
   }
-  return {
+  const head: FetchResponse = {
     id: request.id,
     success: response.ok,
     status: response.status,
     statusText: response.statusText,
     headers,
     url: url.href,
+  };
+  const flush = parts && (async (bytes: Uint8Array) => {
+    const part: FetchResponse = progress.parts === 0
+      ? { ...head }
+      : { id: request.id, success: true, part: progress.parts };
+    Object.assign(part, bodyFields(bytes), { bodyPending: true, timestamp: Date.now() });
+    progress.parts++;
+    if (!await parts.deliver(part)) {
+      throw new FetchFailure(`Request to ${url.href} was ended: its task wants no more of it`);
+    }
+  });
+  const bytes = await readBounded(response, signal, maxBytes, tooLarge, options.hold, {
+    afterMs: parts?.afterMs ?? Infinity,
+    flush,
+  });
+  if (progress.parts > 0) {
+    return {
+      id: request.id,
+      success: true,
+      part: progress.parts,
+      ...bodyFields(bytes),
+      timestamp: Date.now(),
+    };
+  }
+  return {
+    ...head,
     data: seedData(response.headers.get("content-type"), bytes),
-    ...(bytes.byteLength === 0 ? {} : encodeBody(bytes)),
+    ...bodyFields(bytes),
     timestamp: Date.now(),
   };
+}
+
+/** `body` or `bodyBase64` for `bytes`; none for no bytes. */
+function bodyFields(bytes: Uint8Array): Partial<FetchResponse> {
+  return bytes.byteLength === 0 ? {} : encodeBody(bytes);
 }
 
 /**
@@ -270,20 +334,45 @@ function parseJsonData(text: string): unknown {
   }
 }
 
+/**
+ * When a body being read is flushed: `afterMs` after the start and then after each flush,
+ * if it is not complete, `flush` gets the bytes read since the last one (none, the first
+ * time, is a flush too). Never when `flush` is absent.
+ */
+interface Flushing {
+  afterMs: number;
+  flush: ((bytes: Uint8Array) => Promise<void>) | undefined;
+}
+
+/** Reads the body whole (the bytes after the last flush), within `maxBytes` in all. */
 async function readBounded(
   response: Response,
   signal: AbortSignal,
   maxBytes: number,
   tooLarge: () => Error,
   hold: ByteHold | undefined,
+  flushing: Flushing,
 ): Promise<Uint8Array> {
   if (!response.body) return new Uint8Array();
   const reader = response.body.getReader();
-  const chunks: Uint8Array<ArrayBuffer>[] = [];
+  const { flush, afterMs } = flushing;
+  let chunks: Uint8Array<ArrayBuffer>[] = [];
   let size = 0;
+  let flushes = 0;
+  let flushAt = flush ? performance.now() + afterMs : Infinity;
+  let read: Promise<ReadableStreamReadResult<Uint8Array<ArrayBuffer>>> | undefined;
   try {
     for (;;) {
-      const { done, value } = await abortable(reader.read(), signal);
+      read ??= abortable(reader.read(), signal);
+      const result = await within(read, flushAt - performance.now());
+      if (result === undefined) {
+        if (chunks.length > 0 || flushes++ === 0) await flush!(concat(chunks));
+        chunks = [];
+        flushAt = performance.now() + afterMs;
+        continue;
+      }
+      read = undefined;
+      const { done, value } = result;
       if (done) break;
       size += value.byteLength;
       if (size > maxBytes) throw tooLarge();
@@ -291,13 +380,36 @@ async function readBounded(
       chunks.push(value);
     }
   } catch (error) {
+    read?.catch(() => {});
     await reader.cancel().catch(() => {});
     throw error;
   } finally {
     reader.releaseLock();
   }
-  const bytes = new Uint8Array(await new Blob(chunks).arrayBuffer());
+  return concat(chunks);
+}
+
+/** The chunks as one array. */
+function concat(chunks: Uint8Array<ArrayBuffer>[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!;
+  const bytes = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0));
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
   return bytes;
+}
+
+/** What `promise` resolves with, or `undefined` when `ms` pass first (`Infinity`: never). */
+function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  if (ms === Infinity) return promise;
+  if (ms <= 0) return Promise.resolve(undefined);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const elapsed = new Promise<undefined>((resolve) =>
+    timer = setTimeout(() => resolve(undefined), ms)
+  );
+  return Promise.race([promise, elapsed]).finally(() => clearTimeout(timer));
 }
 
 /** Rejects as soon as `signal` aborts, even if `promise` never settles. */

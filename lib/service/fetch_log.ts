@@ -2,7 +2,9 @@
  * The fetches of a task as `GET /status?id=` shows them, built from its journal: for each
  * request, in the order the guest made them, what was asked and what came back (status,
  * headers, size, a preview of the body) or that the task aborted it (`aborted`,
- * `abortedAt`), and in full for `GET /status?id=&fetch=<n>`.
+ * `abortedAt`), and in full for `GET /status?id=&fetch=<n>`. A response that arrived in parts
+ * is shown as one: the status and headers of its first part, the body of them all, and
+ * `parts` (with `receiving` while more are to come).
  *
  * Secrets are redacted ({@link redactHeaders}): the values of credential headers
  * (`authorization`, `cookie`, `set-cookie`, `x-api-key`, names with `token`, `secret`,
@@ -12,7 +14,7 @@
  *
  * @module
  */
-import type { FetchRequest, FetchResponse } from "../engine/mod.ts";
+import { decodeBody, encodeBody, type FetchRequest, type FetchResponse } from "../engine/mod.ts";
 import type { TaskEvent } from "../store/mod.ts";
 import type { FetchDetailView, FetchLogView } from "./task_types.ts";
 import { journalOf } from "./journal_events.ts";
@@ -61,6 +63,8 @@ interface Entry {
   request: FetchRequest;
   index: number;
   response?: FetchResponse;
+  /** The parts after the first, of a response that arrives in parts. */
+  later?: FetchResponse[];
   respondedAt?: number;
   abortedAt?: number;
 }
@@ -76,12 +80,17 @@ export function fetchDetails(events: readonly TaskEvent[]): FetchDetailView[] {
       entries.set(event.request.id, { request: event.request, index: event.index });
     } else if (event.type === "response") {
       const entry = entries.get(event.response.id);
-      if (!entry || entry.response) continue;
-      entry.response = event.response;
-      entry.respondedAt = event.at;
+      if (!entry) continue;
+      if (!entry.response) {
+        entry.response = event.response;
+        entry.respondedAt = event.at;
+      } else if (entry.response.bodyPending && event.response.part !== undefined) {
+        (entry.later ??= []).push(event.response);
+      }
     } else if (event.type === "abort") {
       const entry = entries.get(event.id);
-      if (entry && !entry.response) entry.abortedAt = event.at;
+      // Aborted before its response came, or while the response arrived in parts.
+      if (entry && (!entry.response || entry.response.bodyPending)) entry.abortedAt = event.at;
     }
   }
   return [...entries.values()].map(detailOf);
@@ -120,6 +129,7 @@ function detailOf(entry: Entry): FetchDetailView {
   if (!response) return view;
   if (response.statusText !== undefined) view.statusText = response.statusText;
   if (response.error !== undefined) view.error = response.error;
+  if (response.bodyPending) return withParts(view, response, entry.later ?? []);
   view.respondedAt = new Date(response.timestamp ?? entry.respondedAt!).toISOString();
   if (response.headers) view.headers = redactHeaders(response.headers);
   if (response.attempts) view.attempts = response.attempts;
@@ -129,6 +139,39 @@ function detailOf(entry: Entry): FetchDetailView {
     if (body.text !== undefined) view.body = body.text;
     else view.bodyBase64 = body.base64;
   }
+  return view;
+}
+
+/** The view of a response that arrived in parts: `first`, then `later` ones. */
+function withParts(
+  view: FetchDetailView,
+  first: FetchResponse,
+  later: FetchResponse[],
+): FetchDetailView {
+  view.respondedAt = new Date(first.timestamp ?? Date.parse(view.requestedAt)).toISOString();
+  if (first.headers) view.headers = redactHeaders(first.headers);
+  const parts = [first, ...later];
+  const last = parts.at(-1)!;
+  view.parts = parts.length;
+  if (last.bodyPending && view.aborted === undefined) view.receiving = true;
+  if (last.error !== undefined) view.error = last.error;
+  if (last.attempts) view.attempts = last.attempts;
+  const chunks = parts.flatMap((part) => {
+    const bytes = part.error === undefined ? decodeBody(part) : undefined;
+    return bytes ? [bytes] : [];
+  });
+  const size = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
+  if (size === 0) return view;
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  view.size = size;
+  const fields = encodeBody(bytes);
+  if ("body" in fields) view.body = fields.body;
+  else view.bodyBase64 = fields.bodyBase64;
   return view;
 }
 

@@ -1245,7 +1245,17 @@ function withKnownBodies(
     if (request.bodyRef !== undefined) known.set(request.id, request);
   }
   if (known.size === 0) return [...requests];
-  return requests.map((request) => known.get(request.id) ?? request);
+  return requests.map((request) => {
+    const kept = known.get(request.id);
+    if (kept === undefined || kept.receivedParts === request.receivedParts) {
+      return kept ?? request;
+    }
+    // The parts of its response delivered are counted anew at every pause.
+    const { receivedParts: _parts, ...rest } = kept;
+    return request.receivedParts === undefined
+      ? rest
+      : { ...rest, receivedParts: request.receivedParts };
+  });
 }
 
 /** Whether the server performs `request` of `record` (else an outside worker does). */
@@ -1287,6 +1297,7 @@ function toView(record: TaskRecord): TaskView {
         url: request.url,
         method: request.options.method ?? "GET",
       };
+      if (request.receivedParts !== undefined) shown.receivedParts = request.receivedParts;
       if (isExternal(record, request)) {
         const { headers, body, bodyBase64, redirect } = request.options;
         shown.external = true;

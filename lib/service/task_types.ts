@@ -39,6 +39,11 @@ export interface FetchRequestView {
   method: string;
   /** Present (`true`) when the server leaves the request to an outside worker. */
   external?: true;
+  /**
+   * Present while its response arrives in parts: how many were delivered; the next one
+   * carries `part` equal to it.
+   */
+  receivedParts?: number;
   /** External requests: the headers to send (lower-case names). */
   headers?: Record<string, string>;
   /** External requests: the body when it is UTF-8 text... */
@@ -102,6 +107,10 @@ export interface FetchLogView {
   bodyEncoding?: "base64";
   /** Every attempt the server made, when the task has a retry policy. */
   attempts?: FetchAttempt[];
+  /** How many parts the response arrived in, when it came in parts (see `FETCH_BODY_PART_MS`). */
+  parts?: number;
+  /** Set while more parts of the response are to come. */
+  receiving?: true;
   /** Set when the task aborted the fetch (its `signal`) before a response was delivered. */
   aborted?: true;
   /** When it aborted it (the task's clock). */

@@ -12,6 +12,9 @@
  * stops waiting for the request (a response that comes later is not delivered). Aborted
  * after the response came, the response's body errors with the reason unless it is read or
  * empty; aborted before or while a request body stream is read, that stream is cancelled.
+ * A response whose body arrives in parts (`bodyPending`) resolves the call with its first
+ * part and stays pending until its last (`body_parts.ts`): an abort then also aborts the
+ * request.
  * The abort comes from the guest's own deterministic events, so a replay takes the same
  * path.
  *
@@ -23,6 +26,7 @@ import type { RequestExports } from "./request.ts";
 import type { BodyExports, BodyState } from "./body.ts";
 import type { AbortExports } from "./abort.ts";
 import type { BodyAbortExports } from "./body_abort.ts";
+import type { BodyParts, BodyPartsExports } from "./body_parts.ts";
 
 /** What the fetch module exports besides the `fetch` global. */
 export interface FetchExports {
@@ -38,6 +42,8 @@ interface Waiter {
   signal: AbortSignal | null;
   /** Stops watching the signal for the request's abort (a no-op without one). */
   unwatch(): void;
+  /** Set once the response came and its body arrives in parts. */
+  parts?: BodyParts;
 }
 
 function fetchFactory(core: GuestCore, use: GuestUse): GuestExports {
@@ -272,22 +278,75 @@ function fetchFactory(core: GuestCore, use: GuestUse): GuestExports {
     });
   }
 
+  /** The TypeError of an answer that is a network failure, or null. */
+  const failureOf = (raw: object): TypeError | null => {
+    const status = own(raw, "status") as number | undefined;
+    if (status !== 0 && (status !== undefined || own(raw, "success") === true)) return null;
+    const reason = own(raw, "error");
+    return new TypeErrorCtor("fetch failed: " + (reason === undefined ? "unknown error" : reason));
+  };
+
+  /** The next part of a body arriving in parts: enqueued, or the body's failure. */
+  const deliverPart = (id: string, waiter: Waiter, parts: BodyParts, raw: object, text: string) => {
+    const last = own(raw, "bodyPending") !== true;
+    if (last) {
+      mapDelete.call(pending, id);
+      waiter.unwatch();
+    }
+    const failed = failureOf(raw);
+    if (failed !== null) parts.fail(failed);
+    else parts.push(text === "" ? "" : JSONparse(text), own(raw, "binary") === true, last);
+  };
+
+  /**
+   * The body of a response whose first part came: pending under `id` until its last part,
+   * so that an abort of the call's signal, or a cancel of the body stream, aborts the
+   * request (the host closes the connection).
+   */
+  const receive = (id: string, first: Waiter, payload: ResponsePayload): BodyParts => {
+    const waiter: Waiter = {
+      resolve: noop,
+      reject: noop,
+      url: first.url,
+      signal: first.signal,
+      unwatch: noop,
+    };
+    const stop = () => {
+      if (mapGet.call(pending, id) !== waiter) return;
+      mapDelete.call(pending, id);
+      waiter.unwatch();
+      hostAbort(id);
+    };
+    const parts = (use("bodyparts") as unknown as BodyPartsExports).open(
+      payload.body ?? "",
+      payload.binary === true,
+      stop,
+    );
+    waiter.parts = parts;
+    mapSet.call(pending, id, waiter);
+    if (first.signal !== null) {
+      waiter.unwatch = (use("abort") as unknown as AbortExports).onAbort(first.signal, stop);
+    }
+    return parts;
+  };
+
   const deliver: FetchExports["deliver"] = (id, json, dataText) => {
     const waiter = mapGet.call(pending, id) as Waiter | undefined;
     if (waiter === undefined) return false;
+    const raw = JSONparse(json) as object;
+    if (waiter.parts !== undefined) {
+      deliverPart(id, waiter, waiter.parts, raw, dataText);
+      return true;
+    }
     mapDelete.call(pending, id);
     waiter.unwatch();
-    const raw = JSONparse(json);
-    const status = own(raw, "status") as number | undefined;
-    if (status === 0 || (status === undefined && own(raw, "success") !== true)) {
-      const reason = own(raw, "error");
-      waiter.reject(
-        new TypeErrorCtor("fetch failed: " + (reason === undefined ? "unknown error" : reason)),
-      );
+    const failed = failureOf(raw);
+    if (failed !== null) {
+      waiter.reject(failed);
       return true;
     }
     const payload: ResponsePayload = {
-      status,
+      status: own(raw, "status") as number | undefined,
       statusText: own(raw, "statusText") as string | undefined,
       url: own(raw, "url") as string | undefined,
       headerList: own(raw, "headerList") as [string, string][] | undefined,
@@ -296,8 +355,11 @@ function fetchFactory(core: GuestCore, use: GuestUse): GuestExports {
       tooDeep: own(raw, "tooDeep") as number | undefined,
     };
     try {
+      const parts = own(raw, "bodyPending") === true
+        ? receive(id, waiter, payload).state
+        : undefined;
       const responses = use("response") as unknown as ResponseExports;
-      const response = responses.fromHost(payload, waiter.url);
+      const response = responses.fromHost(payload, waiter.url, parts);
       // Aborting after the response came errors its body while still readable.
       if (waiter.signal !== null) responses.watchAbort(response, waiter.signal);
       waiter.resolve(response);

@@ -20,6 +20,7 @@ import { blobModule } from "./blob.ts";
 import { bodyModule } from "./body.ts";
 import { bodyExtraModule } from "./body_extra.ts";
 import { bodyAbortModule } from "./body_abort.ts";
+import { bodyPartsModule } from "./body_parts.ts";
 import { formDataModule } from "./form_data.ts";
 import { multipartModule } from "./multipart.ts";
 import { requestModule } from "./request.ts";
@@ -61,6 +62,7 @@ export const GUEST_MODULES: readonly GuestModule[] = [
   bodyModule,
   bodyExtraModule,
   bodyAbortModule,
+  bodyPartsModule,
   blobModule,
   formDataModule,
   multipartModule,

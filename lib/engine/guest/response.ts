@@ -29,8 +29,11 @@ export interface ResponsePayload {
 
 /** What the response module exports besides its global. */
 export interface ResponseExports {
-  /** The response `fetch()` resolves with, for `payload` answering a request to `url`. */
-  fromHost(payload: ResponsePayload, url: string): globalThis.Response;
+  /**
+   * The response `fetch()` resolves with, for `payload` answering a request to `url`; its
+   * body is `parts` when given (a body arriving in parts), else the payload's.
+   */
+  fromHost(payload: ResponsePayload, url: string, parts?: BodyState): globalThis.Response;
   /**
    * Errors the body of `response` with the reason when `signal` aborts while the body is
    * still readable (see `body_abort.ts`).
@@ -239,9 +242,9 @@ function responseFactory(core: GuestCore, use: GuestUse): GuestExports {
   }
 
   let ask: GuestAsk | undefined;
-  const fromHost = (payload: ResponsePayload, url: string): Response => {
-    let state: BodyState | null = null;
-    if (payload.body !== undefined) {
+  const fromHost = (payload: ResponsePayload, url: string, parts?: BodyState): Response => {
+    let state: BodyState | null = parts ?? null;
+    if (parts === undefined && payload.body !== undefined) {
       if (payload.binary) {
         if (ask === undefined) ask = use("hostcall").ask as GuestAsk;
         const bytes = new Uint8ArrayCtor(ask("base64.decode", payload.body) as ArrayBuffer);
