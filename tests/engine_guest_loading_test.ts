@@ -73,6 +73,7 @@ Deno.test("every guest module has a source, and only the internal ones define no
     "body",
     "bodyabort",
     "bodyextra",
+    "bodyparts",
     "hostcall",
     "multipart",
     "variables",
