@@ -53,7 +53,9 @@ function FetchItem({ task, fetch, onForked }) {
             <span class="mono">${fetch.method} ${fetch.url}</span> → <strong>${status}</strong>
             <span class="muted"> (${duration}${fetch.attempts?.length > 1
               ? `, ${fetch.attempts.length} attempts`
-              : ""}${fetch.size === undefined ? "" : `, ${fetch.size} B`})</span>
+              : ""}${fetch.size === undefined ? "" : `, ${fetch.size} B`}${fetch.parts
+              ? `, in ${fetch.parts} parts${fetch.receiving ? ", receiving" : ""}`
+              : ""})</span>
           </summary>
           ${fetch.error ? html`<div class="banner bad">${fetch.error}</div>` : null}
           ${fetch.attempts?.length > 1 ? html`<${Attempts} attempts=${fetch.attempts} />` : null}
