@@ -4,10 +4,12 @@
  * parts (`FETCH_BODY_PART_MS`); aborting, or cancelling the body, closes the upstream
  * connection; a server killed with SIGKILL while a body arrives fails that body with a
  * readable error after the restart instead of sending the request again; `GET /status`
- * shows the response as one, with its parts counted.
+ * shows the response as one, with its parts counted. A real-world event-stream reader
+ * (`fixtures/stream_events.js`) reads events as they come and, killed mid-stream, takes the
+ * stream up again with `Last-Event-ID` to the same result.
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { startServer } from "../testing/server_process.ts";
+import { freePort, startServer } from "../testing/server_process.ts";
 import { waitFor } from "../testing/wait.ts";
 
 const lit = (value: unknown) => JSON.stringify(value);
@@ -161,5 +163,89 @@ try { await r.text(); } catch (e) { error = [e.name, e.message]; }
     assertMatch(endless!.error ?? "", /lost its connection/);
   } finally {
     await api.close();
+  }
+});
+
+/**
+ * `/events`: server-sent events `id: n`, `data: {"token":"w<n> "}` for n = 1..20 (after the
+ * `Last-Event-ID` asked for), one every 40 ms, then `event: done`. Records the
+ * `last-event-id` of every request.
+ */
+function startEventStream() {
+  const asked: (string | null)[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const last = req.headers.get("last-event-id");
+    asked.push(last);
+    let n = last === null ? 0 : Number(last);
+    let timer: ReturnType<typeof setInterval> | undefined;
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        timer = setInterval(() => {
+          if (++n > 20) {
+            clearInterval(timer);
+            controller.enqueue(encoder.encode("event: done\ndata: {}\n\n"));
+            controller.close();
+            return;
+          }
+          controller.enqueue(encoder.encode(`id: ${n}\ndata: {"token":"w${n} "}\n\n`));
+        }, 40);
+      },
+      cancel() {
+        clearInterval(timer);
+      },
+    });
+    return new Response(body, { headers: { "content-type": "text/event-stream" } });
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/events`,
+    asked,
+    close: () => server.shutdown(),
+  };
+}
+
+const EXPECTED_TEXT = Array.from({ length: 20 }, (_, i) => `w${i + 1} `).join("");
+
+Deno.test("an event stream is read event by event as it arrives, and killed mid-stream the script takes it up with Last-Event-ID to the same result", async () => {
+  const code = await Deno.readTextFile(new URL("fixtures/stream_events.js", import.meta.url));
+  const stream = startEventStream();
+  try {
+    const env = { FETCH_BODY_PART_MS: "100" };
+    {
+      await using server = await startServer({ env });
+      const task = await server.createTask({ code, input: { url: stream.url } });
+      const done = await server.waitForTask(task.id);
+      assertEquals(done.error, undefined);
+      assertEquals(done.result, { text: EXPECTED_TEXT, count: 20, reconnects: 0 });
+      assert((done.fetches[0]!.parts ?? 0) >= 3, `parts: ${done.fetches[0]!.parts}`);
+    }
+    stream.asked.length = 0;
+    const dir = await Deno.makeTempDir({ prefix: "flowstate-events-" });
+    try {
+      const port = freePort();
+      let server = await startServer({ env, statesDir: dir, port });
+      try {
+        const task = await server.createTask({ code, input: { url: stream.url } });
+        await waitFor(async () => {
+          const view = await server.task(task.id);
+          return (view.fetchRequests?.[0]?.receivedParts ?? 0) >= 2;
+        }, { timeoutMs: 15_000, message: "the stream's second part" });
+        await server.kill();
+        await server.close();
+        server = await startServer({ env, statesDir: dir, port });
+        const done = await server.waitForTask(task.id);
+        assertEquals(done.error, undefined);
+        assertEquals(done.result, { text: EXPECTED_TEXT, count: 20, reconnects: 1 });
+        assertEquals(stream.asked.length, 2);
+        assertEquals(stream.asked[0], null);
+        assert(Number(stream.asked[1]) >= 1, `resumed after event ${stream.asked[1]}`);
+        assertMatch(done.logs.map((line) => line.message).join("\n"), /stream cut after event/);
+      } finally {
+        await server.close();
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  } finally {
+    await stream.close();
   }
 });
