@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertInstanceOf, assertRejects } from "@std/assert";
 import { join } from "node:path";
 import { FileTaskStore } from "../lib/store/file_task_store.ts";
+import { waitFor } from "../testing/wait.ts";
 import { ConflictError, UnavailableError } from "../lib/errors.ts";
 import type { TaskEvent, TaskRecord } from "../lib/service/task_types.ts";
 import {
@@ -105,7 +106,7 @@ Deno.test("FileTaskStore writes the record pretty-printed and the journal as eve
     assertEquals(written.eventsBytes, byteLength(firstSave));
     assertEquals(await listDir(dir), ["t1.journal.jsonl", "t1.json"]);
 
-    const next = { ...written, pauseCount: 2 };
+    const next = { ...written, status: "completed" as const, pauseCount: 2 };
     const again = await store.save(next, [logEvent("bye")]);
     assertEquals(await Deno.readTextFile(recordPath), JSON.stringify(again, null, 2) + "\n");
     const text = firstSave + line(logEvent("bye")) + commitText(next);
@@ -114,6 +115,37 @@ Deno.test("FileTaskStore writes the record pretty-printed and the journal as eve
     // The code and the input are in the first commit only.
     assertEquals(text.split(JSON.stringify(created.code)).length, 2);
     assertEquals(text.split(JSON.stringify(created.input)).length, 2);
+  });
+});
+
+Deno.test("a pause after a pause defers its record write: reads catch up from the journal, the file follows within a second or at close, and any other save writes it at once", async () => {
+  await withStoreDir(async (dir) => {
+    await using store = new FileTaskStore(dir);
+    const recordPath = join(dir, "t1.json");
+    const onDisk = async () => JSON.parse(await Deno.readTextFile(recordPath)) as TaskRecord;
+    const first = await store.save(makeRecord("t1"), [logEvent("a")]);
+    let record = first;
+    for (let pause = 2; pause <= 4; pause++) {
+      record = await store.save({ ...record, pauseCount: pause }, [logEvent(`p${pause}`)]);
+    }
+    // The journal has every commit; the file still holds the first save.
+    assertEquals(await onDisk(), first);
+    assertEquals(await store.readRecord("t1"), record);
+    assertEquals(await new FileTaskStore(dir).loadAll(), { tasks: [record], skipped: [] });
+    // Within DEFER_MS the file is written once, with the latest record.
+    await waitFor(async () => (await onDisk()).pauseCount === 4, { timeoutMs: 3_000 });
+    assertEquals(await onDisk(), record);
+
+    record = await store.save({ ...record, pauseCount: 5 }, [logEvent("p5")]);
+    await store.close();
+    assertEquals(await onDisk(), record, "close() makes the deferred write");
+
+    record = await store.save({ ...record, pauseCount: 6 }, [logEvent("p6")]);
+    const done = await store.save({ ...record, status: "completed" }, [logEvent("end")]);
+    assertEquals(await onDisk(), done, "a save of another status writes at once");
+    await store.close();
+    assertEquals(await onDisk(), done, "and the deferred write it replaced never lands");
+    assertEquals(await listDir(dir), ["t1.journal.jsonl", "t1.json"]);
   });
 });
 
@@ -133,11 +165,13 @@ Deno.test("the first save writes the record durably; a later save flushes the jo
         record = await store.save({ ...record, pauseCount: record.pauseCount + 1 }, events);
       });
       assertEquals(later, { sync: 0, syncData: 1 });
-      assertEquals(
-        await Deno.readTextFile(join(dir, "t1.json")),
-        JSON.stringify(record, null, 2) + "\n",
-      );
+      assertEquals(await store.readRecord("t1"), record);
     }
+    await store.close();
+    assertEquals(
+      await Deno.readTextFile(join(dir, "t1.json")),
+      JSON.stringify(record, null, 2) + "\n",
+    );
 
     await using unflushed = new FileTaskStore(join(dir, "off"), { fsync: false });
     await unflushed.loadAll();
@@ -301,8 +335,9 @@ Deno.test("a save whose record cannot be replaced is taken back from the journal
     await Deno.rename(recordPath, aside);
     await Deno.mkdir(recordPath);
     await Deno.writeTextFile(join(recordPath, "inside"), "x");
+    // Not a pause after a pause, whose record write is deferred: this one is written now.
     const error = await assertRejects(
-      () => store.save({ ...before, pauseCount: 2 }, [logEvent("b")]),
+      () => store.save({ ...before, status: "running", pauseCount: 2 }, [logEvent("b")]),
       UnavailableError,
     );
     assert(error.message.startsWith('Cannot save task "t1": '), error.message);
@@ -551,7 +586,11 @@ Deno.test("a save whose record's temp file cannot be written is taken back from 
       };
       try {
         const error = await assertRejects(
-          () => store.save({ ...record, pauseCount: record.pauseCount + 1 }, [logEvent("b")]),
+          () =>
+            store.save(
+              { ...record, status: "running", pauseCount: record.pauseCount + 1 },
+              [logEvent("b")],
+            ),
           UnavailableError,
         );
         assertEquals(error.message, 'Cannot save task "t1": Permission denied (os error 13)');

@@ -9,7 +9,9 @@
  * - `<id>.json`: the {@link TaskRecord}, pretty-printed: a readable cache of the journal's
  *   last commit, replaced atomically (temp file, rename) after it, without a flush. Only a
  *   task's first save writes it durably (temp file, fsync, rename, directory fsync), which
- *   also makes the new journal's directory entry durable.
+ *   also makes the new journal's directory entry durable. A pause that follows a pause
+ *   defers the write (`deferred_records.ts`: at most a second, once for all the pauses in
+ *   between), but under an integrity key; `close()` makes the deferred writes.
  *
  * The record's `eventsBytes` is the size of the journal up to the end of the commit line
  * it was written with; the commit point is the end of the journal's last complete commit
@@ -46,6 +48,7 @@ import {
   writeTempFile,
 } from "./atomic_file.ts";
 import { OpenJournals } from "./open_journals.ts";
+import { DeferredRecords } from "./deferred_records.ts";
 import {
   BadRequestError,
   ConflictError,
@@ -187,6 +190,8 @@ export class FileTaskStore implements TaskStore {
   readonly #journalSizes = new Map<string, number>();
   /** Handles of the journals appended to lately (see `open_journals.ts`). */
   readonly #journals = new OpenJournals();
+  /** Record writes deferred after a pause that followed a pause. */
+  readonly #deferred = new DeferredRecords();
   readonly #encoder = new TextEncoder();
   readonly #mac: JournalMac | undefined;
   readonly #cipher: JournalCipher | undefined;
@@ -356,6 +361,7 @@ export class FileTaskStore implements TaskStore {
       throw unavailable(`Cannot remove task "${id}"`, error);
     }
     try {
+      await this.#deferred.settle(id);
       await this.#removeFiles(id);
     } catch (error) {
       // Invisible from now on; the next open() removes the files again.
@@ -376,6 +382,7 @@ export class FileTaskStore implements TaskStore {
    * index file. The store may be used again afterwards (it opens what it needs anew).
    */
   async close(): Promise<void> {
+    await this.#deferred.flush();
     while (this.#background.size > 0) await Promise.allSettled([...this.#background]);
     this.#journals.closeAll();
     await this.#indexFile.close();
@@ -527,28 +534,37 @@ export class FileTaskStore implements TaskStore {
     const eventsBytes = committed + lines.length;
     const text = JSON.stringify({ ...record, eventsBytes }, null, RECORD_INDENT) + "\n";
     const recordPath = this.#recordPath(id);
+    // A pause after a pause defers its record write (see `deferred_records.ts`): the commit
+    // line just appended holds the record. Every other save writes it now, and so does every
+    // save under an integrity key, where the record file's length is the witness that no
+    // committed line was cut from the journal's end.
+    const defer = !this.#mac && committed > 0 && plain.status === TaskStatus.Paused &&
+      before?.status === TaskStatus.Paused && plain.overrunAt === undefined;
     // The first save writes the record durably: flushed, then renamed, then the directory
     // flushed, which makes the journal created just before durable too.
     const durable = this.#fsync && committed === 0;
+    if (!defer) await this.#deferred.settle(id);
     // The record's temp file is written while the journal commits, and renamed after.
-    const staged = writeTempFile(recordPath, text, { fsync: durable });
-    staged.catch(() => {}); // Handled below, once the journal half has settled.
+    const staged = defer ? undefined : writeTempFile(recordPath, text, { fsync: durable });
+    staged?.catch(() => {}); // Handled below, once the journal half has settled.
     try {
       await this.#append(id, committed, lines);
     } catch (error) {
       this.#chains.delete(id);
-      await staged.then((tempPath) => Deno.remove(tempPath)).catch(() => {});
+      await staged?.then((tempPath) => Deno.remove(tempPath)).catch(() => {});
       if (becomesActive) this.#restoreIndex(id, plain.createdAt, before);
       throw error;
     }
     if (chain !== undefined) this.#chains.set(id, { bytes: eventsBytes, mac: chain });
-    try {
-      await renameIntoPlace(await staged, recordPath, { fsync: durable });
-    } catch (error) {
-      await this.#takeBack(id, committed);
-      if (becomesActive) this.#restoreIndex(id, plain.createdAt, before);
-      throw unavailable(`Cannot save task "${id}"`, error);
-    }
+    if (staged) {
+      try {
+        await renameIntoPlace(await staged, recordPath, { fsync: durable });
+      } catch (error) {
+        await this.#takeBack(id, committed);
+        if (becomesActive) this.#restoreIndex(id, plain.createdAt, before);
+        throw unavailable(`Cannot save task "${id}"`, error);
+      }
+    } else this.#deferred.defer(id, recordPath, text);
     this.#index.set(summary);
     if (isFinished(plain.status)) {
       // Nothing is kept in memory per finished task: a later save (a retry) checks anew.
