@@ -153,3 +153,27 @@ Deno.test("a plain endless loop times out without the clock explanation", async 
   );
   assert.doesNotMatch(error.message, /stands still/);
 });
+
+Deno.test("interfaces have the Web IDL shape: enumerable operations and attributes, lengths counting the required arguments", async () => {
+  const result = await guest(`const enumerable = (target, name) =>
+  Object.getOwnPropertyDescriptor(target, name).enumerable;
+[
+  [URL.length, URL.parse.length, URL.canParse.length, Request.length, Headers.length,
+   Blob.length, File.length, Event.length, CustomEvent.length, AbortSignal.abort.length,
+   Response.json.length, new TextDecoder().decode.length, URLSearchParams.prototype.has.length,
+   URLSearchParams.prototype.delete.length, URLSearchParams.prototype.forEach.length,
+   Headers.prototype.forEach.length, FormData.prototype.forEach.length, Blob.prototype.slice.length],
+  [enumerable(URL.prototype, "href"), enumerable(URL, "parse"),
+   enumerable(URLSearchParams.prototype, "append"), enumerable(Headers.prototype, "get"),
+   enumerable(Response.prototype, "clone"), enumerable(Request.prototype, "url"),
+   enumerable(Blob.prototype, "slice"), enumerable(AbortSignal.prototype, "aborted"),
+   enumerable(TextEncoder.prototype, "encode")],
+  [enumerable(URL.prototype, "constructor"), enumerable(URL, "prototype"), enumerable(URL, "length"),
+   Object.getOwnPropertyDescriptor(URLSearchParams.prototype, Symbol.iterator).enumerable],
+]`);
+  assert.deepEqual(result, [
+    [1, 1, 1, 1, 0, 0, 2, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 0],
+    [true, true, true, true, true, true, true, true, true],
+    [false, false, false, false],
+  ]);
+});

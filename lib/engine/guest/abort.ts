@@ -107,7 +107,7 @@ function abortFactory(core: GuestCore, use: GuestUse): GuestExports {
       for (const algorithm of algorithms) algorithm(this.#reason);
       this.dispatchEvent(events.trust(new Event("abort")));
     }
-    static abort(reason?: unknown): AbortSignal {
+    static abort(reason: unknown = undefined): AbortSignal {
       const signal = create();
       signalAbort(signal, reason);
       return signal;
@@ -214,6 +214,7 @@ function abortFactory(core: GuestCore, use: GuestUse): GuestExports {
     algorithm(signal.reason);
     return noop;
   };
+  for (const ctor of [AbortController, AbortSignal]) core.webIdl(ctor);
   return { AbortController, AbortSignal, onAbort };
 }
 

@@ -83,7 +83,7 @@ function blobFactory(core: GuestCore, use: GuestUse): GuestExports {
         blob.#bytes = bytes;
       };
     }
-    constructor(parts?: unknown, options?: unknown) {
+    constructor(parts: unknown = undefined, options?: unknown) {
       if (options !== undefined && options !== null && typeof options !== "object") {
         throw new TypeErrorCtor("Failed to construct 'Blob': options must be an object");
       }
@@ -137,7 +137,7 @@ function blobFactory(core: GuestCore, use: GuestUse): GuestExports {
     get type(): string {
       return this.#type;
     }
-    slice(start?: unknown, end?: unknown, contentType?: unknown): Blob {
+    slice(start: unknown = undefined, end?: unknown, contentType?: unknown): Blob {
       const size = this.#bytes.length;
       const from = relative(start, size, 0);
       const to = relative(end, size, size);
@@ -182,7 +182,7 @@ function blobFactory(core: GuestCore, use: GuestUse): GuestExports {
   class File extends Blob {
     #name: string;
     #lastModified: number;
-    constructor(bits: unknown, name: unknown, options?: unknown) {
+    constructor(bits: unknown, name: unknown, options: unknown = undefined) {
       if (arguments.length < 2) {
         throw new TypeErrorCtor("Failed to construct 'File': 2 arguments required");
       }
@@ -217,6 +217,7 @@ function blobFactory(core: GuestCore, use: GuestUse): GuestExports {
     adopt(blob, bytes);
     return blob;
   };
+  for (const ctor of [Blob, File]) core.webIdl(ctor);
   return { Blob, File, bytesOf, make, utf8, normalizeType, decodeUtf8 };
 }
 

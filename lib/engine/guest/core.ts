@@ -34,6 +34,25 @@ export function guestCore(host: GuestHost): GuestCore {
     hasOwn.call(obj, key) ? (obj as Record<string, unknown>)[key] : undefined;
   const hide = (obj: object, name: PropertyKey, value: unknown) =>
     defineProperty(obj, name, { value, writable: true, configurable: true, enumerable: false });
+  // Web IDL makes the operations and attributes of an interface enumerable, on its
+  // prototype and (static ones) on the interface object; a class's are not.
+  const getOwnPropertyNames = Object.getOwnPropertyNames;
+  const getOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
+  const enumerate = (target: object, skip: readonly string[]) => {
+    const names = getOwnPropertyNames(target);
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!;
+      if (skip.indexOf(name) !== -1) continue;
+      const descriptor = getOwnPropertyDescriptor(target, name)!;
+      if (!descriptor.configurable || descriptor.enumerable) continue;
+      descriptor.enumerable = true;
+      defineProperty(target, name, descriptor);
+    }
+  };
+  const webIdl = (ctor: abstract new (...args: never[]) => unknown) => {
+    enumerate(ctor.prototype as object, ["constructor"]);
+    enumerate(ctor, ["length", "name", "prototype"]);
+  };
   const describe = (value: unknown): string => {
     if (typeof value === "string") return value;
     if (value instanceof ErrorCtor) {
@@ -138,6 +157,7 @@ export function guestCore(host: GuestHost): GuestCore {
     isToken,
     own,
     hide,
+    webIdl,
     describe,
   };
 }

@@ -374,6 +374,7 @@ function cryptoFactory(core: GuestCore, use: GuestUse): GuestExports {
   allowed = true;
   const crypto = new Crypto();
   allowed = false;
+  for (const ctor of [Crypto, CryptoKey, SubtleCrypto]) core.webIdl(ctor);
   return { crypto, Crypto, CryptoKey, SubtleCrypto };
 }
 

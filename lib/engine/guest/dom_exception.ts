@@ -85,6 +85,7 @@ function domExceptionFactory(core: GuestCore): GuestExports {
     defineProperty(DOMException, constants[i]!, descriptor);
     defineProperty(DOMException.prototype, constants[i]!, descriptor);
   }
+  core.webIdl(DOMException);
   return { DOMException };
 }
 

@@ -96,7 +96,7 @@ function encodingFactory(core: GuestCore, use: GuestUse): GuestExports {
     get ignoreBOM(): boolean {
       return this.#ignoreBOM;
     }
-    decode(input?: unknown, options?: { stream?: unknown }): string {
+    decode(input: unknown = undefined, options?: { stream?: unknown }): string {
       if (options !== undefined && options !== null && typeof options !== "object") {
         throw new TypeErrorCtor("TextDecoder.decode: options must be an object");
       }
@@ -117,6 +117,7 @@ function encodingFactory(core: GuestCore, use: GuestUse): GuestExports {
       return "TextDecoder";
     }
   }
+  for (const ctor of [TextEncoder, TextDecoder]) core.webIdl(ctor);
   return { TextEncoder, TextDecoder };
 }
 

@@ -98,7 +98,7 @@ function eventsFactory(core: GuestCore, use: GuestUse): GuestExports {
       };
       stopped = (event) => [event.#stop, event.#stopImmediate];
     }
-    constructor(type: unknown, init?: EventInit | null) {
+    constructor(type: unknown, init: EventInit | null | undefined = undefined) {
       need(arguments.length, 1, "Failed to construct 'Event'");
       if (init !== undefined && init !== null && typeof init !== "object") {
         throw new TypeErrorCtor("Failed to construct 'Event': the init must be an object");
@@ -195,7 +195,10 @@ function eventsFactory(core: GuestCore, use: GuestUse): GuestExports {
 
   class CustomEvent extends Event {
     #detail: unknown;
-    constructor(type: unknown, init?: (EventInit & { detail?: unknown }) | null) {
+    constructor(
+      type: unknown,
+      init: (EventInit & { detail?: unknown }) | null | undefined = undefined,
+    ) {
       need(arguments.length, 1, "Failed to construct 'CustomEvent'");
       super(type, init);
       this.#detail = init && init.detail !== undefined ? init.detail : null;
@@ -221,7 +224,7 @@ function eventsFactory(core: GuestCore, use: GuestUse): GuestExports {
   };
   class ErrorEvent extends Event {
     #init: ErrorInit;
-    constructor(type: unknown, init?: ErrorInit | null) {
+    constructor(type: unknown, init: ErrorInit | null | undefined = undefined) {
       need(arguments.length, 1, "Failed to construct 'ErrorEvent'");
       super(type, init);
       this.#init = init ?? {};
@@ -375,6 +378,7 @@ function eventsFactory(core: GuestCore, use: GuestUse): GuestExports {
     if (!handled) hostLog("error", "Uncaught " + describe(error));
   };
 
+  for (const ctor of [Event, CustomEvent, ErrorEvent, EventTarget]) core.webIdl(ctor);
   return {
     Event,
     CustomEvent,

@@ -121,7 +121,11 @@ function formDataFactory(core: GuestCore, use: GuestUse): GuestExports {
       for (const entry of this.#list) if (entry[0] === key) return true;
       return false;
     }
-    forEach(callback: (value: unknown, name: string, form: FormData) => void, thisArg?: unknown) {
+    forEach(
+      callback: (value: unknown, name: string, form: FormData) => void,
+      ...optional: unknown[]
+    ) {
+      const thisArg = optional[0];
       if (typeof callback !== "function") {
         throw new TypeErrorCtor("FormData.forEach: the callback is not a function");
       }
@@ -155,6 +159,7 @@ function formDataFactory(core: GuestCore, use: GuestUse): GuestExports {
     adopt(form, entries);
     return form;
   };
+  core.webIdl(FormData);
   return { FormData, entriesOf, fromEntries };
 }
 

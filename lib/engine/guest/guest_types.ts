@@ -127,6 +127,11 @@ export interface GuestCore {
   own(obj: object, key: string): unknown;
   /** Defines a writable, configurable, non-enumerable data property. */
   hide(obj: object, name: PropertyKey, value: unknown): void;
+  /**
+   * Makes the string-named members of class `ctor` (prototype and static) enumerable, as
+   * Web IDL defines an interface's operations and attributes.
+   */
+  webIdl(ctor: abstract new (...args: never[]) => unknown): void;
   /** One console argument as text. */
   describe(value: unknown): string;
 }

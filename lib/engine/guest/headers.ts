@@ -53,7 +53,7 @@ function headersFactory(core: GuestCore): GuestExports {
   class Headers {
     #list: Entry[] = [];
     #immutable = false;
-    constructor(init?: HeadersInit, guard?: unknown) {
+    constructor(init: HeadersInit | undefined = undefined, guard?: unknown) {
       if (guard === TRUSTED) {
         this.#list = init as unknown as Entry[];
         this.#immutable = true;
@@ -184,7 +184,11 @@ function headersFactory(core: GuestCore): GuestExports {
       }
       return out;
     }
-    forEach(callback: (value: string, name: string, headers: Headers) => void, thisArg?: unknown) {
+    forEach(
+      callback: (value: string, name: string, headers: Headers) => void,
+      ...optional: unknown[]
+    ) {
+      const thisArg = optional[0];
       if (typeof callback !== "function") {
         throw new TypeErrorCtor("Headers.forEach: the callback is not a function");
       }
@@ -245,6 +249,7 @@ function headersFactory(core: GuestCore): GuestExports {
     weakSet.call(targets, iterator, [headers, kind, 0]);
     return iterator;
   }
+  core.webIdl(Headers);
   return { Headers, IMMUTABLE, TRUSTED };
 }
 

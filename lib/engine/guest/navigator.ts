@@ -32,6 +32,7 @@ function navigatorFactory(core: GuestCore): GuestExports {
   }
   const navigator = new Navigator();
   allowed = false;
+  core.webIdl(Navigator);
   return { navigator, Navigator };
 }
 

@@ -29,6 +29,7 @@ function performanceFactory(core: GuestCore): GuestExports {
   }
   const performance = new Performance();
   allowed = false;
+  core.webIdl(Performance);
   return { performance, Performance };
 }
 

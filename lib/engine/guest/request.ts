@@ -97,7 +97,7 @@ function requestFactory(core: GuestCore, use: GuestUse): GuestExports {
       fieldsOf = (o) =>
         o !== null && typeof o === "object" && #fields in o ? (o as Request).#fields : undefined;
     }
-    constructor(input: unknown, init?: unknown) {
+    constructor(input: unknown, init: unknown = undefined) {
       if (arguments.length < 1) fail("1 argument required, but only 0 present");
       if (init !== undefined && init !== null && typeof init !== "object") {
         fail("init must be an object");
@@ -315,6 +315,7 @@ function requestFactory(core: GuestCore, use: GuestUse): GuestExports {
   };
   const bodyOf: RequestExports["bodyOf"] = (request) => fieldsOf(request)!.body;
   const signalOf: RequestExports["signalOf"] = (request) => fieldsOf(request)!.signal;
+  core.webIdl(Request);
   return { Request, forFetch, bodyOf, signalOf };
 }
 

@@ -169,7 +169,7 @@ function responseFactory(core: GuestCore, use: GuestUse): GuestExports {
       const headers = new Headers([["location", parsed.href]], TRUSTED);
       return build(code, "", headers, null, null, "default", "", false);
     }
-    static json(data: unknown, init?: unknown): Response {
+    static json(data: unknown = undefined, init?: unknown): Response {
       const text = JSONstringify(data);
       if (text === undefined) {
         throw new TypeErrorCtor("Response.json: the data cannot be serialised as JSON");
@@ -271,6 +271,7 @@ function responseFactory(core: GuestCore, use: GuestUse): GuestExports {
       (use("bodyabort") as unknown as BodyAbortExports).abortBody(state, reason);
     });
   };
+  core.webIdl(Response);
   return { Response, fromHost, watchAbort };
 }
 

@@ -101,6 +101,7 @@ function textStreamsFactory(core: GuestCore, use: GuestUse): GuestExports {
       return "TextDecoderStream";
     }
   }
+  for (const ctor of [TextEncoderStream, TextDecoderStream]) core.webIdl(ctor);
   return { TextEncoderStream, TextDecoderStream };
 }
 

@@ -57,8 +57,10 @@ function urlFactory(core: GuestCore, use: GuestUse): GuestExports {
     static {
       setSearch = (url, search) => url.#set("search", search);
     }
-    constructor(url: unknown, base?: unknown) {
+    // `URL.length` is 1, as Web IDL counts the required arguments.
+    constructor(url: unknown, ...optional: unknown[]) {
       need(arguments.length, 1, "Failed to construct 'URL'");
+      const base = optional[0];
       const input = usv(url);
       const parts = ask("url.parse", base === undefined ? [input] : [input, usv(base)]);
       if (parts === null) {
@@ -69,17 +71,18 @@ function urlFactory(core: GuestCore, use: GuestUse): GuestExports {
       }
       this.#parts = parts as Parts;
     }
-    static parse(url: unknown, base?: unknown): URL | null {
+    static parse(url: unknown, ...optional: unknown[]): URL | null {
       need(arguments.length, 1, "Failed to execute 'parse' on 'URL'");
       try {
-        return new URL(url, base);
+        return new URL(url, optional[0]);
       } catch {
         return null;
       }
     }
-    static canParse(url: unknown, base?: unknown): boolean {
+    static canParse(url: unknown, ...optional: unknown[]): boolean {
       need(arguments.length, 1, "Failed to execute 'canParse' on 'URL'");
       const input = usv(url);
+      const base = optional[0];
       return ask("url.parse", base === undefined ? [input] : [input, usv(base)]) !== null;
     }
     #set(part: string, value: unknown): void {
@@ -228,8 +231,9 @@ function urlFactory(core: GuestCore, use: GuestUse): GuestExports {
       arrayPush.call(this.#list, [usv(name), usv(value)]);
       this.#update();
     }
-    delete(name: unknown, value?: unknown): void {
+    delete(name: unknown, ...optional: unknown[]): void {
       need(arguments.length, 1, "Failed to execute 'delete' on 'URLSearchParams'");
+      const value = optional[0];
       const key = usv(name);
       const only = value === undefined ? undefined : usv(value);
       const list = this.#list;
@@ -253,8 +257,9 @@ function urlFactory(core: GuestCore, use: GuestUse): GuestExports {
       for (const pair of this.#list) if (pair[0] === key) arrayPush.call(out, pair[1]);
       return out;
     }
-    has(name: unknown, value?: unknown): boolean {
+    has(name: unknown, ...optional: unknown[]): boolean {
       need(arguments.length, 1, "Failed to execute 'has' on 'URLSearchParams'");
+      const value = optional[0];
       const key = usv(name);
       const only = value === undefined ? undefined : usv(value);
       for (const pair of this.#list) {
@@ -289,9 +294,10 @@ function urlFactory(core: GuestCore, use: GuestUse): GuestExports {
     }
     forEach(
       callback: (value: string, name: string, params: URLSearchParams) => void,
-      thisArg?: unknown,
+      ...optional: unknown[]
     ): void {
       need(arguments.length, 1, "Failed to execute 'forEach' on 'URLSearchParams'");
+      const thisArg = optional[0];
       if (typeof callback !== "function") {
         throw new TypeErrorCtor("URLSearchParams.forEach: the callback is not a function");
       }
@@ -319,6 +325,7 @@ function urlFactory(core: GuestCore, use: GuestUse): GuestExports {
       return "URLSearchParams";
     }
   }
+  for (const ctor of [URL, URLSearchParams]) core.webIdl(ctor);
   return { URL, URLSearchParams };
 }
 
