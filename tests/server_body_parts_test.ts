@@ -96,6 +96,9 @@ for (;;) {
     assertEquals(trickle.size, 11);
     assert(trickle.parts !== undefined && trickle.parts >= 2, `parts: ${trickle.parts}`);
     assertEquals(trickle.receiving, undefined);
+    // A response in parts is one fetch in the metrics: two fetches, both answered.
+    const metrics = (await server.request("/metrics")).text;
+    assertMatch(metrics, /^flowstate_fetches_total\{outcome="ok"\} 2$/m);
   } finally {
     await api.close();
   }

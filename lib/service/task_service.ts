@@ -441,7 +441,10 @@ export class FlowTaskService implements TaskService {
       const record = await this.#record(taskId);
       this.#assertPending(record, response.id);
       const request = record.pending.find((pending) => pending.id === response.id);
-      this.#deps.metrics?.fetchDelivered(response, request?.timestamp);
+      // A response in parts is one fetch, counted at its first part.
+      if ((response.part ?? 0) === 0) {
+        this.#deps.metrics?.fetchDelivered(response, request?.timestamp);
+      }
       const outcome = await this.#resume(record, { type: "response", response });
       if (!outcome.ok && outcome.error.kind === "stale") {
         throw new ConflictError(outcome.error.message);
