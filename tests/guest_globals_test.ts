@@ -170,10 +170,12 @@ Deno.test("interfaces have the Web IDL shape: enumerable operations and attribut
    enumerable(TextEncoder.prototype, "encode")],
   [enumerable(URL.prototype, "constructor"), enumerable(URL, "prototype"), enumerable(URL, "length"),
    Object.getOwnPropertyDescriptor(URLSearchParams.prototype, Symbol.iterator).enumerable],
+  [URLSearchParams, Headers, FormData].map((C) => C.prototype[Symbol.iterator] === C.prototype.entries),
 ]`);
   assert.deepEqual(result, [
     [1, 1, 1, 1, 0, 0, 2, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 0],
     [true, true, true, true, true, true, true, true, true],
     [false, false, false, false],
+    [true, true, true],
   ]);
 });

@@ -49,9 +49,21 @@ export function guestCore(host: GuestHost): GuestCore {
       defineProperty(target, name, descriptor);
     }
   };
+  const iterator = Symbol.iterator;
   const webIdl = (ctor: abstract new (...args: never[]) => unknown) => {
-    enumerate(ctor.prototype as object, ["constructor"]);
+    const proto = ctor.prototype as Record<PropertyKey, unknown>;
+    enumerate(proto, ["constructor"]);
     enumerate(ctor, ["length", "name", "prototype"]);
+    // A pair iterable's @@iterator is its `entries` function itself (the class's own
+    // @@iterator, which says to TypeScript that it is iterable, is replaced by it).
+    if (hasOwn.call(proto, "entries") && hasOwn.call(proto, iterator)) {
+      defineProperty(proto, iterator, {
+        value: proto.entries,
+        writable: true,
+        configurable: true,
+        enumerable: false,
+      });
+    }
   };
   const describe = (value: unknown): string => {
     if (typeof value === "string") return value;
