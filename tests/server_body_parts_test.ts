@@ -116,16 +116,18 @@ const first = (await reader.read()).value.length > 0;
 controller.abort();
 const outcome = (p) => p.then(() => "resolved", (e) => e.name);
 const read = await outcome(reader.read());
-let closed = 0;
-for (let i = 0; i < 100 && closed === 0; i++) {
-  closed = (await (await fetch(${lit(api.url("/state"))})).json()).closed;
+/** The upstream's count of closed connections, once it reaches n (100 tries). */
+async function closedReaching(n) {
+  let closed = 0;
+  for (let i = 0; i < 100 && closed < n; i++) {
+    closed = (await (await fetch(${lit(api.url("/state"))})).json()).closed;
+  }
+  return closed;
 }
+await closedReaching(1);
 const cancelled = await fetch(${lit(api.url("/endless"))});
 await cancelled.body.cancel();
-for (let i = 0; i < 100 && closed < 2; i++) {
-  closed = (await (await fetch(${lit(api.url("/state"))})).json()).closed;
-}
-[first, read, closed]`,
+[first, read, await closedReaching(2)]`,
     });
     const done = await server.waitForTask(task.id);
     assertEquals(done.error, undefined);

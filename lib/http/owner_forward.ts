@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { concat } from "@std/bytes/concat";
 import { UnavailableError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { App } from "./app.ts";
@@ -159,11 +160,5 @@ async function readUpTo(
       return { rest };
     }
   }
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.length;
-  }
-  return { bytes };
+  return { bytes: concat(chunks) };
 }

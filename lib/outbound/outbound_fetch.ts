@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { concat } from "@std/bytes/concat";
 import type { ByteHold } from "./byte_budget.ts";
 import { EgressDeniedError, type EgressPolicy } from "./egress_policy.ts";
 import { pinnedClient } from "./pinned_client.ts";
@@ -387,18 +388,6 @@ async function readBounded(
     reader.releaseLock();
   }
   return concat(chunks);
-}
-
-/** The chunks as one array. */
-function concat(chunks: Uint8Array<ArrayBuffer>[]): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const bytes = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0));
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return bytes;
 }
 
 /** What `promise` resolves with, or `undefined` when `ms` pass first (`Infinity`: never). */

@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { concat } from "@std/bytes/concat";
 import { decodeBody, encodeBody, type FetchRequest, type FetchResponse } from "../engine/mod.ts";
 import type { TaskEvent } from "../store/mod.ts";
 import type { FetchDetailView, FetchLogView } from "./task_types.ts";
@@ -129,9 +130,9 @@ function detailOf(entry: Entry): FetchDetailView {
   if (!response) return view;
   if (response.statusText !== undefined) view.statusText = response.statusText;
   if (response.error !== undefined) view.error = response.error;
-  if (response.bodyPending) return withParts(view, response, entry.later ?? []);
   view.respondedAt = new Date(response.timestamp ?? entry.respondedAt!).toISOString();
   if (response.headers) view.headers = redactHeaders(response.headers);
+  if (response.bodyPending) return withParts(view, response, entry.later ?? []);
   if (response.attempts) view.attempts = response.attempts;
   const body = bodyOf(response);
   if (body) {
@@ -142,14 +143,12 @@ function detailOf(entry: Entry): FetchDetailView {
   return view;
 }
 
-/** The view of a response that arrived in parts: `first`, then `later` ones. */
+/** The body, error and parts of a response that arrived in parts: `first`, then `later`. */
 function withParts(
   view: FetchDetailView,
   first: FetchResponse,
   later: FetchResponse[],
 ): FetchDetailView {
-  view.respondedAt = new Date(first.timestamp ?? Date.parse(view.requestedAt)).toISOString();
-  if (first.headers) view.headers = redactHeaders(first.headers);
   const parts = [first, ...later];
   const last = parts.at(-1)!;
   view.parts = parts.length;
@@ -160,15 +159,9 @@ function withParts(
     const bytes = part.error === undefined ? decodeBody(part) : undefined;
     return bytes ? [bytes] : [];
   });
-  const size = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
-  if (size === 0) return view;
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  view.size = size;
+  const bytes: Uint8Array = concat(chunks);
+  if (bytes.byteLength === 0) return view;
+  view.size = bytes.byteLength;
   const fields = encodeBody(bytes);
   if ("body" in fields) view.body = fields.body;
   else view.bodyBase64 = fields.bodyBase64;
